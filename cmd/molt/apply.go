@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/molt-dev/molt/reconciler"
+	"github.com/spf13/cobra"
+)
+
+func newApplyCmd(e *env) *cobra.Command {
+	var src sourceFlags
+	var stateDir, level string
+	var timeout time.Duration
+	var retry bool
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Converge the live fleet to a commit once, then exit",
+		Long: `apply validates the fleet at a commit, then provisions new instances and
+retires old ones, one step at a time, until the live fleet matches it. The
+instances and the router keep running after apply exits. A rollout that
+fails (an instance that dies or fails its health check, or a missed
+progressDeadline) is rolled back, and the revision is recorded as failed:
+apply does not try it again unless --retry is given.
+
+apply can be killed at any moment: the next apply picks up where it was.
+
+Exit status: 0 converged, 1 the rollout failed and was rolled back (or an
+error), 64 usage error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log := logger(e, level)
+			release, err := lockState(stateDir)
+			if err != nil {
+				return err
+			}
+			defer release()
+			d, err := loadDesired(ctx, src, filepath.Join(stateDir, "git"), log)
+			if err := invalid(e, err); err != nil {
+				return err
+			}
+			for _, name := range d.fleet.ServiceNames() {
+				if d.fleet.Services[name].Docker != nil {
+					return &exitError{code: 1, err: fmt.Errorf("service %s runs a docker image: the docker target is not available in this version; only process services can be applied", name)}
+				}
+			}
+			w, err := openWorld(ctx, stateDir, log, true)
+			if err != nil {
+				return err
+			}
+			w.exec.Specs = d.specs
+			if retry {
+				n, err := w.exec.Failures.Clear(d.revision)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					log.Info("retrying a failed revision", "revision", d.revision)
+				}
+			}
+			before, err := failedBefore(w.exec, d)
+			if err != nil {
+				return err
+			}
+			if isTerminal(e.stdout) {
+				w.exec.OnPass = progress(e)
+			}
+			fmt.Fprintf(e.stdout, "applying %s (fleet %s)\n", d.commit.Revision(), d.fleet.Name)
+			actx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			res, err := w.exec.Apply(actx, d.fleet, d.revision)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "provisioned %d, retired %d in %s\n", res.Provisioned, res.Retired, res.Duration.Round(time.Millisecond))
+			failures := append(before, res.Failures...)
+			if len(failures) > 0 {
+				for _, f := range failures {
+					fmt.Fprintf(e.stdout, "rolled back %s: %s\n", f.Service, f.Reason)
+				}
+				return &exitError{code: 1, err: fmt.Errorf("%s: %w (apply --retry tries it again)", d.commit.Revision(), reconciler.ErrFailed)}
+			}
+			fmt.Fprintf(e.stdout, "converged to %s\n", d.commit.Revision())
+			return nil
+		},
+	}
+	src.register(cmd.Flags(), ".")
+	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up (leaving everything as it is) after this long")
+	cmd.Flags().BoolVar(&retry, "retry", false, "try a revision again even though its rollout failed before")
+	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// failedBefore lists the services whose rollout of this revision already
+// failed in an earlier run.
+func failedBefore(x *reconciler.Executor, d desiredState) ([]reconciler.Failure, error) {
+	var out []reconciler.Failure
+	for _, name := range d.fleet.ServiceNames() {
+		f, ok, err := x.Failures.Lookup(d.revision, name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// progress prints one line per service whenever its progress changes.
+func progress(e *env) func(reconciler.Plan) {
+	last := map[string]string{}
+	return func(p reconciler.Plan) {
+		for _, sp := range p.Services {
+			var b strings.Builder
+			fmt.Fprintf(&b, "%s: ", sp.Service)
+			switch {
+			case sp.Failed != "":
+				fmt.Fprintf(&b, "failed (%s), rolling back", sp.Failed)
+			case sp.Converged():
+				b.WriteString("converged")
+			default:
+				fmt.Fprintf(&b, "%d to provision, %d to retire", sp.Provision, sp.Retire)
+				if sp.Waiting != "" {
+					fmt.Fprintf(&b, "; waiting: %s", sp.Waiting)
+				}
+			}
+			if line := b.String(); last[sp.Service] != line {
+				last[sp.Service] = line
+				fmt.Fprintln(e.stdout, line)
+			}
+		}
+	}
+}

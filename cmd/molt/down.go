@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/molt-dev/molt/targets/router"
+	"github.com/spf13/cobra"
+)
+
+func newDownCmd(e *env) *cobra.Command {
+	var stateDir, fleet, level string
+	var assumeYes bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Retire every instance of the state directory and stop the router",
+		Long: `down takes every service out of traffic, retires every instance molt
+created in the state directory (of one fleet with --fleet), and stops the
+router. On a terminal it asks first, unless --yes is given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log := logger(e, level)
+			if !assumeYes {
+				if !isTerminal(e.stdin) {
+					return &usageError{errors.New("down retires every instance: pass --yes when not on a terminal")}
+				}
+				if !yes(e, fmt.Sprintf("Retire every instance in %s and stop the router?", stateDir)) {
+					return &exitError{code: 1, err: errors.New("cancelled")}
+				}
+			}
+			release, err := lockState(stateDir)
+			if err != nil {
+				return err
+			}
+			defer release()
+			w, err := openWorld(ctx, stateDir, log, false)
+			if err != nil {
+				return err
+			}
+			routerUp := w.router.Ping(ctx) == nil
+			if routerUp {
+				table := router.Table{Services: map[string]router.Route{}}
+				if fleet != "" {
+					if table, err = w.router.Table(ctx); err != nil {
+						return err
+					}
+					// Keep other fleets' routes: only drop this fleet's services.
+					insts, err := w.target.List(ctx)
+					if err != nil {
+						return err
+					}
+					for _, in := range insts {
+						if in.Labels.Fleet == fleet {
+							delete(table.Services, in.Labels.Service)
+						}
+					}
+				}
+				if _, err := w.router.Apply(ctx, table); err != nil {
+					return fmt.Errorf("clear route table: %w", err)
+				}
+			}
+			insts, err := w.target.List(ctx)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, in := range insts {
+				if fleet != "" && in.Labels.Fleet != fleet {
+					continue
+				}
+				if err := w.target.Retire(ctx, in.ID); err != nil {
+					return err
+				}
+				n++
+			}
+			fmt.Fprintf(e.stdout, "retired %d instance(s)\n", n)
+			if routerUp && fleet == "" {
+				if err := w.router.Shutdown(ctx); err != nil {
+					return fmt.Errorf("stop router: %w", err)
+				}
+				fmt.Fprintln(e.stdout, "router stopped")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
+	cmd.Flags().StringVar(&fleet, "fleet", "", "retire only this fleet's instances (and keep the router)")
+	cmd.Flags().BoolVarP(&assumeYes, "yes", "y", false, "do not ask")
+	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"path/filepath"
+
+	"github.com/molt-dev/molt/reconciler"
+	"github.com/molt-dev/molt/schema"
+	"github.com/molt-dev/molt/targets/router"
+	"github.com/spf13/cobra"
+)
+
+func newPlanCmd(e *env) *cobra.Command {
+	var src sourceFlags
+	var stateDir, output, level string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what applying a commit would change, per service",
+		Long: `plan validates the fleet at a commit and compares it with the live fleet of
+the state directory. It changes nothing.
+
+Exit status: 0 nothing would change, 2 something would, 1 error (an invalid
+fleet prints its errors as FILE:LINE:COL: message).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log := logger(e, level)
+			var write func(reconciler.Plan) error
+			switch output {
+			case "text":
+				write = func(p reconciler.Plan) error { return p.WriteText(e.stdout) }
+			case "json":
+				write = func(p reconciler.Plan) error { return p.WriteJSON(e.stdout) }
+			case "markdown", "md":
+				write = func(p reconciler.Plan) error { return p.WriteMarkdown(e.stdout) }
+			default:
+				return &usageError{fmt.Errorf("unknown output %q: want text, json or markdown", output)}
+			}
+			d, err := loadDesired(ctx, src, filepath.Join(stateDir, "git"), log)
+			if err := invalid(e, err); err != nil {
+				return err
+			}
+			p, err := planOnce(ctx, stateDir, d, log)
+			if err != nil {
+				return err
+			}
+			if err := write(p); err != nil {
+				return err
+			}
+			if p.Changes() {
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	src.register(cmd.Flags(), ".")
+	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or markdown")
+	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	return cmd
+}
+
+// invalid prints the issues of an invalid fleet and turns them into exit
+// status 1; other errors pass through.
+func invalid(e *env, err error) error {
+	var inv *schema.InvalidError
+	if errors.As(err, &inv) {
+		for _, is := range inv.Issues {
+			fmt.Fprintln(e.stderr, is.String())
+		}
+		return &exitError{code: 1, err: fmt.Errorf("invalid fleet: %d error(s)", len(inv.Issues))}
+	}
+	return err
+}
+
+// planOnce observes the live fleet (without starting anything) and plans.
+func planOnce(ctx context.Context, stateDir string, d desiredState, log *slog.Logger) (reconciler.Plan, error) {
+	w, err := openWorld(ctx, stateDir, log, false)
+	if err != nil {
+		return reconciler.Plan{}, err
+	}
+	w.exec.Router = readOnlyRouter{w.router}
+	w.exec.Specs = d.specs
+	obs, table, err := w.exec.Observe(ctx, d.fleet)
+	if err != nil {
+		return reconciler.Plan{}, err
+	}
+	traffic := reconciler.TrafficOf(table)
+	desired, err := w.exec.Desired(ctx, d.fleet, d.revision, traffic, obs)
+	if err != nil {
+		return reconciler.Plan{}, err
+	}
+	return reconciler.PlanFleet(reconciler.Input{Fleet: d.fleet.Name, Revision: d.revision, Desired: desired,
+		Instances: obs, Traffic: traffic, Now: time.Now()}), nil
+}
+
+// readOnlyRouter reads the route table when a router runs and an empty one
+// otherwise; it never changes anything.
+type readOnlyRouter struct{ c *router.Client }
+
+func (r readOnlyRouter) Table(ctx context.Context) (router.Table, error) {
+	if r.c.Ping(ctx) != nil {
+		return router.Table{}, nil
+	}
+	return r.c.Table(ctx)
+}
+
+func (readOnlyRouter) Apply(context.Context, router.Table) (router.Table, error) {
+	return router.Table{}, errors.New("read-only")
+}
+
+func (readOnlyRouter) Drain(context.Context, []string) error { return errors.New("read-only") }

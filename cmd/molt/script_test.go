@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// helloBin is the demo app, built once for every script.
+var helloBin string
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"molt": func() {
+			ctx, stop := signalNotify()
+			code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
+		},
+	})
+}
+
+// TestScript runs the CLI scripts in testdata/script: one txtar file per
+// behaviour, named <command>_<case>.txtar. MOLT_UPDATE_SCRIPTS=1 rewrites
+// their expected output.
+func TestScript(t *testing.T) {
+	dir := t.TempDir()
+	helloBin = filepath.Join(dir, "hello")
+	build := exec.Command("go", "build", "-o", helloBin, "../../testdata/apps/hello")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build hello: %v\n%s", err, out)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		UpdateScripts:       os.Getenv("MOLT_UPDATE_SCRIPTS") == "1",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("HELLO", helloBin)
+			e.Setenv("HOME", e.WorkDir)
+			e.Setenv("GIT_AUTHOR_NAME", "molt test")
+			e.Setenv("GIT_AUTHOR_EMAIL", "test@example.com")
+			e.Setenv("GIT_COMMITTER_NAME", "molt test")
+			e.Setenv("GIT_COMMITTER_EMAIL", "test@example.com")
+			e.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+			// A short state dir: unix socket paths are limited to ~107 bytes.
+			state, err := os.MkdirTemp("", "ms")
+			if err != nil {
+				return err
+			}
+			e.Setenv("STATE", state)
+			e.Defer(func() {
+				// Whatever a script left running goes with it.
+				// "molt" is on PATH: testscript.Main put a copy of this binary there.
+				_ = exec.Command("molt", "down", "--yes", "--state-dir", state).Run()
+				os.RemoveAll(state)
+			})
+			for _, port := range []string{"PORT1", "PORT2"} {
+				p, err := freePort()
+				if err != nil {
+					return err
+				}
+				e.Setenv(port, p)
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"githttp": cmdGitHTTP,
+			"httpget": cmdHTTPGet,
+		},
+	})
+}
+
+// cmdGitHTTP serves the repositories under a directory with git
+// http-backend for the rest of the script: githttp DIR sets $GITURL.
+func cmdGitHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: githttp DIR")
+	}
+	out, err := exec.Command("git", "--exec-path").Output()
+	ts.Check(err)
+	h := &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + ts.MkAbs(args[0]), "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l)
+	ts.Defer(func() { srv.Close() })
+	ts.Setenv("GITURL", "http://"+l.Addr().String())
+}
+
+// cmdHTTPGet fetches a URL and checks the body: httpget URL WANT.
+// With ! it checks that the request fails.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: httpget URL [WANT]")
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(args[0])
+	if neg {
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				ts.Fatalf("GET %s: %s, want a failure", args[0], resp.Status)
+			}
+		}
+		return
+	}
+	ts.Check(err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ts.Check(err)
+	if resp.StatusCode != http.StatusOK {
+		ts.Fatalf("GET %s: %s: %s", args[0], resp.Status, body)
+	}
+	if len(args) == 2 && !strings.Contains(string(body), args[1]) {
+		ts.Fatalf("GET %s: body %q does not contain %q", args[0], body, args[1])
+	}
+	fmt.Fprintf(ts.Stdout(), "%s", body)
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
+}
+

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/molt-dev/molt/reconciler"
+	"github.com/molt-dev/molt/schema"
+	"github.com/molt-dev/molt/sources/git"
+	"github.com/spf13/pflag"
+)
+
+// sourceFlags say where the desired state comes from.
+type sourceFlags struct {
+	repo string
+	ref  string
+	path string
+}
+
+func (f *sourceFlags) register(fs *pflag.FlagSet, repoDefault string) {
+	fs.StringVar(&f.repo, "repo", repoDefault, "Git repository: a local path, file://, https:// or ssh:// URL")
+	fs.StringVar(&f.ref, "ref", "", "branch, tag or commit to read (default: the remote's default branch)")
+	fs.StringVar(&f.path, "path", ".", "sub-directory of the repository that holds the fleet")
+}
+
+// desiredState is one validated snapshot of the repository.
+type desiredState struct {
+	fleet    *schema.Fleet
+	commit   git.Commit
+	revision string // as written on instances: "main@sha1:<40 hex>"
+	specs    reconciler.SpecSource
+}
+
+// labelRevision is the revision written on instances: the ref name and the
+// full hash, so that a rollback can read that commit again.
+func labelRevision(c git.Commit) string {
+	if c.Ref == "" {
+		return "sha1:" + c.Hash
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(c.Ref, "refs/heads/"), "refs/tags/") + "@sha1:" + c.Hash
+}
+
+// openRepo opens the cache of the repository under cacheDir and fetches it.
+func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (*git.Repo, error) {
+	url := f.repo
+	if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
+		abs, err := filepath.Abs(url)
+		if err != nil {
+			return nil, err
+		}
+		url = abs
+	}
+	repo, err := git.Open(ctx, git.Options{URL: url, CacheDir: cacheDir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := repo.Fetch(ctx); err != nil {
+		return nil, err
+	}
+	return repo, nil
+}
+
+// loadDesired fetches the repository, resolves the ref and validates the
+// fleet at that commit.
+func loadDesired(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (desiredState, error) {
+	repo, err := openRepo(ctx, f, cacheDir, log)
+	if err != nil {
+		return desiredState{}, err
+	}
+	c, err := repo.Resolve(ctx, f.ref)
+	if err != nil {
+		return desiredState{}, err
+	}
+	fleet, err := loadCommit(ctx, repo, c, f.path)
+	if err != nil {
+		return desiredState{}, err
+	}
+	specs := func(ctx context.Context, revision string) (*schema.Fleet, error) {
+		i := strings.LastIndex(revision, "sha1:")
+		if i < 0 {
+			return nil, fmt.Errorf("revision %q names no commit", revision)
+		}
+		old, err := repo.Resolve(ctx, revision[i+len("sha1:"):])
+		if err != nil {
+			return nil, err
+		}
+		return loadCommit(ctx, repo, old, f.path)
+	}
+	return desiredState{fleet: fleet, commit: c, revision: labelRevision(c), specs: specs}, nil
+}
+
+func loadCommit(ctx context.Context, repo *git.Repo, c git.Commit, path string) (*schema.Fleet, error) {
+	fsys, err := repo.Snapshot(ctx, c, path)
+	if err != nil {
+		return nil, err
+	}
+	return schema.Load(fsys, ".")
+}
+
+// stateDirDefault is where molt keeps its state when --state-dir is not
+// given: $MOLT_STATE_DIR, else .molt in the working directory.
+func stateDirDefault() string {
+	if v := os.Getenv("MOLT_STATE_DIR"); v != "" {
+		return v
+	}
+	return ".molt"
+}

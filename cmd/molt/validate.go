@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/molt-dev/molt/schema"
+	"github.com/spf13/cobra"
+)
+
+func newValidateCmd(e *env) *cobra.Command {
+	var src sourceFlags
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Validate the fleet in a directory, or at a commit of a repository",
+		Long: `Validate checks the CUE in DIR (default: the working directory) against
+molt's schema, or with --repo the fleet at a commit of a repository.
+
+Exit status: 0 valid (a one-line summary on stdout), 1 invalid (each error
+as FILE:LINE:COL: message on stderr), 64 usage error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var fleet *schema.Fleet
+			var where string
+			var err error
+			if src.repo != "" {
+				if len(args) > 0 {
+					return &usageError{errors.New("validate takes a DIR or --repo, not both")}
+				}
+				cache := stateDir
+				if cache == "" {
+					tmp, terr := os.MkdirTemp("", "molt-validate-")
+					if terr != nil {
+						return terr
+					}
+					defer os.RemoveAll(tmp)
+					cache = tmp
+				}
+				d, lerr := loadDesired(cmd.Context(), src, cache+"/git", logger(e, "warn"))
+				fleet, err = d.fleet, lerr
+				where = d.commit.Revision()
+			} else {
+				dir := "."
+				if len(args) > 0 {
+					dir = args[0]
+				}
+				if st, serr := os.Stat(dir); serr != nil || !st.IsDir() {
+					return fmt.Errorf("%s is not a directory", dir)
+				}
+				fleet, err = schema.Load(os.DirFS(dir), ".")
+				where = dir
+			}
+			var inv *schema.InvalidError
+			if errors.As(err, &inv) {
+				for _, is := range inv.Issues {
+					fmt.Fprintln(e.stderr, is.String())
+				}
+				return &exitError{code: 1, err: fmt.Errorf("%s: %d error(s)", where, len(inv.Issues))}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s: valid: fleet %q, %d service(s), %d instance(s)\n", where, fleet.Name, len(fleet.Services), fleet.Instances())
+			return nil
+		},
+	}
+	src.register(cmd.Flags(), "")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "keep the Git cache here (default: a temporary directory)")
+	return cmd
+}

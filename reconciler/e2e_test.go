@@ -1,0 +1,393 @@
+package reconciler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/molt-dev/molt/reconciler"
+	"github.com/molt-dev/molt/schema"
+	"github.com/molt-dev/molt/targets"
+	"github.com/molt-dev/molt/targets/process"
+	"github.com/molt-dev/molt/targets/router"
+)
+
+var (
+	helloOnce sync.Once
+	helloPath string
+	helloErr  error
+)
+
+// buildHello builds the demo app once per test binary.
+func buildHello(t *testing.T) string {
+	t.Helper()
+	helloOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "molt-hello")
+		if err != nil {
+			helloErr = err
+			return
+		}
+		helloPath = filepath.Join(dir, "hello")
+		out, err := exec.Command("go", "build", "-o", helloPath, "../testdata/apps/hello").CombinedOutput()
+		if err != nil {
+			helloErr = fmt.Errorf("build hello: %v\n%s", err, out)
+		}
+	})
+	if helloErr != nil {
+		t.Fatal(helloErr)
+	}
+	return helloPath
+}
+
+// world is a real process target and a real router in a temporary state
+// directory, with an executor over them.
+type world struct {
+	t      *testing.T
+	state  string
+	port   string
+	hello  string
+	target *process.Target
+	exec   *reconciler.Executor
+	fleets map[string]*schema.Fleet // by revision, for rollbacks
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	state, err := os.MkdirTemp("", "mr") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := process.New(process.Options{Dir: filepath.Join(state, "instances")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := router.NewServer(router.Options{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	rc := router.NewClient(state)
+	waitFor(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
+	w := &world{t: t, state: state, port: freePort(t), hello: buildHello(t), target: tgt, fleets: map[string]*schema.Fleet{}}
+	w.exec = &reconciler.Executor{
+		Target: tgt, Router: rc, Prober: reconciler.NewProber(), Failures: reconciler.NewFailures(state),
+		Tick: 50 * time.Millisecond,
+		Specs: func(_ context.Context, rev string) (*schema.Fleet, error) {
+			if f := w.fleets[rev]; f != nil {
+				return f, nil
+			}
+			return nil, fmt.Errorf("no revision %s", rev)
+		},
+	}
+	t.Cleanup(func() {
+		insts, _ := tgt.List(context.Background())
+		for _, in := range insts {
+			_ = tgt.Retire(context.Background(), in.ID)
+		}
+		cancel()
+		<-done
+		tgt.Close()
+		os.RemoveAll(state)
+	})
+	return w
+}
+
+// fleet loads a one-service fleet through the real schema loader.
+func (w *world) fleet(rev, version, strategy, extra string) *schema.Fleet {
+	w.t.Helper()
+	src := fmt.Sprintf(`
+name: "e2e"
+services: web: {
+	replicas: 3
+	process: command: [%q]
+	env: {VERSION: %q, %s}
+	ports: http: 0
+	expose: {listen: "127.0.0.1:%s", port: "http"}
+	health: {interval: "100ms", grace: "1s", unhealthyThreshold: 2}
+	stopGrace: "5s"
+	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "20s", keepPrevious: "10m"}
+}
+`, w.hello, version, extra, w.port, strategy)
+	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
+	if err != nil {
+		w.t.Fatalf("load fleet: %v", err)
+	}
+	w.fleets[rev] = f
+	return f
+}
+
+func (w *world) apply(f *schema.Fleet, rev string) reconciler.Result {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := w.exec.Apply(ctx, f, rev)
+	if err != nil {
+		w.t.Fatalf("apply %s: %v", rev, err)
+	}
+	return res
+}
+
+func (w *world) instances() []targets.Instance {
+	w.t.Helper()
+	insts, err := w.target.List(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return insts
+}
+
+// load sends requests through the router until stopped and counts the
+// answers by body, and the failures.
+type load struct {
+	stop   chan struct{}
+	done   chan struct{}
+	mu     sync.Mutex
+	bodies map[string]int
+	fails  []string
+	total  atomic.Int64
+}
+
+func (w *world) startLoad() *load {
+	l := &load{stop: make(chan struct{}), done: make(chan struct{}), bodies: map[string]int{}}
+	client := &http.Client{Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 200000; n++ { // bounded
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := client.Get("http://127.0.0.1:" + w.port + "/")
+				l.total.Add(1)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					l.fail(fmt.Sprintf("%d %s", resp.StatusCode, b))
+					continue
+				}
+				l.mu.Lock()
+				l.bodies[strings.TrimSpace(string(b))]++
+				l.mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(l.done) }()
+	return l
+}
+
+func (l *load) fail(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fails = append(l.fails, s)
+}
+
+func (l *load) finish(t *testing.T) map[string]int {
+	t.Helper()
+	// Keep the load on for a few more requests after the change.
+	more := l.total.Load() + 40
+	waitFor(t, 10*time.Second, "more requests", func() bool { return l.total.Load() >= more })
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.fails) > 0 {
+		t.Errorf("%d of %d requests failed, first: %s", len(l.fails), l.total.Load(), l.fails[0])
+	}
+	t.Logf("%d requests: %v", l.total.Load(), l.bodies)
+	return l.bodies
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
+
+func count(insts []targets.Instance, pred func(targets.Instance) bool) int {
+	n := 0
+	for _, in := range insts {
+		if pred(in) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.fleet("main@sha1:1111", "v1", "rolling", "")
+	res := w.apply(v1, "main@sha1:1111")
+	if !res.Converged || res.Provisioned != 3 {
+		t.Fatalf("v1: %+v", res)
+	}
+	if got := get(t, "http://127.0.0.1:"+w.port+"/"); got != "hello from v1" {
+		t.Fatalf("v1 answers %q", got)
+	}
+
+	// v1 -> v2 under load: no failed request.
+	l := w.startLoad()
+	v2 := w.fleet("main@sha1:2222", "v2", "rolling", "")
+	res = w.apply(v2, "main@sha1:2222")
+	bodies := l.finish(t)
+	if !res.Converged || res.Provisioned != 3 || len(res.Failures) > 0 {
+		t.Fatalf("v2: %+v", res)
+	}
+	if bodies["hello from v2"] == 0 {
+		t.Errorf("no answer from v2 during the rollout: %v", bodies)
+	}
+	h1, h2 := v1.Services["web"].SpecHash(nil), v2.Services["web"].SpecHash(nil)
+	insts := w.instances()
+	if n := count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h1 && i.State == targets.Running }); n != 3 {
+		t.Errorf("v1 instances kept warm: %d, want 3", n)
+	}
+
+	// Revert to v1 inside keepPrevious: an instant switch, no provision.
+	l = w.startLoad()
+	res = w.apply(v1, "main@sha1:3333")
+	l.finish(t)
+	if res.Provisioned != 0 || res.Retired != 0 {
+		t.Errorf("revert provisioned %d, retired %d; want a switch only", res.Provisioned, res.Retired)
+	}
+	if got := get(t, "http://127.0.0.1:"+w.port+"/"); got != "hello from v1" {
+		t.Fatalf("after revert: %q", got)
+	}
+
+	// A broken v3 rolls back by itself; v1 keeps serving throughout.
+	l = w.startLoad()
+	v3 := w.fleet("main@sha1:4444", "v3", "rolling", `FAIL_HEALTH: "1"`)
+	res = w.apply(v3, "main@sha1:4444")
+	bodies = l.finish(t)
+	if len(res.Failures) != 1 || !res.Converged {
+		t.Fatalf("v3: %+v", res)
+	}
+	if bodies["hello from v3"] != 0 {
+		t.Errorf("v3 received traffic: %v", bodies)
+	}
+	h3 := v3.Services["web"].SpecHash(nil)
+	insts = w.instances()
+	if n := count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h3 }); n != 0 {
+		t.Errorf("%d v3 instances left after the rollback", n)
+	}
+	if n := count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h1 }); n != 3 {
+		t.Errorf("%d v1 instances after the rollback, want 3", n)
+	}
+	_ = h2
+	// Applying the failed revision again does not retry it.
+	res = w.apply(v3, "main@sha1:4444")
+	if res.Provisioned != 0 {
+		t.Errorf("failed revision retried: %+v", res)
+	}
+}
+
+func TestBlueGreenSwitchesAtOnce(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.fleet("main@sha1:aaaa", "v1", "blue-green", "")
+	w.apply(v1, "main@sha1:aaaa")
+	l := w.startLoad()
+	v2 := w.fleet("main@sha1:bbbb", "v2", "blue-green", "")
+	res := w.apply(v2, "main@sha1:bbbb")
+	bodies := l.finish(t)
+	if res.Provisioned != 3 {
+		t.Errorf("provisioned %d, want 3", res.Provisioned)
+	}
+	if bodies["hello from v2"] == 0 || bodies["hello from v1"] == 0 {
+		t.Errorf("bodies %v: want both generations seen across the switch", bodies)
+	}
+	if got := get(t, "http://127.0.0.1:"+w.port+"/"); got != "hello from v2" {
+		t.Fatalf("after switch: %q", got)
+	}
+}
+
+func TestDeadInstanceIsReplaced(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.fleet("main@sha1:cccc", "v1", "rolling", "")
+	w.apply(v1, "main@sha1:cccc")
+	insts := w.instances()
+	victim := insts[0]
+	rec := filepath.Join(w.state, "instances", victim.ID, "instance.json")
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := jsonInt(t, b, "pid")
+	p, _ := os.FindProcess(pid)
+	_ = p.Kill()
+	waitFor(t, 5*time.Second, "victim dead", func() bool {
+		for _, in := range w.instances() {
+			if in.ID == victim.ID {
+				return in.State == targets.Dead
+			}
+		}
+		return true
+	})
+	res := w.apply(v1, "main@sha1:cccc")
+	if res.Provisioned != 1 || res.Retired != 1 {
+		t.Errorf("replace: provisioned %d retired %d, want 1 and 1", res.Provisioned, res.Retired)
+	}
+	if n := count(w.instances(), func(i targets.Instance) bool { return i.State == targets.Running }); n != 3 {
+		t.Errorf("%d running, want 3", n)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, p, _ := net.SplitHostPort(l.Addr().String())
+	return p
+}
+
+func jsonInt(t *testing.T, b []byte, key string) int {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := m[key].(float64)
+	if !ok {
+		t.Fatalf("no %q in %s", key, b)
+	}
+	return int(v)
+}

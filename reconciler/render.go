@@ -1,0 +1,147 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// WriteText prints the plan for a terminal: one block per service, with
+// "+" for provisions and "-" for retires.
+func (p Plan) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fleet %s at %s\n", p.Fleet, p.Revision)
+	for _, sp := range p.Services {
+		b.WriteString("\n")
+		if sp.To == "" && sp.Spec() == "" {
+			fmt.Fprintf(&b, "service %s: removed from the fleet\n", sp.Service)
+		} else {
+			fmt.Fprintf(&b, "service %s (%s, %d replicas)\n", sp.Service, sp.Strategy, sp.Replicas)
+		}
+		if sp.From != sp.To && sp.To != "" {
+			fmt.Fprintf(&b, "  generation %s → %s\n", genText(sp.From, sp.FromRevision), genText(sp.To, sp.ToRevision))
+		} else if sp.To != "" {
+			fmt.Fprintf(&b, "  generation %s\n", genText(sp.To, sp.ToRevision))
+		}
+		if !p.serviceChanges(sp) {
+			b.WriteString("  no change\n")
+		} else {
+			fmt.Fprintf(&b, "  + %d provision  - %d retire", sp.Provision, sp.Retire)
+			if sp.Warm > 0 {
+				fmt.Fprintf(&b, "  (%d kept warm out of traffic)", sp.Warm)
+			}
+			b.WriteString("\n")
+		}
+		for _, r := range sp.Step.Retire {
+			fmt.Fprintf(&b, "  - %s (%s)\n", r.Instance, r.Reason)
+		}
+		if n := len(sp.Step.Provision); n > 0 {
+			fmt.Fprintf(&b, "  + %d new instance(s) of %s (%s)\n", n, short(sp.To), sp.Step.Provision[0].Reason)
+		}
+		if sp.Traffic != nil {
+			fmt.Fprintf(&b, "  ~ traffic to %d instance(s) of %s\n", len(sp.Traffic.Instances), short(sp.Traffic.Active))
+		}
+		if sp.Waiting != "" {
+			fmt.Fprintf(&b, "  waiting: %s\n", sp.Waiting)
+		}
+		if sp.Failed != "" {
+			fmt.Fprintf(&b, "  FAILED: %s\n", sp.Failed)
+		}
+		for _, n := range sp.Notes {
+			fmt.Fprintf(&b, "  note: %s\n", n)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Spec returns the desired spec hash (empty when the service is removed).
+func (sp ServicePlan) Spec() string { return sp.To }
+
+func (p Plan) serviceChanges(sp ServicePlan) bool {
+	return sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != ""
+}
+
+// WriteMarkdown prints the plan as a pull-request comment body.
+func (p Plan) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### molt plan for `%s` at `%s`\n\n", p.Fleet, p.Revision)
+	if !p.Changes() {
+		b.WriteString("No change: every service is already as this revision says.\n")
+	} else {
+		b.WriteString("| service | strategy | generation | + provision | − retire | notes |\n")
+		b.WriteString("|---|---|---|---:|---:|---|\n")
+		for _, sp := range p.Services {
+			gen := "`" + short(sp.To) + "`"
+			if sp.From != sp.To {
+				gen = "`" + orNone(short(sp.From)) + "` → `" + orNone(short(sp.To)) + "`"
+			}
+			var notes []string
+			if !p.serviceChanges(sp) {
+				notes = append(notes, "no change")
+			}
+			if sp.Warm > 0 {
+				notes = append(notes, fmt.Sprintf("%d kept warm", sp.Warm))
+			}
+			if sp.Failed != "" {
+				notes = append(notes, "failed: "+sp.Failed)
+			}
+			notes = append(notes, sp.Notes...)
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", sp.Service, orNone(string(sp.Strategy)), gen,
+				sp.Provision, sp.Retire, strings.ReplaceAll(strings.Join(notes, "; "), "|", "\\|"))
+		}
+	}
+	b.WriteString("\n<details><summary>Raw plan</summary>\n\n```\n")
+	var raw strings.Builder
+	_ = p.WriteText(&raw)
+	b.WriteString(strings.ReplaceAll(raw.String(), "```", "ʼʼʼ"))
+	b.WriteString("```\n\n</details>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON prints the plan as indented JSON.
+func (p Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// LogValue summarizes the plan for structured logs.
+func (p Plan) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("revision", p.Revision)}
+	for _, sp := range p.Services {
+		attrs = append(attrs, slog.Group(sp.Service,
+			slog.Int("provision", sp.Provision), slog.Int("retire", sp.Retire),
+			slog.Bool("converged", sp.Converged())))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+func genText(hash, rev string) string {
+	if hash == "" {
+		return "(none)"
+	}
+	if rev == "" {
+		return short(hash)
+	}
+	return short(hash) + " (" + ShortRevision(rev) + ")"
+}
+
+// ShortRevision abbreviates "main@sha1:<40 hex>" to 12 hex digits.
+func ShortRevision(rev string) string {
+	i := strings.LastIndex(rev, "sha1:")
+	if i < 0 || len(rev) <= i+5+12 {
+		return rev
+	}
+	return rev[:i+5+12]
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

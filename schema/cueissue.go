@@ -1,0 +1,111 @@
+package schema
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/token"
+)
+
+// disjunctionHeader matches the summary CUE puts before the errors of the
+// branches of a disjunction; the branches carry the information.
+var disjunctionHeader = regexp.MustCompile(`^\d+ errors in empty disjunction:?$`)
+
+// cueIssues turns evaluation errors into issues. data is the user's
+// package before unification with the schema: an error that only has
+// positions inside the schema (a missing required field, a rule written in
+// the schema) is placed at the nearest value of its path that the user
+// wrote.
+func cueIssues(err error, data cue.Value) []Issue {
+	var issues []Issue
+	for _, e := range cueerrors.Errors(err) {
+		format, args := e.Msg()
+		msg := fmt.Sprintf(format, args...)
+		if disjunctionHeader.MatchString(msg) {
+			continue
+		}
+		elems := e.Path()
+		is := Issue{Path: strings.Join(elems, "."), Message: msg}
+		pos := userPos(e)
+		if !pos.IsValid() {
+			pos = lookupPos(data, elems)
+		}
+		setPos(&is, pos)
+		issues = append(issues, is)
+	}
+	return issues
+}
+
+// loadIssues turns errors of the CUE loader (syntax errors, imports,
+// package clauses) into issues.
+func loadIssues(err error) []Issue {
+	var issues []Issue
+	for _, e := range cueerrors.Errors(err) {
+		// A loader error often wraps its cause; Msg has only the outer
+		// part, Error all of it, prefixed with a path that names a
+		// module rather than a value.
+		msg := e.Error()
+		if p := strings.Join(e.Path(), "."); p != "" {
+			msg = strings.TrimPrefix(msg, p+": ")
+		}
+		is := Issue{Message: msg}
+		setPos(&is, userPos(e))
+		issues = append(issues, is)
+	}
+	return issues
+}
+
+// userPos returns the first position of e in a snapshot file.
+func userPos(e cueerrors.Error) token.Pos {
+	for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+		if p.IsValid() && p.Filename() != "" && p.Filename() != schemaFile {
+			return p
+		}
+	}
+	return token.NoPos
+}
+
+// lookupPos returns the position of the deepest value along path (CUE
+// path elements such as "services", "web", "0") that exists in data.
+func lookupPos(data cue.Value, path []string) token.Pos {
+	for n := len(path); n >= 0; n-- {
+		v := data.LookupPath(makePath(path[:n]))
+		if !v.Exists() {
+			continue
+		}
+		if p := v.Pos(); p.IsValid() && p.Filename() != schemaFile {
+			return p
+		}
+	}
+	return token.NoPos
+}
+
+func makePath(elems []string) cue.Path {
+	sels := make([]cue.Selector, 0, len(elems))
+	for _, e := range elems {
+		if i, err := strconv.Atoi(e); err == nil && i >= 0 {
+			sels = append(sels, cue.Index(i))
+			continue
+		}
+		p := cue.ParsePath(e)
+		if p.Err() != nil || len(p.Selectors()) != 1 {
+			sels = append(sels, cue.Str(e))
+			continue
+		}
+		sels = append(sels, p.Selectors()...)
+	}
+	return cue.MakePath(sels...)
+}
+
+func setPos(is *Issue, pos token.Pos) {
+	if !pos.IsValid() {
+		return
+	}
+	is.File = pos.Filename()
+	is.Line = pos.Line()
+	is.Column = pos.Column()
+}

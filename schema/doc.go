@@ -1,0 +1,49 @@
+// Package schema defines a fleet's desired state: the CUE schema that molt
+// embeds (molt.cue, printed by Source) and a hermetic loader that turns a
+// repository snapshot into a validated *Fleet with every default filled in.
+//
+// # What a fleet is
+//
+// A fleet is the CUE package in one directory of the repository (the root,
+// or a sub-directory the server is told). Its files may all use one package
+// clause of any name, or none at all; when a directory holds both, the named
+// package is loaded and files without a package clause are ignored, as the
+// cue command does. More than one package name is an error. Files in
+// parent directories are never read, not even those of the same package, and
+// neither is a cue.mod above the directory: the directory is the whole fleet.
+// A cue.mod directory inside it makes it a module whose sub-directories can
+// be imported.
+//
+// # Checking a fleet with the cue command
+//
+// The printed schema has no package clause, so it combines with fleet files
+// of any package when the files are named on the command line:
+//
+//	molt schema > /tmp/molt_schema.cue
+//	cue vet -c /tmp/molt_schema.cue fleet/*.cue
+//
+// A directory argument (cue vet -c ./fleet) skips files without a package
+// clause; to check that way, add the fleet's package clause to the top of the
+// copy. The cue command checks the shape of the fleet and every rule
+// written in CUE; a few rules that need Go (cron syntax, durations compared
+// with each other, ports that must be declared, listen addresses shared by
+// two services) are only checked by Load (molt validate). Keeping a copy of
+// the schema inside a fleet directory whose files have no package clause
+// makes the copy part of the fleet: molt then applies both, which is harmless
+// while the copy is current.
+//
+// # Hermetic loading
+//
+// Load reads the .cue files under the directory into memory itself and hands
+// only that copy to CUE: no network (module registry access is disabled), no
+// commands (tool files are never loaded), nothing outside the directory, and
+// symbolic links are never followed. Every file and the whole snapshot are
+// capped in size.
+//
+// # What it does not do
+//
+// It does not fetch repositories, resolve image tags, check that
+// executables exist, or plan anything: it only says whether a snapshot is a
+// valid fleet and what that fleet is. Evaluation cannot be cancelled (CUE
+// takes no context); input size is the only bound it sets.
+package schema

@@ -1,0 +1,143 @@
+package schema
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"testing/fstest"
+)
+
+// snapshot is the in-memory copy of the CUE files under the fleet
+// directory, rooted at that directory. It is the only file system CUE sees.
+type snapshot struct {
+	dir    string // the fleet directory inside the source fs.FS
+	files  fstest.MapFS
+	issues []Issue
+	total  int64
+	// local counts the .cue files directly in dir.
+	local int
+}
+
+// name returns the name that a snapshot path has in the source fs.FS.
+func (s *snapshot) name(rel string) string {
+	return path.Join(s.dir, rel)
+}
+
+func (s *snapshot) refuse(rel, msg string) {
+	s.issues = append(s.issues, Issue{File: s.name(rel), Message: msg})
+}
+
+// readSnapshot copies the CUE files under dir into memory: the .cue files
+// of dir itself and, when dir holds a cue.mod directory (a module whose
+// packages may import each other), the .cue files of its sub-directories.
+// Directories whose names start with "." are skipped. Symbolic links are
+// never followed: one that CUE could load becomes an issue. Returned errors
+// are I/O errors; everything the user must fix is in snapshot.issues.
+func (l Loader) readSnapshot(fsys fs.FS, dir string) (*snapshot, error) {
+	s := &snapshot{dir: dir, files: fstest.MapFS{}}
+	entries, err := fs.ReadDir(fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil // reported as "no CUE files"
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	module := false
+	for _, e := range entries {
+		if e.Name() == "cue.mod" && e.IsDir() {
+			module = true
+		}
+	}
+	for _, e := range entries {
+		stop, err := l.visit(fsys, s, e.Name(), e, module)
+		if err != nil || stop {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// visit copies one entry (a path relative to the snapshot root) and, for a
+// directory of a module, everything below it. It reports stop when the
+// snapshot has grown past its limit.
+func (l Loader) visit(fsys fs.FS, s *snapshot, rel string, e fs.DirEntry, module bool) (stop bool, err error) {
+	base := path.Base(rel)
+	switch {
+	case e.Type()&fs.ModeSymlink != 0:
+		if strings.HasSuffix(base, ".cue") || base == "cue.mod" || l.linksToCUE(fsys, s.name(rel)) {
+			s.refuse(rel, "symlinks are not followed")
+		}
+		return false, nil
+	case e.IsDir():
+		if !module || strings.HasPrefix(base, ".") {
+			return false, nil
+		}
+		entries, err := fs.ReadDir(fsys, s.name(rel))
+		if err != nil {
+			return false, fmt.Errorf("read %s: %w", s.name(rel), err)
+		}
+		for _, c := range entries {
+			stop, err := l.visit(fsys, s, path.Join(rel, c.Name()), c, module)
+			if err != nil || stop {
+				return stop, err
+			}
+		}
+		return false, nil
+	case !strings.HasSuffix(base, ".cue"):
+		return false, nil
+	case !e.Type().IsRegular():
+		s.refuse(rel, "not a regular file")
+		return false, nil
+	}
+	return l.copyFile(fsys, s, rel)
+}
+
+// linksToCUE reports whether the symbolic link name points at a .cue file
+// name, when fsys can tell.
+func (l Loader) linksToCUE(fsys fs.FS, name string) bool {
+	target, err := fs.ReadLink(fsys, name)
+	return err == nil && strings.HasSuffix(target, ".cue")
+}
+
+func (l Loader) copyFile(fsys fs.FS, s *snapshot, rel string) (stop bool, err error) {
+	maxFile, maxTotal := l.limits()
+	f, err := fsys.Open(s.name(rel))
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", s.name(rel), err)
+	}
+	defer f.Close()
+	// Read one byte past the limit to tell "at the limit" from "over it"
+	// without trusting Stat.
+	data, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", s.name(rel), err)
+	}
+	if int64(len(data)) > maxFile {
+		s.refuse(rel, fmt.Sprintf("file is larger than the limit of %s", byteSize(maxFile)))
+		return false, nil
+	}
+	s.total += int64(len(data))
+	if s.total > maxTotal {
+		s.refuse(rel, fmt.Sprintf("CUE files add up to more than the limit of %s", byteSize(maxTotal)))
+		return true, nil
+	}
+	s.files[rel] = &fstest.MapFile{Data: data, Mode: 0o444}
+	if !strings.Contains(rel, "/") {
+		s.local++
+	}
+	return false, nil
+}
+
+// byteSize prints n in the largest binary unit that divides it.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

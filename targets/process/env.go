@@ -1,0 +1,127 @@
+package process
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/molt-dev/molt/targets"
+)
+
+// portQuarantine is how long a port handed to one instance is not handed to
+// another, covering the moment between assignment and the instance
+// binding it.
+const portQuarantine = time.Minute
+
+// inherited are the only variables of molt's environment an instance sees.
+var inherited = []string{"PATH", "HOME"}
+
+// instanceEnv is the whole environment of instance id, sorted: PATH and
+// HOME from molt's environment, then the service's env, then the target's
+// own variables, which win over both.
+func instanceEnv(id string, spec targets.Spec, ports map[string]int) []string {
+	env := make(map[string]string)
+	for _, k := range inherited {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, spec.Service.Env)
+	for name, port := range ports {
+		env[portVar(name)] = strconv.Itoa(port)
+	}
+	if name := primaryPort(ports); name != "" {
+		env["PORT"] = strconv.Itoa(ports[name])
+	}
+	env["MOLT_INSTANCE"] = id
+	env["MOLT_FLEET"] = spec.Labels.Fleet
+	env["MOLT_SERVICE"] = spec.Labels.Service
+	env["MOLT_REVISION"] = spec.Labels.Revision
+
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// portVar is the variable that carries the port named name: PORT_ and the
+// name upper-cased, every character other than a letter or digit as '_'.
+func portVar(name string) string {
+	return "PORT_" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// primaryPort is the port that PORT carries: "http" if there is one, else
+// the first name in sorted order; "" without ports.
+func primaryPort[V any](ports map[string]V) string {
+	if _, ok := ports["http"]; ok {
+		return "http"
+	}
+	if len(ports) == 0 {
+		return ""
+	}
+	return slices.Min(slices.Collect(maps.Keys(ports)))
+}
+
+// assignPorts picks a free port on the Target's host for every name in
+// ports (their numbers are ignored). A port is free when the kernel hands
+// it out for a listen on port 0; one handed to another instance in the
+// last portQuarantine is skipped, so concurrent provisions get distinct
+// ports. Another program may still take a port before the instance binds
+// it: the instance then fails its health check and is replaced.
+func (t *Target) assignPorts(ports map[string]int) (map[string]int, error) {
+	if len(ports) == 0 {
+		return nil, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for p, at := range t.recent {
+		if now.Sub(at) > portQuarantine {
+			delete(t.recent, p)
+		}
+	}
+	// Listeners stay open until every name has its port, so that the
+	// kernel does not hand one port out twice.
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	out := make(map[string]int, len(ports))
+	for _, name := range slices.Sorted(maps.Keys(ports)) {
+		for attempt := 0; ; attempt++ {
+			if attempt == 100 {
+				return nil, fmt.Errorf("assign port %q: no free port on %s", name, t.host)
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(t.host, "0"))
+			if err != nil {
+				return nil, fmt.Errorf("assign port %q: %w", name, err)
+			}
+			lns = append(lns, ln)
+			p := ln.Addr().(*net.TCPAddr).Port
+			if _, taken := t.recent[p]; !taken {
+				out[name] = p
+				break
+			}
+		}
+	}
+	for _, p := range out {
+		t.recent[p] = now
+	}
+	return out, nil
+}

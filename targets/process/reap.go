@@ -1,0 +1,108 @@
+package process
+
+import (
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// reapPoll is how often a reaper without a pidfd looks at /proc.
+const reapPoll = time.Second
+
+// A reaper waits for one child to exit and collects it, so that no zombie
+// stays while molt runs. It can be halted, leaving the child running: that
+// is how Close stops tracking children without waiting for them.
+type reaper struct {
+	stop  chan struct{}
+	once  sync.Once
+	pidfd *os.File // nil: poll /proc instead
+}
+
+func (r *reaper) halt() {
+	r.once.Do(func() {
+		close(r.stop)
+		if r.pidfd != nil {
+			r.pidfd.Close() // wakes a waitExit blocked on it
+		}
+	})
+}
+
+// track starts a reaper for cmd, the child of instance id, unless the
+// Target is closed. The reaper records how the child ended.
+func (t *Target) track(id string, cmd *exec.Cmd) {
+	r := &reaper{stop: make(chan struct{}), pidfd: openPidfd(cmd.Process.Pid)}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		r.halt()
+		return
+	}
+	t.reapers[id] = r
+	t.wg.Go(func() {
+		defer r.halt()
+		if !r.waitExit(cmd.Process.Pid) {
+			return
+		}
+		cmd.Wait() // returns at once: the child has exited
+		how := "exited"
+		if cmd.ProcessState != nil {
+			how = cmd.ProcessState.String() // "exit status 1", "signal: killed"
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.reapers[id] == r {
+			delete(t.reapers, id)
+		}
+		t.exits[id] = how
+	})
+}
+
+// forget drops what the Target knows of instance id.
+func (t *Target) forget(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.exits, id)
+	if r := t.reapers[id]; r != nil {
+		delete(t.reapers, id)
+		r.halt()
+	}
+}
+
+// exitOf returns how the child of instance id ended, if this Target reaped it.
+func (t *Target) exitOf(id string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.exits[id]
+}
+
+// waitExit blocks until child pid has exited (true) or the reaper is halted
+// (false). It never reaps.
+func (r *reaper) waitExit(pid int) bool {
+	if r.pidfd != nil {
+		if rc, err := r.pidfd.SyscallConn(); err == nil {
+			// Read calls the function, and waits for the pidfd to poll
+			// readable (the child exited) whenever it returns false.
+			if rc.Read(pidfdExited) == nil {
+				return true
+			}
+		}
+		select {
+		case <-r.stop:
+			return false
+		default: // the pidfd cannot be polled: fall back to /proc
+		}
+	}
+	tick := time.NewTicker(reapPoll)
+	defer tick.Stop()
+	for {
+		if st, err := readStat(pid); err == nil && st.exited() {
+			return true
+		}
+		select {
+		case <-r.stop:
+			return false
+		case <-tick.C:
+		}
+	}
+}

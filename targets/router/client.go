@@ -1,0 +1,184 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning says that no router answers on the state directory's socket.
+var ErrNotRunning = errors.New("router not running")
+
+// Client talks to the router of a state directory over its admin socket.
+// Its methods are safe for concurrent use; cancelling ctx abandons the call
+// (an Apply already received by the router still completes there).
+type Client struct {
+	stateDir string
+	hc       *http.Client
+}
+
+// NewClient returns a client for the router of stateDir. It connects
+// lazily, on each call.
+func NewClient(stateDir string) *Client {
+	c := &Client{stateDir: stateDir}
+	c.hc = &http.Client{Transport: &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			path, err := socketPath(stateDir)
+			if err != nil {
+				return nil, err
+			}
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "unix", path)
+			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, fmt.Errorf("%w (no socket at %s)", ErrNotRunning, path)
+			}
+			return conn, err
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}}
+	return c
+}
+
+// Ping returns nil if the router answers, and an error wrapping
+// ErrNotRunning if nothing listens on the socket.
+func (c *Client) Ping(ctx context.Context) error {
+	var p pingReply
+	return c.call(ctx, http.MethodGet, "/ping", nil, &p)
+}
+
+// Table returns the table in effect.
+func (c *Client) Table(ctx context.Context) (Table, error) {
+	var t Table
+	err := c.call(ctx, http.MethodGet, "/table", nil, &t)
+	return t, err
+}
+
+// Apply makes t the routing table and returns it with the version the
+// router gave it. It returns once the table is in effect (every listen
+// address bound, new requests routed by it) and persisted. If a listen
+// address cannot be bound the error wraps ErrListen; if the table is
+// invalid it wraps ErrInvalidTable; either way the old table stays in
+// effect. Applying the same table twice is harmless (only the version
+// changes).
+func (c *Client) Apply(ctx context.Context, t Table) (Table, error) {
+	var out Table
+	err := c.call(ctx, http.MethodPut, "/table", t, &out)
+	return out, err
+}
+
+// Drain waits until no request is in flight to any of the backend
+// addresses, which must already be out of the table. It gives up when ctx
+// is done or after the router's drain timeout.
+func (c *Client) Drain(ctx context.Context, addrs []string) error {
+	return c.call(ctx, http.MethodPost, "/drain", drainRequest{Addrs: addrs}, nil)
+}
+
+// Stats returns the router's counters since it started.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := c.call(ctx, http.MethodGet, "/stats", nil, &s)
+	return s, err
+}
+
+// Shutdown asks the router to exit and waits until it has (its listeners
+// closed after their in-flight requests, its pid lock released), or ctx is
+// done. A router that is not running is not an error.
+func (c *Client) Shutdown(ctx context.Context) error {
+	err := c.call(ctx, http.MethodPost, "/shutdown", nil, nil)
+	if errors.Is(err, ErrNotRunning) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.hc.CloseIdleConnections()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !routerGone(routerDir(c.stateDir)) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for router to exit: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// call sends one admin request with a JSON body (if in is not nil) and
+// decodes the JSON answer into out (if not nil).
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("router %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://router"+path, body)
+	if err != nil {
+		return fmt.Errorf("router %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("router %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxTableBytes))
+	if err != nil {
+		return fmt.Errorf("router %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e errorReply
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = resp.Status
+		}
+		return fmt.Errorf("router %s %s: %w", method, path, statusError(resp.StatusCode, e.Error))
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("router %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// statusError turns an admin error back into an error that errors.Is can
+// classify.
+func statusError(status int, msg string) error {
+	switch status {
+	case http.StatusBadRequest:
+		return rewrap(ErrInvalidTable, msg)
+	case http.StatusConflict:
+		if strings.HasPrefix(msg, ErrListen.Error()) {
+			return rewrap(ErrListen, msg)
+		}
+	case http.StatusGatewayTimeout:
+		return rewrap(ErrDrainTimeout, msg)
+	}
+	return errors.New(msg)
+}
+
+// rewrap returns msg as an error wrapping sentinel, whose text msg may
+// already start with.
+func rewrap(sentinel error, msg string) error {
+	rest, ok := strings.CutPrefix(msg, sentinel.Error())
+	if !ok {
+		rest = ": " + msg
+	}
+	return fmt.Errorf("%w%s", sentinel, rest)
+}

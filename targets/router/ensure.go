@@ -1,0 +1,122 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// ensurePoll is how often EnsureRunning looks for locks and pings.
+const ensurePoll = 20 * time.Millisecond
+
+// EnsureRunning makes sure a router serves stateDir. If one answers Ping it
+// returns false. Otherwise it starts command (such as [molt, "router",
+// "--state-dir", DIR]) detached: in a session of its own, stdin from
+// /dev/null, output appended to STATE/router/router.log, so that it
+// outlives the caller; then it waits until the router answers and returns
+// true. A lock file (STATE/router/lock) keeps two callers from starting two
+// routers; a router still shutting down is waited for first.
+//
+// Cancelling ctx stops the waiting, not a router already started. While the
+// caller lives, a goroutine waits for the started process, so that it does
+// not linger as a zombie after it exits.
+func EnsureRunning(ctx context.Context, stateDir string, command []string, logger *slog.Logger) (started bool, err error) {
+	if len(command) == 0 {
+		return false, errors.New("ensure router: empty command")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := NewClient(stateDir)
+	if c.Ping(ctx) == nil {
+		return false, nil
+	}
+	dir, err := makeDir(stateDir)
+	if err != nil {
+		return false, err
+	}
+	lock, err := waitLock(ctx, filepath.Join(dir, lockName))
+	if err != nil {
+		return false, fmt.Errorf("ensure router: %w", err)
+	}
+	defer lock.Close()
+	if c.Ping(ctx) == nil {
+		return false, nil // another caller started it meanwhile
+	}
+	if err := waitGone(ctx, dir); err != nil {
+		return false, fmt.Errorf("ensure router: %w", err)
+	}
+
+	logPath := filepath.Join(dir, logName)
+	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("ensure router: %w", err)
+	}
+	defer out.Close() // the child has its own copy
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Stdin = nil // /dev/null
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("ensure router: start %s: %w", command[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	logger.Info("starting router", "pid", cmd.Process.Pid, "log", logPath)
+
+	tick := time.NewTicker(ensurePoll)
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.Ping(pctx)
+		cancel()
+		if err == nil {
+			return true, nil
+		}
+		select {
+		case <-tick.C:
+		case err := <-exited:
+			return false, fmt.Errorf("ensure router: router exited before answering (%v); see %s", err, logPath)
+		case <-ctx.Done():
+			return false, fmt.Errorf("ensure router: wait for router to answer: %w", ctx.Err())
+		}
+	}
+}
+
+// waitLock takes the flock on path, polling until it is free or ctx is done.
+func waitLock(ctx context.Context, path string) (*os.File, error) {
+	tick := time.NewTicker(ensurePoll)
+	defer tick.Stop()
+	for {
+		f, err := tryLock(path, os.O_CREATE)
+		if !errors.Is(err, errLocked) {
+			return f, err
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for %s: %w", path, ctx.Err())
+		}
+	}
+}
+
+// waitGone waits until no router holds the pid lock of dir.
+func waitGone(ctx context.Context, dir string) error {
+	tick := time.NewTicker(ensurePoll)
+	defer tick.Stop()
+	for !routerGone(dir) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the previous router to exit: %w", ctx.Err())
+		}
+	}
+	return nil
+}

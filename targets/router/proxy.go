@@ -1,0 +1,173 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+)
+
+// GenerationHeader is the response header that names the generation (spec
+// hash) of the backend that answered.
+const GenerationHeader = "X-Molt-Generation"
+
+// attempt is the state of one proxied request, carried in its context
+// from the handler to the transport and back. Only the request's own
+// goroutine touches it.
+type attempt struct {
+	listen  string
+	route   *route
+	backend *backend
+}
+
+type attemptKey struct{}
+
+func attemptFrom(ctx context.Context) *attempt {
+	at, _ := ctx.Value(attemptKey{}).(*attempt)
+	return at
+}
+
+// acquire picks a backend for a request arriving on listen and counts it in
+// flight, all from one table: it increments the backend's counter, then
+// checks that the table is still current, and picks again if it is not.
+// So once Apply has swapped a table in, a backend that left it gets no new
+// request, and every request still headed to it is already counted for
+// Drain. It returns a nil route if nothing is exposed on listen, and a nil
+// backend if the route has none (other than exclude).
+func (s *Server) acquire(listen, exclude string) (*route, *backend) {
+	for {
+		c := s.current.Load()
+		rt := c.byListen[listen]
+		if rt == nil {
+			return nil, nil
+		}
+		b := rt.pick(exclude)
+		if b == nil {
+			return rt, nil
+		}
+		b.up.inflight.Add(1)
+		if s.current.Load() == c {
+			return rt, b
+		}
+		b.up.inflight.Add(-1)
+	}
+}
+
+// dataHandler serves the requests that arrive on one listen address.
+func (s *Server) dataHandler(listen string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt, b := s.acquire(listen, "")
+		if rt == nil {
+			http.Error(w, "no service on "+listen, http.StatusServiceUnavailable)
+			return
+		}
+		if b == nil {
+			rt.stats.noInstance.Add(1)
+			http.Error(w, "no healthy instance for "+rt.service, http.StatusServiceUnavailable)
+			return
+		}
+		at := &attempt{listen: listen, route: rt, backend: b}
+		defer func() { at.backend.up.inflight.Add(-1) }()
+		s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, at)))
+	})
+}
+
+// newProxy builds the reverse proxy shared by every listener.
+func (s *Server) newProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			at := attemptFrom(pr.In.Context())
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = at.backend.Addr
+			pr.Out.Host = pr.In.Host // the backend sees the public host
+			pr.SetXForwarded()
+		},
+		Transport: transportFunc(s.roundTrip),
+		ModifyResponse: func(resp *http.Response) error {
+			at := attemptFrom(resp.Request.Context())
+			resp.Header.Set(GenerationHeader, at.backend.Generation)
+			at.backend.gen.response(resp.StatusCode)
+			return nil
+		},
+		ErrorHandler: s.proxyError,
+		BufferPool:   bufferPool{},
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+type transportFunc func(*http.Request) (*http.Response, error)
+
+func (f transportFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// roundTrip sends the request to the attempt's backend. If the backend
+// cannot be reached and the request is idempotent without a body, it is
+// sent once more to another backend of the route.
+func (s *Server) roundTrip(req *http.Request) (*http.Response, error) {
+	at := attemptFrom(req.Context())
+	resp, err := s.send(req, at.backend)
+	if err == nil || !dialFailed(err) || !retryable(req) || req.Context().Err() != nil {
+		return resp, err
+	}
+	_, next := s.acquire(at.listen, at.backend.Addr)
+	if next == nil {
+		return nil, err
+	}
+	s.log.Debug("backend unreachable, retrying on another", "service", at.route.service,
+		"backend", at.backend.Addr, "retry", next.Addr, "err", err)
+	at.backend.up.inflight.Add(-1)
+	at.backend = next
+	again := req.Clone(req.Context())
+	again.URL.Host = next.Addr
+	return s.send(again, next)
+}
+
+// send makes one attempt and counts it.
+func (s *Server) send(req *http.Request, b *backend) (*http.Response, error) {
+	b.gen.requests.Add(1)
+	resp, err := b.up.transport.RoundTrip(req)
+	if err != nil && req.Context().Err() == nil {
+		b.gen.proxyErrors.Add(1)
+	}
+	return resp, err
+}
+
+// dialFailed reports whether err says that no connection could be made, so
+// that the backend never saw the request.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// retryable reports whether a request may be sent twice: idempotent
+// methods without a body.
+func retryable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return req.Body == nil || req.Body == http.NoBody
+	}
+	return false
+}
+
+// proxyError answers a request that got no response from its backend.
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away; there is no one to answer.
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	at := attemptFrom(r.Context())
+	s.log.Warn("backend did not answer", "service", at.route.service,
+		"backend", at.backend.Addr, "instance", at.backend.Instance, "err", err)
+	http.Error(w, "no answer from an instance of "+at.route.service, http.StatusBadGateway)
+}
+
+// bufferPool recycles the proxy's copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

@@ -1,0 +1,320 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrListen wraps the error of an Apply whose listen address could not be
+// bound (in use, not local, not permitted). The old table stays in effect.
+var ErrListen = errors.New("cannot listen")
+
+// ErrDrainTimeout wraps the error of a Drain that gave up with requests
+// still in flight.
+var ErrDrainTimeout = errors.New("drain timed out")
+
+// Server is the router process: the data-plane listeners and the admin
+// socket. Run it once.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	dir  string
+
+	current   atomic.Pointer[compiled]
+	proxy     *httputil.ReverseProxy
+	upstreams *upstreams
+	stats     *statsRegistry
+
+	applyMu   sync.Mutex           // serializes applies, drains' pruning and shutdown
+	listeners map[string]*listener // by address; guarded by applyMu
+
+	wg       sync.WaitGroup // serving and closing goroutines
+	stop     chan struct{}  // closed to make Run return
+	stopOnce sync.Once
+}
+
+// NewServer returns a router over opts.StateDir. It starts nothing.
+func NewServer(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:      opts,
+		log:       opts.logger(),
+		dir:       routerDir(opts.StateDir),
+		upstreams: newUpstreams(),
+		stats:     newStatsRegistry(time.Now()),
+		listeners: map[string]*listener{},
+		stop:      make(chan struct{}),
+	}
+	s.proxy = s.newProxy()
+	s.current.Store(compile(Table{Services: map[string]Route{}}, s.upstreams, s.stats))
+	return s, nil
+}
+
+// Run serves until ctx is cancelled or a client asks for Shutdown, then
+// stops gracefully: the admin socket closes, and each listener stops
+// accepting and waits up to the drain timeout for its in-flight requests.
+//
+// On start it takes the directory's pid lock (failing if another router
+// holds it), loads the persisted table and serves it; a listen address of
+// that table that cannot be bound is logged and skipped. Run returns nil
+// after a requested stop, and an error if the router could not start.
+func (s *Server) Run(ctx context.Context) error {
+	if _, err := makeDir(s.opts.StateDir); err != nil {
+		return err
+	}
+	pid, err := lockPID(s.dir)
+	if err != nil {
+		return err
+	}
+	defer pid.release()
+
+	t, err := loadTable(filepath.Join(s.dir, tableName))
+	if err != nil {
+		return err
+	}
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("load routes: %w", err)
+	}
+	s.start(t)
+
+	admin, err := s.listenAdmin()
+	if err != nil {
+		s.stopListeners()
+		return err
+	}
+	s.log.Info("router started", "pid", os.Getpid(), "version", t.Version,
+		"listen", s.listenAddrs(), "socket", admin.Addr().String())
+
+	adminSrv := &http.Server{
+		Handler:           s.adminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.wg.Go(func() {
+		if err := adminSrv.Serve(admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin socket stopped", "err", err)
+		}
+	})
+
+	select {
+	case <-ctx.Done():
+	case <-s.stop:
+	}
+	s.log.Info("router stopping")
+	s.requestStop() // ends pending drains
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := adminSrv.Shutdown(shutdownCtx); err != nil {
+		_ = adminSrv.Close()
+	}
+	cancel()
+	_ = os.Remove(admin.Addr().String())
+
+	s.stopListeners()
+	s.wg.Wait()
+	s.upstreams.closeAll()
+	s.log.Info("router stopped")
+	return nil
+}
+
+// start serves the persisted table, skipping the addresses it cannot bind.
+func (s *Server) start(t Table) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.current.Store(compile(t, s.upstreams, s.stats))
+	for _, addr := range listenAddrs(t) {
+		l, err := s.bind(addr)
+		if err != nil {
+			s.log.Error("cannot listen; the route is not served until a new table is applied", "listen", addr, "err", err)
+			continue
+		}
+		s.listeners[addr] = l
+		s.serve(l)
+	}
+}
+
+// listenAdmin listens on the admin socket, replacing a stale one (the pid
+// lock says that no other router uses it).
+func (s *Server) listenAdmin() (net.Listener, error) {
+	path, err := socketPath(s.opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale router socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on router socket: %w", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on router socket: %w", err)
+	}
+	return ln, nil
+}
+
+func (s *Server) requestStop() { s.stopOnce.Do(func() { close(s.stop) }) }
+
+// stopListeners closes every data-plane listener gracefully and waits.
+func (s *Server) stopListeners() {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	var wg sync.WaitGroup
+	for addr, l := range s.listeners {
+		_ = l.ln.Close()
+		wg.Go(func() { s.closeGracefully(l) })
+		delete(s.listeners, addr)
+	}
+	wg.Wait()
+}
+
+func (s *Server) listenAddrs() []string {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	addrs := make([]string, 0, len(s.listeners))
+	for addr := range s.listeners {
+		addrs = append(addrs, addr)
+	}
+	sort.Strings(addrs)
+	return addrs
+}
+
+// apply makes t the routing table: it binds t's new listen addresses,
+// persists t, swaps it in, starts serving the new addresses and closes the
+// ones t no longer uses (letting their requests finish). On error nothing
+// has changed.
+func (s *Server) apply(t Table) (Table, error) {
+	if t.Services == nil {
+		t.Services = map[string]Route{}
+	}
+	if err := t.Validate(); err != nil {
+		return Table{}, err
+	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	select {
+	case <-s.stop:
+		return Table{}, errors.New("router is stopping")
+	default:
+	}
+
+	old := s.current.Load()
+	t.Version = old.table.Version + 1
+	wanted := listenAddrs(t)
+	var added []*listener
+	for _, addr := range wanted {
+		if _, ok := s.listeners[addr]; ok {
+			continue
+		}
+		l, err := s.bind(addr)
+		if err != nil {
+			closeAll(added)
+			return Table{}, fmt.Errorf("%w on %s: %w", ErrListen, addr, err)
+		}
+		added = append(added, l)
+	}
+	if err := saveTable(filepath.Join(s.dir, tableName), t); err != nil {
+		closeAll(added)
+		return Table{}, err
+	}
+
+	c := compile(t, s.upstreams, s.stats)
+	s.current.Store(c)
+
+	for _, l := range added {
+		s.listeners[l.addr] = l
+		s.serve(l)
+	}
+	keep := make(map[string]bool, len(wanted))
+	for _, addr := range wanted {
+		keep[addr] = true
+	}
+	for addr, l := range s.listeners {
+		if !keep[addr] {
+			delete(s.listeners, addr)
+			s.retire(l)
+		}
+	}
+	s.upstreams.prune(c.exposed)
+	s.log.Info("routes applied", "version", t.Version, "services", len(t.Services),
+		"added", len(added), "listen", wanted)
+	return t, nil
+}
+
+func closeAll(ls []*listener) {
+	for _, l := range ls {
+		_ = l.ln.Close()
+	}
+}
+
+func listenAddrs(t Table) []string {
+	var addrs []string
+	for _, r := range t.Services {
+		if r.Listen != "" {
+			addrs = append(addrs, r.Listen)
+		}
+	}
+	sort.Strings(addrs)
+	return addrs
+}
+
+// drainPoll is how often drain looks at the in-flight counters.
+const drainPoll = 5 * time.Millisecond
+
+// drain waits until no request is in flight to any of addrs, which must be
+// out of the table, for up to the drain timeout.
+func (s *Server) drain(ctx context.Context, addrs []string) error {
+	cur := s.current.Load()
+	for _, a := range addrs {
+		if cur.exposed[a] {
+			return fmt.Errorf("drain %s: the backend is still in the route table", a)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.drainTimeout())
+	defer cancel()
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		busy := s.inflight(addrs)
+		if len(busy) == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: requests still in flight to %v (%w)", ErrDrainTimeout, busy, ctx.Err())
+		case <-s.stop:
+			return fmt.Errorf("%w: router is stopping", ErrDrainTimeout)
+		}
+	}
+	s.applyMu.Lock()
+	s.upstreams.prune(s.current.Load().exposed)
+	s.applyMu.Unlock()
+	return nil
+}
+
+// inflight returns the addresses among addrs with requests in flight.
+func (s *Server) inflight(addrs []string) []string {
+	var busy []string
+	for _, a := range addrs {
+		if up := s.upstreams.lookup(a); up != nil && up.inflight.Load() > 0 {
+			busy = append(busy, a)
+		}
+	}
+	return busy
+}

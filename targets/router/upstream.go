@@ -1,0 +1,89 @@
+package router
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// upstream is one backend address: its connection pool and the number of
+// requests in flight to it. Tables share upstreams by address, so a
+// request counted under an old table is still seen by Drain.
+type upstream struct {
+	addr      string
+	inflight  atomic.Int64
+	transport *http.Transport
+}
+
+func newUpstream(addr string) *upstream {
+	return &upstream{
+		addr: addr,
+		transport: &http.Transport{
+			Proxy: nil, // never an HTTP proxy from the environment
+			DialContext: (&net.Dialer{
+				Timeout:   5 * time.Second,
+				KeepAlive: 30 * time.Second,
+			}).DialContext,
+			MaxIdleConns:          0,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			// Pass bodies through as the backend encoded them.
+			DisableCompression: true,
+			ForceAttemptHTTP2:  false,
+		},
+	}
+}
+
+// upstreams is the registry of upstreams by address.
+type upstreams struct {
+	mu sync.Mutex
+	m  map[string]*upstream
+}
+
+func newUpstreams() *upstreams { return &upstreams{m: map[string]*upstream{}} }
+
+// get returns the upstream of addr, creating it if needed.
+func (u *upstreams) get(addr string) *upstream {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	up, ok := u.m[addr]
+	if !ok {
+		up = newUpstream(addr)
+		u.m[addr] = up
+	}
+	return up
+}
+
+// lookup returns the upstream of addr, or nil.
+func (u *upstreams) lookup(addr string) *upstream {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.m[addr]
+}
+
+// prune forgets the upstreams that are not in keep and have no request in
+// flight, closing their idle connections. The caller must hold the
+// server's apply lock, so that no table being compiled loses its upstreams.
+func (u *upstreams) prune(keep map[string]bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for addr, up := range u.m {
+		if keep[addr] || up.inflight.Load() > 0 {
+			continue
+		}
+		up.transport.CloseIdleConnections()
+		delete(u.m, addr)
+	}
+}
+
+// closeAll closes every idle connection (on shutdown).
+func (u *upstreams) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, up := range u.m {
+		up.transport.CloseIdleConnections()
+	}
+}

@@ -1,0 +1,75 @@
+// Package targets defines where instances live: the Target interface, the
+// labels molt writes on every instance, and a conformance suite that every
+// implementation must pass (see targetstest).
+//
+// A Target has no update operation, on purpose: an instance is provisioned
+// once, never modified, and retired at the end.
+package targets
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/molt-dev/molt/schema"
+)
+
+// Labels are written on every instance molt provisions. They are how molt
+// reads the live fleet back after a restart; an instance without them is
+// never listed, and so never touched.
+type Labels struct {
+	Fleet     string    `json:"fleet"`
+	Service   string    `json:"service"`
+	SpecHash  string    `json:"specHash"`
+	Revision  string    `json:"revision"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// State is what the target knows of an instance's life.
+type State string
+
+const (
+	// Running: the process or container is alive.
+	Running State = "running"
+	// Dead: it exited, or vanished behind molt's back. A dead instance is
+	// still listed until it is retired, so that molt can replace it.
+	Dead State = "dead"
+)
+
+// Instance is one process or container as a target reports it.
+type Instance struct {
+	ID     string
+	Labels Labels
+	State  State
+	// Endpoints maps each port name of the service to an address molt and
+	// the router can reach, such as "127.0.0.1:40123".
+	Endpoints map[string]string
+	// Detail is a short human-readable note (exit status, engine, ...).
+	Detail string
+}
+
+// Spec is what a Provision needs: the labels to write and the service to run.
+// Service is shared and must not be modified.
+type Spec struct {
+	Labels  Labels
+	Service *schema.Service
+}
+
+// Target is where instances live.
+type Target interface {
+	// List returns every instance carrying molt's labels, of any fleet, dead
+	// ones included. It has no side effects.
+	List(ctx context.Context) ([]Instance, error)
+	// Provision creates and starts one new instance. It returns once the
+	// instance has started (not once it is healthy). On error nothing is
+	// left behind.
+	Provision(ctx context.Context, spec Spec) (Instance, error)
+	// Retire stops the instance (gracefully, then by force after the
+	// service's stop grace) and removes every trace of it. Retiring an
+	// instance that is already gone returns nil.
+	Retire(ctx context.Context, id string) error
+}
+
+// ErrInvalidSpec wraps errors that no retry can fix: the spec asks for
+// something the target cannot do (wrong kind of service, a digest mismatch).
+var ErrInvalidSpec = errors.New("invalid instance spec")
