@@ -132,8 +132,11 @@ func (s *servicePlanner) prune() {
 func (s *servicePlanner) hold() {
 	s.out.Notes = append(s.out.Notes, "spec of the active generation unavailable: holding it as it is")
 	for _, o := range s.alive {
-		if o.Labels.SpecHash != s.traffic.Active {
+		switch {
+		case o.Labels.SpecHash != s.traffic.Active:
 			s.retire(o, "not the active generation")
+		case o.Health == Unhealthy && s.route[o.ID]:
+			s.retire(o, "unhealthy") // never left in traffic
 		}
 	}
 }
@@ -241,6 +244,12 @@ func (s *servicePlanner) failure() string {
 	var start time.Time
 	for _, o := range s.insts {
 		if o.Labels.SpecHash != h {
+			continue
+		}
+		if h == s.traffic.Previous && !o.Labels.CreatedAt.After(s.traffic.PreviousSince) {
+			// A warm instance of the generation reverted to is no part of
+			// this rollout: its age says nothing of the deadline, and its
+			// death is a replacement, not a failure.
 			continue
 		}
 		if start.IsZero() || o.Labels.CreatedAt.Before(start) {
@@ -390,8 +399,12 @@ func (s *servicePlanner) blueGreen() {
 	r := spec.Replicas
 	var fresh []Observed
 	for _, o := range s.alive {
-		if o.Labels.SpecHash == h && !s.retiring[o.ID] {
+		switch {
+		case s.retiring[o.ID]:
+		case o.Labels.SpecHash == h:
 			fresh = append(fresh, o)
+		case s.route[o.ID] && o.Health == Unhealthy:
+			s.retire(o, "unhealthy") // the serving generation keeps no unhealthy instance in traffic
 		}
 	}
 	for _, o := range fresh[min(r, len(fresh)):] {
@@ -479,6 +492,7 @@ func (s *servicePlanner) finish() {
 		case s.retiring[o.ID]:
 			retire++
 		case s.wanted && o.Labels.SpecHash == s.desired.Hash:
+		case s.wanted && s.desired.Spec == nil && o.Labels.SpecHash == s.traffic.Active: // held
 		case s.keepsWarm(o):
 			warm++
 		default:
@@ -522,8 +536,10 @@ func (s *servicePlanner) finish() {
 }
 
 // rebuildTraffic reconstructs a lost routing record from the live fleet:
-// every healthy instance is taken to be in traffic, and the generation with
-// the most healthy instances is the active one.
+// every instance not known to be unhealthy is taken to be in traffic (right
+// after a restart the prober has no verdict yet, and an empty route would
+// supersede the serving generation), and the generation with the most such
+// instances is the active one.
 func rebuildTraffic(alive []Observed) Traffic {
 	count := map[string]int{}
 	var t Traffic

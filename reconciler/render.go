@@ -12,7 +12,7 @@ import (
 // "+" for provisions and "-" for retires.
 func (p Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fleet %s at %s\n", p.Fleet, p.Revision)
+	fmt.Fprintf(&b, "fleet %s at %s\n", p.Fleet, ShortRevision(p.Revision))
 	for _, sp := range p.Services {
 		b.WriteString("\n")
 		if sp.To == "" && sp.Spec() == "" {
@@ -67,7 +67,7 @@ func (p Plan) serviceChanges(sp ServicePlan) bool {
 // WriteMarkdown prints the plan as a pull-request comment body.
 func (p Plan) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### molt plan for `%s` at `%s`\n\n", p.Fleet, p.Revision)
+	fmt.Fprintf(&b, "### molt plan for `%s` at `%s`\n\n", p.Fleet, ShortRevision(p.Revision))
 	if !p.Changes() {
 		b.WriteString("No change: every service is already as this revision says.\n")
 	} else {

@@ -11,15 +11,18 @@ import (
 // checker collects the issues of one snapshot. data is the user's package
 // before unification with the schema; positions are looked up in it.
 type checker struct {
-	data   cue.Value
-	issues []Issue
+	data    cue.Value
+	unified cue.Value // data & #Fleet
+	issues  []Issue
 }
 
-// check validates v (data unified with #Fleet) as `cue vet -c` would, then
-// decodes every part that CUE found valid and applies the rules written in
-// Go to it, so that one run reports as many issues as it can.
-func check(data, v cue.Value) (*Fleet, []Issue) {
-	c := &checker{data: data}
+// check unifies data with def (#Fleet) and validates the result as
+// `cue vet -c` would, then decodes every part that CUE found valid and
+// applies the rules written in Go to it, so that one run reports as many
+// issues as it can.
+func check(data, def cue.Value) (*Fleet, []Issue) {
+	v := data.Unify(def)
+	c := &checker{data: data, unified: v}
 	services := v.LookupPath(cue.MakePath(cue.Str("services")))
 	if err := v.Validate(cue.Concrete(true)); err != nil {
 		c.issues = cueIssues(err, data)
@@ -28,7 +31,9 @@ func check(data, v cue.Value) (*Fleet, []Issue) {
 		// field and each service on its own as well.
 		c.validateFields(v)
 		c.validateFields(services)
+		c.closed(def, data, nil)
 	}
+	c.tidy()
 	bad := map[string]bool{}
 	fleetBad := false
 	for _, is := range c.issues {
@@ -41,9 +46,16 @@ func check(data, v cue.Value) (*Fleet, []Issue) {
 
 	f := &Fleet{Services: map[string]*Service{}}
 	if !fleetBad {
+		// Decode the fields one by one: decoding v would decode the
+		// services too, invalid ones included.
 		var rf rawFleet
-		if err := v.Decode(&rf); err != nil {
+		if err := v.LookupPath(cue.MakePath(cue.Str("name"))).Decode(&rf.Name); err != nil {
 			c.issues = append(c.issues, cueIssues(err, data)...)
+		}
+		if w := v.LookupPath(cue.MakePath(cue.Str("deployWindows"))); w.Exists() {
+			if err := w.Decode(&rf.DeployWindows); err != nil {
+				c.issues = append(c.issues, cueIssues(err, data)...)
+			}
 		}
 		f.Name = rf.Name
 		f.DeployWindows = c.windows([]string{"deployWindows"}, rf.DeployWindows)
@@ -52,8 +64,10 @@ func check(data, v cue.Value) (*Fleet, []Issue) {
 	if err != nil {
 		return f, c.issues // already reported by Validate
 	}
+	var order []string
 	for iter.Next() {
 		name := iter.Selector().Unquoted()
+		order = append(order, name)
 		if bad[name] {
 			continue
 		}
@@ -64,8 +78,51 @@ func check(data, v cue.Value) (*Fleet, []Issue) {
 		}
 		f.Services[name] = c.service(name, rs)
 	}
-	c.listenClashes(f)
+	c.listenClashes(f, order)
 	return f, c.issues
+}
+
+// keyMessages start the messages of the schema's checks on names used as
+// labels (services, ports, environment variables). A bad label also fails
+// the value's own constraint, with a message that would only mislead.
+var keyMessages = []string{"service name ", "port name ", "environment variable name"}
+
+// tidy rewrites CUE's issues where the schema cannot say it better itself:
+// it drops the misleading companions of a bad name, and names the rule
+// behind a service's missing process.
+func (c *checker) tidy() {
+	issues := c.issues
+	badKey := map[string]bool{}
+	for _, is := range issues {
+		for _, m := range keyMessages {
+			if strings.HasPrefix(is.Message, m) {
+				badKey[is.Path] = true
+			}
+		}
+	}
+	out := issues[:0]
+	for _, is := range issues {
+		if badKey[is.Path] {
+			if !slices.ContainsFunc(keyMessages, func(m string) bool { return strings.HasPrefix(is.Message, m) }) {
+				continue
+			}
+			setPos(&is, labelPos(c.data, strings.Split(is.Path, ".")))
+		}
+		// The schema requires process when neither process nor docker
+		// is set, or when the one that is set has an error of its own
+		// (CUE cannot tell the two apart; the error is reported).
+		if svc, ok := strings.CutSuffix(is.Path, ".process"); ok && is.Message == "field is required but not present" {
+			if name, ok := serviceOf(svc); ok && svc == "services."+name {
+				p := []string{"services", name}
+				if c.data.LookupPath(makePath(at(p, "docker"))).Exists() || c.data.LookupPath(makePath(at(p, "process"))).Exists() {
+					continue
+				}
+				is.Path, is.Message = svc, "set exactly one of process and docker"
+			}
+		}
+		out = append(out, is)
+	}
+	c.issues = out
 }
 
 // validateFields validates each regular field of v on its own.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/token"
 )
@@ -52,8 +53,13 @@ func loadIssues(err error) []Issue {
 		if p := strings.Join(e.Path(), "."); p != "" {
 			msg = strings.TrimPrefix(msg, p+": ")
 		}
+		pos := userPos(e)
+		if pos.IsValid() {
+			// The cause repeats the position.
+			msg = strings.ReplaceAll(msg, ": "+pos.String(), "")
+		}
 		is := Issue{Message: msg}
-		setPos(&is, userPos(e))
+		setPos(&is, pos)
 		issues = append(issues, is)
 	}
 	return issues
@@ -70,14 +76,29 @@ func userPos(e cueerrors.Error) token.Pos {
 }
 
 // lookupPos returns the position of the deepest value along path (CUE
-// path elements such as "services", "web", "0") that exists in data.
+// path elements such as "services", "web", "0") that exists in data: a
+// scalar's value, as CUE's own errors have it, or a struct's or list's
+// label.
 func lookupPos(data cue.Value, path []string) token.Pos {
+	return lookup(data, path, false)
+}
+
+// labelPos is lookupPos pointing at the label of a scalar too.
+func labelPos(data cue.Value, path []string) token.Pos {
+	return lookup(data, path, true)
+}
+
+func lookup(data cue.Value, path []string, label bool) token.Pos {
 	for n := len(path); n >= 0; n-- {
 		v := data.LookupPath(makePath(path[:n]))
 		if !v.Exists() {
 			continue
 		}
-		if p := v.Pos(); p.IsValid() && p.Filename() != schemaFile {
+		p := v.Pos()
+		if f, ok := v.Source().(*ast.Field); ok && !label && v.IncompleteKind()&(cue.StructKind|cue.ListKind) == 0 {
+			p = f.Value.Pos()
+		}
+		if p.IsValid() && p.Filename() != schemaFile {
 			return p
 		}
 	}

@@ -94,7 +94,7 @@ func (l Loader) Load(fsys fs.FS, dir string) (*Fleet, error) {
 	if err := data.Err(); err != nil {
 		return nil, invalid(cueIssues(err, data))
 	}
-	f, issues := check(data, data.Unify(def))
+	f, issues := check(data, def)
 	if err := invalid(issues); err != nil {
 		return nil, err
 	}

@@ -89,14 +89,15 @@ func errText(err error) string {
 }
 
 // listenClashes reports two services that ask the router to listen on the
-// same address. An empty or unspecified host (":8080", "0.0.0.0:8080")
-// clashes with every host on that port.
-func (c *checker) listenClashes(f *Fleet) {
+// same address, at the later one in order (the order of the source). An
+// empty or unspecified host (":8080", "0.0.0.0:8080") clashes with every
+// host on that port.
+func (c *checker) listenClashes(f *Fleet, order []string) {
 	type owner struct{ service, host, listen string }
 	byPort := map[string][]owner{}
-	for _, name := range f.ServiceNames() {
+	for _, name := range order {
 		s := f.Services[name]
-		if s.Expose == nil {
+		if s == nil || s.Expose == nil {
 			continue
 		}
 		host, port, err := net.SplitHostPort(s.Expose.Listen)
@@ -126,4 +127,3 @@ func wildcard(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsUnspecified()
 }
-

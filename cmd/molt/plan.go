@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 	"path/filepath"
+	"time"
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"

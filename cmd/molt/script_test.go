@@ -16,9 +16,6 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// helloBin is the demo app, built once for every script.
-var helloBin string
-
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"molt": func() {
@@ -34,13 +31,7 @@ func TestMain(m *testing.M) {
 // behaviour, named <command>_<case>.txtar. MOLT_UPDATE_SCRIPTS=1 rewrites
 // their expected output.
 func TestScript(t *testing.T) {
-	dir := t.TempDir()
-	helloBin = filepath.Join(dir, "hello")
-	build := exec.Command("go", "build", "-o", helloBin, "../../testdata/apps/hello")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build hello: %v\n%s", err, out)
-	}
+	helloBin := buildHelloForTest(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		UpdateScripts:       os.Getenv("MOLT_UPDATE_SCRIPTS") == "1",
@@ -77,6 +68,7 @@ func TestScript(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"githttp": cmdGitHTTP,
 			"httpget": cmdHTTPGet,
+			"tmpl":    cmdTmpl,
 		},
 	})
 }
@@ -141,3 +133,13 @@ func freePort() (string, error) {
 	return port, err
 }
 
+// cmdTmpl writes SRC to DST with $VAR and ${VAR} replaced from the script's
+// environment: tmpl SRC DST.
+func cmdTmpl(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: tmpl SRC DST")
+	}
+	src := ts.ReadFile(args[0])
+	out := os.Expand(src, ts.Getenv)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out), 0o644))
+}

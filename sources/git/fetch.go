@@ -55,6 +55,9 @@ type RefUpdate struct {
 func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.store == nil {
+		return FetchResult{}, errClosed
+	}
 
 	rem := gogit.NewRemote(r.store, &config.RemoteConfig{
 		Name:  remoteName,
@@ -103,6 +106,10 @@ func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 			return FetchResult{}, fmt.Errorf("fetch %s: %w", r.remote.display, err)
 		}
 		res.Updated = diffRefs(before, after)
+		if err := r.compact(); err != nil {
+			// The fetch itself worked; the next one tries again.
+			r.log.Warn("git cache compaction failed", "err", err)
+		}
 	}
 
 	if fetched || head != prevHead {

@@ -329,3 +329,47 @@ func mustGetwd(t *testing.T) string {
 	}
 	return wd
 }
+
+// Each fetch that brings objects adds a pack; past a limit Fetch repacks
+// the cache into one.
+func TestFetchCompacts(t *testing.T) {
+	defer git.SetMaxPacks(2)()
+	f := newFixture(t)
+	_, url := f.served(t)
+	log, logs := newLogger()
+	r := openIn(t, url, t.TempDir(), log)
+	fetch(t, r)
+	old := snapshot(t, r, resolve(t, r, "v1"), "fleet")
+
+	packs := func() int {
+		m, err := filepath.Glob(filepath.Join(r.Dir(), "objects", "pack", "*.pack"))
+		must(t, err)
+		return len(m)
+	}
+	var head string
+	f.src.Git("reset", "-q", "--hard", f.first) // second becomes unreachable
+	for i := range 5 {
+		f.src.WriteFile("NEWS", strings.Repeat("news\n", i+1))
+		head = f.src.Commit("news")
+		f.src.Push()
+		fetch(t, r)
+		if n := packs(); n > 2 {
+			t.Fatalf("after fetch %d: %d packs, want at most 2; log:\n%s", i, n, logs)
+		}
+	}
+	if c := resolve(t, r, "main"); c.Hash != head {
+		t.Errorf("main = %s, want %s", c.Hash, head)
+	}
+	// The repack dropped the force-pushed-away commit.
+	if _, err := r.Resolve(context.Background(), f.second); !errors.Is(err, git.ErrRefNotFound) {
+		t.Errorf("Resolve(second) after repack: %v, want ErrRefNotFound", err)
+	}
+	if !strings.Contains(logs.String(), "git cache repacked") {
+		t.Errorf("no repack logged:\n%s", logs)
+	}
+	// A snapshot taken before the repack still reads.
+	if _, err := readFile(old, "sub/values.cue"); err != nil {
+		t.Errorf("old snapshot after repack: %v", err)
+	}
+	gittest.Git(t, "", nil, "--git-dir", r.Dir(), "fsck", "--no-progress")
+}

@@ -79,6 +79,11 @@ func openIn(t testing.TB, url, cacheDir string, log *slog.Logger) *git.Repo {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return r
 }
 

@@ -92,7 +92,7 @@ func parseURL(raw string) (remote, error) {
 	if u.User != nil {
 		scheme := strings.ToLower(u.Scheme)
 		if p, ok := u.User.Password(); ok && p != "" {
-			r.secrets = append(r.secrets, u.User.String(), p, url.PathEscape(p), url.QueryEscape(p))
+			r.secrets = append(r.secrets, u.User.Username()+":"+p, u.User.String(), p, url.PathEscape(p), url.QueryEscape(p))
 		} else if name := u.User.Username(); name != "" && (scheme == "http" || scheme == "https") {
 			// https://TOKEN@host/...: the user name is the credential.
 			r.secrets = append(r.secrets, u.User.String(), name)

@@ -39,9 +39,8 @@ type Repo struct {
 	auth   transport.AuthMethod
 	log    *slog.Logger
 
-	mu    sync.Mutex // guards store and repo, which go-git does not
+	mu    sync.Mutex // guards store, which go-git does not
 	store *filesystem.Storage
-	repo  *gogit.Repository
 }
 
 // Open opens the bare cache of opts.URL under opts.CacheDir, creating it
@@ -101,8 +100,12 @@ func (r *Repo) openCache() error {
 		return err
 	}
 	st := newStorage(r.dir)
-	repo, err := gogit.Open(st, nil)
+	_, err := gogit.Open(st, nil)
+	if err == nil {
+		err = checkCache(st, r.remote.display)
+	}
 	if err != nil {
+		_ = st.Close()
 		if errors.Is(err, gogit.ErrRepositoryNotExists) {
 			// The directory exists but holds no repository: broken,
 			// not missing.
@@ -110,10 +113,7 @@ func (r *Repo) openCache() error {
 		}
 		return err
 	}
-	if err := checkCache(st, r.remote.display); err != nil {
-		return err
-	}
-	r.store, r.repo = st, repo
+	r.store = st
 	return nil
 }
 
@@ -133,11 +133,35 @@ func (r *Repo) initCache() error {
 	}); err != nil {
 		return err
 	}
-	r.store, r.repo = st, repo
+	r.store = st
 	r.log.Info("git cache created", "dir", r.dir)
 	return nil
 }
 
+// maxOpenPacks is how many pack files a cache keeps open between reads.
+const maxOpenPacks = 16
+
 func newStorage(dir string) *filesystem.Storage {
-	return filesystem.NewStorage(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
+	return filesystem.NewStorageWithOptions(
+		osfs.New(dir, osfs.WithBoundOS()),
+		cache.NewObjectLRUDefault(),
+		filesystem.Options{MaxOpenDescriptors: maxOpenPacks},
+	)
+}
+
+// errClosed is returned by the methods of a closed Repo.
+var errClosed = errors.New("git cache is closed")
+
+// Close releases the pack files the cache keeps open. The Repo, and the
+// file systems from Snapshot, must not be used afterwards. Closing twice
+// is harmless.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.store == nil {
+		return nil
+	}
+	err := r.store.Close()
+	r.store = nil
+	return err
 }

@@ -53,6 +53,9 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (Commit, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.store == nil {
+		return Commit{}, errClosed
+	}
 
 	name := ref
 	if ref == "" {

@@ -83,7 +83,7 @@ func TestResolveErrors(t *testing.T) {
 		{"nope", true, `ref "nope" not found in file://` + f.src.Dir},
 		{"refs/heads/nope", true, `ref "refs/heads/nope" not found`},
 		{"0000000000000000000000000000000000000000", true, "not found"},
-		{"abc", true, "not found"},     // too short for a hash
+		{"abc", true, "not found"},      // too short for a hash
 		{"deadbeef", true, "not found"}, // hex, but no such object
 		{"../config", true, "not a valid ref name"},
 		{"refs/../../config", true, "not a valid ref name"},

@@ -30,7 +30,8 @@ import (
 //
 // Objects are read when asked for, under the Repo's lock; a file's content
 // is read whole when it is opened. The file system stays valid after later
-// Fetches as long as the commit stays in the cache.
+// Fetches while a branch or tag still reaches the commit: a Fetch may
+// repack the cache and drop history that a force-push left behind.
 func (r *Repo) Snapshot(ctx context.Context, c Commit, subdir string) (fs.FS, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -44,6 +45,9 @@ func (r *Repo) Snapshot(ctx context.Context, c Commit, subdir string) (fs.FS, er
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.store == nil {
+		return nil, errClosed
+	}
 
 	commit, err := object.GetCommit(r.store, plumbing.NewHash(c.Hash))
 	if err != nil {
@@ -152,6 +156,9 @@ func (f *treeFS) subdir(h plumbing.Hash) (*dirIndex, error) {
 // lookup finds name without following symbolic links. The caller holds
 // the lock.
 func (f *treeFS) lookup(op, name string) (node, error) {
+	if f.r.store == nil {
+		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrClosed}
+	}
 	if !fs.ValidPath(name) {
 		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}

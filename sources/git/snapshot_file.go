@@ -62,6 +62,9 @@ func (e *dirEntry) String() string    { return fs.FormatDirEntry(e) }
 func (e *dirEntry) Info() (fs.FileInfo, error) {
 	e.fsys.r.mu.Lock()
 	defer e.fsys.r.mu.Unlock()
+	if e.fsys.r.store == nil {
+		return nil, &fs.PathError{Op: "stat", Path: e.node.name, Err: fs.ErrClosed}
+	}
 	info, err := e.fsys.info(e.node)
 	if err != nil {
 		return nil, &fs.PathError{Op: "stat", Path: e.node.name, Err: err}

@@ -46,11 +46,10 @@ func EnsureRunning(ctx context.Context, stateDir string, command []string, logge
 		return false, fmt.Errorf("ensure router: %w", err)
 	}
 	defer lock.Close()
-	if c.Ping(ctx) == nil {
-		return false, nil // another caller started it meanwhile
-	}
-	if err := waitGone(ctx, dir); err != nil {
-		return false, fmt.Errorf("ensure router: %w", err)
+	// Another caller may have started a router meanwhile, or one may be
+	// starting or stopping: wait until it answers or is gone.
+	if up, err := waitUpOrGone(ctx, c, dir); err != nil || up {
+		return false, err
 	}
 
 	logPath := filepath.Join(dir, logName)
@@ -107,16 +106,22 @@ func waitLock(ctx context.Context, path string) (*os.File, error) {
 	}
 }
 
-// waitGone waits until no router holds the pid lock of dir.
-func waitGone(ctx context.Context, dir string) error {
+// waitUpOrGone waits until the router of dir answers (true) or no router
+// holds the directory's pid lock (false).
+func waitUpOrGone(ctx context.Context, c *Client, dir string) (bool, error) {
 	tick := time.NewTicker(ensurePoll)
 	defer tick.Stop()
-	for !routerGone(dir) {
+	for {
+		if c.Ping(ctx) == nil {
+			return true, nil
+		}
+		if routerGone(dir) {
+			return false, nil
+		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for the previous router to exit: %w", ctx.Err())
+			return false, fmt.Errorf("ensure router: a router holds %s but does not answer: %w", filepath.Join(dir, pidName), ctx.Err())
 		}
 	}
-	return nil
 }

@@ -17,7 +17,7 @@ import (
 
 // shortDir returns a fresh state directory with a short path, since the
 // admin socket's path must fit a unix socket address.
-func shortDir(t *testing.T) string {
+func shortDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mr")
 	if err != nil {
@@ -27,7 +27,7 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -39,7 +39,7 @@ type testRouter struct {
 
 // startRouter runs a Server on dir until the test ends (or stop is called)
 // and waits until it answers.
-func startRouter(t *testing.T, dir string, opts ...func(*Options)) testRouter {
+func startRouter(t testing.TB, dir string, opts ...func(*Options)) testRouter {
 	t.Helper()
 	o := Options{StateDir: dir, Logger: testLogger(t), DrainTimeout: 10 * time.Second}
 	for _, f := range opts {
@@ -92,7 +92,7 @@ type testBackend struct {
 	srv       *httptest.Server
 }
 
-func newBackend(t *testing.T, name, gen string, handler http.HandlerFunc) *testBackend {
+func newBackend(t testing.TB, name, gen string, handler http.HandlerFunc) *testBackend {
 	t.Helper()
 	b := &testBackend{name: name, gen: gen}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +121,7 @@ func backends(bs ...*testBackend) []Backend {
 }
 
 // freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,7 +137,7 @@ func webTable(listen string, bs ...Backend) Table {
 	return Table{Services: map[string]Route{"web": {Listen: listen, Backends: bs}}}
 }
 
-func mustApply(t *testing.T, c *Client, tbl Table) Table {
+func mustApply(t testing.TB, c *Client, tbl Table) Table {
 	t.Helper()
 	out, err := c.Apply(t.Context(), tbl)
 	if err != nil {

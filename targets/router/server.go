@@ -92,7 +92,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	admin, err := s.listenAdmin()
 	if err != nil {
+		s.requestStop()
 		s.stopListeners()
+		s.wg.Wait()
 		return err
 	}
 	s.log.Info("router started", "pid", os.Getpid(), "version", t.Version,
@@ -160,7 +162,6 @@ func (s *Server) listenAdmin() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on router socket: %w", err)
 	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen on router socket: %w", err)
@@ -192,129 +193,4 @@ func (s *Server) listenAddrs() []string {
 	}
 	sort.Strings(addrs)
 	return addrs
-}
-
-// apply makes t the routing table: it binds t's new listen addresses,
-// persists t, swaps it in, starts serving the new addresses and closes the
-// ones t no longer uses (letting their requests finish). On error nothing
-// has changed.
-func (s *Server) apply(t Table) (Table, error) {
-	if t.Services == nil {
-		t.Services = map[string]Route{}
-	}
-	if err := t.Validate(); err != nil {
-		return Table{}, err
-	}
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	select {
-	case <-s.stop:
-		return Table{}, errors.New("router is stopping")
-	default:
-	}
-
-	old := s.current.Load()
-	t.Version = old.table.Version + 1
-	wanted := listenAddrs(t)
-	var added []*listener
-	for _, addr := range wanted {
-		if _, ok := s.listeners[addr]; ok {
-			continue
-		}
-		l, err := s.bind(addr)
-		if err != nil {
-			closeAll(added)
-			return Table{}, fmt.Errorf("%w on %s: %w", ErrListen, addr, err)
-		}
-		added = append(added, l)
-	}
-	if err := saveTable(filepath.Join(s.dir, tableName), t); err != nil {
-		closeAll(added)
-		return Table{}, err
-	}
-
-	c := compile(t, s.upstreams, s.stats)
-	s.current.Store(c)
-
-	for _, l := range added {
-		s.listeners[l.addr] = l
-		s.serve(l)
-	}
-	keep := make(map[string]bool, len(wanted))
-	for _, addr := range wanted {
-		keep[addr] = true
-	}
-	for addr, l := range s.listeners {
-		if !keep[addr] {
-			delete(s.listeners, addr)
-			s.retire(l)
-		}
-	}
-	s.upstreams.prune(c.exposed)
-	s.log.Info("routes applied", "version", t.Version, "services", len(t.Services),
-		"added", len(added), "listen", wanted)
-	return t, nil
-}
-
-func closeAll(ls []*listener) {
-	for _, l := range ls {
-		_ = l.ln.Close()
-	}
-}
-
-func listenAddrs(t Table) []string {
-	var addrs []string
-	for _, r := range t.Services {
-		if r.Listen != "" {
-			addrs = append(addrs, r.Listen)
-		}
-	}
-	sort.Strings(addrs)
-	return addrs
-}
-
-// drainPoll is how often drain looks at the in-flight counters.
-const drainPoll = 5 * time.Millisecond
-
-// drain waits until no request is in flight to any of addrs, which must be
-// out of the table, for up to the drain timeout.
-func (s *Server) drain(ctx context.Context, addrs []string) error {
-	cur := s.current.Load()
-	for _, a := range addrs {
-		if cur.exposed[a] {
-			return fmt.Errorf("drain %s: the backend is still in the route table", a)
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.drainTimeout())
-	defer cancel()
-	tick := time.NewTicker(drainPoll)
-	defer tick.Stop()
-	for {
-		busy := s.inflight(addrs)
-		if len(busy) == 0 {
-			break
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: requests still in flight to %v (%w)", ErrDrainTimeout, busy, ctx.Err())
-		case <-s.stop:
-			return fmt.Errorf("%w: router is stopping", ErrDrainTimeout)
-		}
-	}
-	s.applyMu.Lock()
-	s.upstreams.prune(s.current.Load().exposed)
-	s.applyMu.Unlock()
-	return nil
-}
-
-// inflight returns the addresses among addrs with requests in flight.
-func (s *Server) inflight(addrs []string) []string {
-	var busy []string
-	for _, a := range addrs {
-		if up := s.upstreams.lookup(a); up != nil && up.inflight.Load() > 0 {
-			busy = append(busy, a)
-		}
-	}
-	return busy
 }

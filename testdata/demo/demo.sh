@@ -28,7 +28,7 @@ services: web: {
 	process: command: ["$BIN/hello"]
 	env: {
 		VERSION: "$1"
-		$2
+		${2:-}
 	}
 	ports: http: 0
 	expose: {listen: "127.0.0.1:$PORT", port: "http"}

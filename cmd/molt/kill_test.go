@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/molt-dev/molt/targets"
+	"github.com/molt-dev/molt/targets/process"
+	"github.com/molt-dev/molt/targets/router"
+)
+
+// TestKilledMidRollout kills `molt apply` with SIGKILL in the middle of a
+// rolling rollout and runs it again: the fleet converges, no process is
+// orphaned, the healthy floor holds, and no request through the router
+// fails — the router kept serving while no molt ran.
+func TestKilledMidRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	hello := buildHelloForTest(t)
+	work := t.TempDir()
+	state, err := os.MkdirTemp("", "mk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(state)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(work, "repo")
+	runGit(t, "", "init", "-q", "-b", "main", repo)
+	write := func(version string) {
+		src := fmt.Sprintf(`services: web: {
+	replicas: 3
+	process: command: [%q]
+	env: VERSION: %q
+	ports: http: 0
+	expose: {listen: "127.0.0.1:%s", port: "http"}
+	health: {interval: "100ms", grace: "1s"}
+	rollout: {maxSurge: 1, maxUnavailable: 0, minHealthyFor: "700ms", progressDeadline: "60s", keepPrevious: "10m"}
+}
+`, hello, version, port)
+		if err := os.WriteFile(filepath.Join(repo, "fleet.cue"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runGit(t, repo, "add", "-A")
+		runGit(t, repo, "commit", "-qm", version)
+	}
+	molt := func(ctx context.Context, args ...string) *exec.Cmd {
+		c := exec.CommandContext(ctx, "molt", append(args, "--state-dir", state, "--log-level", "warn")...)
+		c.Stdout, c.Stderr = os.Stderr, os.Stderr
+		return c
+	}
+	t.Cleanup(func() { _ = exec.Command("molt", "down", "--yes", "--state-dir", state).Run() })
+
+	write("v1")
+	if err := molt(context.Background(), "apply", "--repo", repo).Run(); err != nil {
+		t.Fatalf("apply v1: %v", err)
+	}
+
+	// Load through the router, and a watch on the healthy floor.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var total, failed atomic.Int64
+	var firstFail atomic.Value
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 100000; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				total.Add(1)
+				resp, err := client.Get("http://127.0.0.1:" + port + "/")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %s", resp.Status)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstFail.CompareAndSwap(nil, err.Error())
+				}
+				time.Sleep(3 * time.Millisecond)
+			}
+		}()
+	}
+	rc := router.NewClient(state)
+	var minHealthy atomic.Int64
+	minHealthy.Store(1 << 30)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			table, err := rc.Table(context.Background())
+			if err != nil {
+				continue
+			}
+			healthy := 0
+			for _, b := range table.Services["web"].Backends {
+				resp, err := client.Get("http://" + b.Addr + "/healthz")
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						healthy++
+					}
+				}
+			}
+			if int64(healthy) < minHealthy.Load() {
+				minHealthy.Store(int64(healthy))
+			}
+		}
+	}()
+
+	// v2, killed halfway.
+	write("v2")
+	tgt, err := process.New(process.Options{Dir: filepath.Join(state, "instances")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := molt(context.Background(), "apply", "--repo", repo)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		insts, err := tgt.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if countGen(insts) >= 2 { // one v2 instance in, the second on its way
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rollout never reached its second instance")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+
+	// No molt runs now: the router keeps serving on its own.
+	time.Sleep(300 * time.Millisecond)
+	if failed.Load() > 0 {
+		t.Errorf("requests failed while molt was down: %v", firstFail.Load())
+	}
+
+	if err := molt(context.Background(), "apply", "--repo", repo).Run(); err != nil {
+		t.Fatalf("apply v2 again: %v", err)
+	}
+	close(stop)
+	wg.Wait()
+
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", n, total.Load(), firstFail.Load())
+	}
+	if m := minHealthy.Load(); m < 3 {
+		t.Errorf("healthy instances in traffic fell to %d, floor is 3", m)
+	}
+	resp, err := http.Get("http://127.0.0.1:" + port + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "v2") {
+		t.Errorf("after the second apply the router answers %q", body)
+	}
+	insts, err := tgt.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, in := range insts {
+		if in.State == targets.Running {
+			running++
+		}
+	}
+	if running != 6 { // 3 of v2 in traffic, 3 of v1 kept warm
+		t.Errorf("%d running instances, want 6 (3 new, 3 warm)", running)
+	}
+	if orphans := processesUnder(t, filepath.Join(state, "instances")); orphans != running {
+		t.Errorf("%d processes run from the state dir, %d instances listed: orphans", orphans, running)
+	}
+	t.Logf("%d requests, none failed; healthy floor held at >= %d", total.Load(), minHealthy.Load())
+}
+
+// countGen counts the instances of the newest generation.
+func countGen(insts []targets.Instance) int {
+	newest := ""
+	var at time.Time
+	for _, in := range insts {
+		if in.Labels.CreatedAt.After(at) {
+			at, newest = in.Labels.CreatedAt, in.Labels.SpecHash
+		}
+	}
+	n := 0
+	for _, in := range insts {
+		if in.Labels.SpecHash == newest {
+			n++
+		}
+	}
+	if len(insts) == n {
+		return 0 // one generation only: the rollout has not started
+	}
+	return n
+}
+
+// processesUnder counts the live processes whose working directory is
+// inside dir (the process target runs each instance in its own directory).
+func processesUnder(t *testing.T, dir string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			continue
+		}
+		if strings.HasPrefix(cwd, dir+string(filepath.Separator)) {
+			n++
+		}
+	}
+	return n
+}
+
+func runGit(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	c := exec.Command("git", args...)
+	c.Dir = dir
+	c.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1")
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+var (
+	helloOnce  sync.Once
+	helloBuilt string
+	helloErr   error
+)
+
+func buildHelloForTest(t *testing.T) string {
+	t.Helper()
+	helloOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "molt-hello")
+		if err != nil {
+			helloErr = err
+			return
+		}
+		helloBuilt = filepath.Join(dir, "hello")
+		c := exec.Command("go", "build", "-o", helloBuilt, "../../testdata/apps/hello")
+		c.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := c.CombinedOutput(); err != nil {
+			helloErr = fmt.Errorf("build hello: %v\n%s", err, out)
+		}
+	})
+	if helloErr != nil {
+		t.Fatal(helloErr)
+	}
+	return helloBuilt
+}
