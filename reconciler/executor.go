@@ -45,12 +45,17 @@ type Executor struct {
 	Tick time.Duration
 	// OnPass, when set, is called with every plan before it is carried out.
 	OnPass func(Plan)
+	// Preempt, when set, is asked after every step; true makes Apply
+	// return (Result.Preempted) so that a newer revision can be taken up.
+	// The step in progress is always finished first.
+	Preempt func() bool
 }
 
 // Result is the outcome of Apply.
 type Result struct {
 	Plan        Plan // the last plan
 	Converged   bool
+	Preempted   bool // stopped between steps for a newer trigger
 	Failures    []Failure // rollouts that failed and were rolled back
 	Provisioned int
 	Retired     int
@@ -175,7 +180,12 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 	if tick <= 0 {
 		tick = 200 * time.Millisecond
 	}
-	for {
+	for pass := 0; ; pass++ {
+		if pass > 0 && e.Preempt != nil && e.Preempt() {
+			res.Preempted = true
+			res.Duration = e.now().Sub(start)
+			return res, nil
+		}
 		obs, table, err := e.Observe(ctx, fleet)
 		if err != nil {
 			return res, err

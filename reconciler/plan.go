@@ -212,7 +212,7 @@ func (s *servicePlanner) switchBack() bool {
 	spec := s.desired.Spec
 	var ready []Observed
 	for _, o := range s.alive {
-		if o.Labels.SpecHash == s.desired.Hash && o.Health == Healthy {
+		if s.warmPrevious(o) && o.Health == Healthy {
 			ready = append(ready, o)
 		}
 	}
@@ -238,6 +238,13 @@ func (s *servicePlanner) switchBack() bool {
 	return true
 }
 
+// warmPrevious reports whether o is an instance of the previous generation
+// that was already there when it left traffic (not one provisioned since,
+// which must pass the strategy's checks like any new instance).
+func (s *servicePlanner) warmPrevious(o Observed) bool {
+	return o.Labels.SpecHash == s.traffic.Previous && !o.Labels.CreatedAt.After(s.traffic.PreviousSince)
+}
+
 // failure says why the rollout to the desired generation failed, or "".
 func (s *servicePlanner) failure() string {
 	h := s.desired.Hash
@@ -246,7 +253,7 @@ func (s *servicePlanner) failure() string {
 		if o.Labels.SpecHash != h {
 			continue
 		}
-		if h == s.traffic.Previous && !o.Labels.CreatedAt.After(s.traffic.PreviousSince) {
+		if s.warmPrevious(o) {
 			// A warm instance of the generation reverted to is no part of
 			// this rollout: its age says nothing of the deadline, and its
 			// death is a replacement, not a failure.

@@ -59,7 +59,11 @@ type world struct {
 	// verdict is unknown at that tick and every minHealthyFor clock starts
 	// again after it. -1: never.
 	restartAt int
-	trace     []string
+	// lost: the router's record was lost, and rebuilt from every instance
+	// not known to be unhealthy: the bound (b) on instances no longer holds
+	// (the rebuilt route may hold a third generation).
+	lost  bool
+	trace []string
 }
 
 func newWorld(tb rapid.TB) *world {
@@ -289,8 +293,12 @@ func (sc scenario) ticksBound(deadlineTicks int) int {
 // replicas+maxSurge live instances in traffic or of the desired generation
 // (2×replicas for blue-green), and besides them at most one warm
 // generation (a rollback may count the warm generation it returns to as
-// its own: it provisions nothing then); (c) a route of live instances only.
-func (w *world) checkStep(d Desired, floor bool, provisioned int) {
+// its own: it provisions nothing then); (c) a route of live instances only;
+// and (a') outside a rollback, an instance of another generation leaves
+// the route only while the floor holds counting a new instance only once
+// healthy for minHealthyFor (blue-green: once all replicas are), or warm
+// from before it left traffic.
+func (w *world) checkStep(in Input, d Desired, floor bool, provisioned int) {
 	w.tb.Helper()
 	spec := d.Spec
 	r := spec.Replicas
@@ -311,6 +319,9 @@ func (w *world) checkStep(d Desired, floor bool, provisioned int) {
 	if floor && healthyRouted < r-unavail {
 		w.fatalf("(a) %d healthy instances in the route, floor is %d-%d", healthyRouted, r, unavail)
 	}
+	if before, known := in.Traffic["web"]; known && !d.Rollback {
+		w.checkSoak(in, before, d, r-unavail)
+	}
 	nonWarm, total := 0, 0
 	for _, i := range w.insts {
 		if !w.alive(i) {
@@ -325,6 +336,9 @@ func (w *world) checkStep(d Desired, floor bool, provisioned int) {
 	if spec.Rollout.Strategy == schema.BlueGreen && !d.Rollback {
 		limit = max(limit, 2*r)
 	}
+	if w.lost {
+		return
+	}
 	if provisioned > 0 && nonWarm > limit {
 		w.fatalf("(b) %d live instances in traffic or of the desired generation, limit %d", nonWarm, limit)
 	}
@@ -333,6 +347,47 @@ func (w *world) checkStep(d Desired, floor bool, provisioned int) {
 	}
 	if total > limit {
 		w.fatalf("(b) %d live instances, limit %d", total, limit)
+	}
+}
+
+// checkSoak checks (a'): see checkStep.
+func (w *world) checkSoak(in Input, before Traffic, d Desired, floor int) {
+	w.tb.Helper()
+	obs := map[string]Observed{}
+	for _, o := range in.Instances {
+		obs[o.ID] = o
+	}
+	after := w.traffic["web"].Instances
+	left := false
+	for _, id := range before.Instances {
+		o, ok := obs[id]
+		if ok && o.Labels.SpecHash != d.Hash && o.State != targets.Dead && o.Health != Unhealthy && !slices.Contains(after, id) {
+			left = true
+		}
+	}
+	if !left {
+		return
+	}
+	soak := d.Spec.Rollout.MinHealthyFor
+	if d.Spec.Rollout.Strategy == schema.BlueGreen && before.Active != d.Hash {
+		floor = d.Spec.Replicas
+	}
+	n := 0
+	for _, id := range after {
+		o := obs[id]
+		switch {
+		case o.Labels.SpecHash != d.Hash:
+			if w.healthy(w.find(id)) {
+				n++
+			}
+		case o.Health == Healthy && !o.HealthySince.After(in.Now.Add(-soak)):
+			n++
+		case o.Health == Healthy && o.Labels.SpecHash == before.Previous && !o.Labels.CreatedAt.After(before.PreviousSince):
+			n++ // a warm instance switched back to: proven before it left traffic
+		}
+	}
+	if n < floor {
+		w.fatalf("(a') an old instance left the route with %d old or proven instances in it, floor %d", n, floor)
 	}
 }
 
@@ -388,7 +443,7 @@ func (w *world) run(desired *Desired, rollbackSpec *schema.Service, bound int, f
 			in, p = w.plan(map[string]Desired{"web": *desired})
 		}
 		w.apply(in, p)
-		w.checkStep(*desired, floor, len(p.Services[0].Step.Provision))
+		w.checkStep(in, *desired, floor, len(p.Services[0].Step.Provision))
 		if p.Converged() {
 			return failed
 		}
@@ -398,8 +453,8 @@ func (w *world) run(desired *Desired, rollbackSpec *schema.Service, bound int, f
 }
 
 // TestSimRollout rolls a converged v1 to v2 (good), through an optional
-// reconciler restart, then reverts to v1, lets the warm generation expire
-// and removes the service.
+// reconciler restart and an optional v3 landing mid-rollout, then reverts
+// to v1, lets the warm generation expire and removes the service.
 func TestSimRollout(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		sc := drawScenario(t)
@@ -413,49 +468,79 @@ func TestSimRollout(t *testing.T) {
 		w.run(&d, nil, bound, false, nil)
 		w.checkConverged("v1", sc.replicas)
 
+		// Optionally, a v3 commit lands in the middle of the rollout.
+		final, interruptAt := "v2", -1
+		v3 := sc.spec(0)
+		w.gens["v3"] = &simGen{spec: v3, readyAfter: sc.readyV2}
+		if rapid.Bool().Draw(t, "interrupt") {
+			interruptAt = rapid.IntRange(0, 15).Draw(t, "interrupt at")
+			final = "v3"
+		}
 		start := w.now
 		d = desire("v2", v2)
-		restart := func() {
+		hook := func() {
 			if sc.restartAt >= 0 && w.now == start+sc.restartAt {
 				w.restartAt = w.now
 				if sc.loseTraffic {
 					delete(w.traffic, "web")
+					w.lost = true
 				}
 				w.logf("t=%d restart (lose traffic: %v)", w.now, sc.loseTraffic)
 			}
-		}
-		if w.run(&d, v1, bound, true, restart) {
-			w.fatalf("a good rollout failed")
-		}
-		w.checkConverged("v2", sc.replicas)
-
-		// Revert: with keepPrevious and a whole warm v1, an instant switch.
-		warm := 0
-		for _, i := range w.insts {
-			if i.hash == "v1" && w.healthy(i) {
-				warm++
+			if w.now == start+interruptAt {
+				d = desire("v3", v3)
+				w.logf("t=%d desired v3", w.now)
 			}
 		}
-		d = desire("v1", v1)
+		if w.run(&d, v1, 2*bound, true, hook) {
+			w.fatalf("a good rollout failed")
+		}
+		back := "v1" // the generation to revert to: the one before final
+		if d.Hash != final { // converged to v2 before v3 came
+			back = "v2"
+			d = desire("v3", v3)
+			w.now++
+			w.run(&d, v1, bound, true, nil)
+		}
+		w.checkConverged(final, sc.replicas)
+
+		// Revert. With keepPrevious the whole generation before is warm
+		// (unless the traffic record was lost, which forgets it): an
+		// instant switch; or, when a warm instance died meanwhile, a
+		// rollout that must not fail however old the warm instances are.
+		var warm []*simInst
+		for _, i := range w.insts {
+			if i.hash == back {
+				warm = append(warm, i)
+			}
+		}
+		if sc.keep && !sc.loseTraffic && len(warm) != sc.replicas {
+			w.fatalf("%d warm instances of %s, want %d", len(warm), back, sc.replicas)
+		}
+		killWarm := len(warm) > 0 && rapid.Bool().Draw(t, "kill a warm instance")
+		if killWarm {
+			warm[0].deadAt = w.now + 1
+		}
+		d = desire(back, w.gens[back].spec)
 		w.now++
 		in, p := w.plan(map[string]Desired{"web": d})
-		if sp := &p.Services[0]; sc.keep && warm >= sc.replicas && sc.replicas > 0 {
-			if len(sp.Step.Provision) > 0 || sp.Traffic == nil || sp.Traffic.Active != "v1" {
+		if sp := &p.Services[0]; sc.keep && !sc.loseTraffic && !killWarm && sc.replicas > 0 {
+			if len(sp.Step.Provision) > 0 || sp.Traffic == nil || sp.Traffic.Active != back {
 				w.fatalf("revert to a warm previous generation is no instant switch: %s", describe(sp))
 			}
 		}
 		w.apply(in, p)
-		w.checkStep(d, true, len(p.Services[0].Step.Provision))
+		w.checkStep(in, d, true, len(p.Services[0].Step.Provision))
 		w.now++
-		w.run(&d, v2, bound, true, nil)
-		w.checkConverged("v1", sc.replicas)
+		w.run(&d, nil, bound, true, nil) // a failure is fatal
+		w.checkConverged(back, sc.replicas)
 
 		// keepPrevious expires: the warm generation goes.
 		w.now += int(time.Hour/simTick) + 1
-		w.run(&d, v2, bound, true, nil)
-		w.checkConverged("v1", sc.replicas)
+		w.run(&d, nil, bound, true, nil)
+		w.checkConverged(back, sc.replicas)
 		for _, i := range w.insts {
-			if i.hash != "v1" {
+			if i.hash != back {
 				w.fatalf("%s left after keepPrevious expired", i.id)
 			}
 		}
@@ -501,6 +586,7 @@ func TestSimBadRollout(t *testing.T) {
 				w.restartAt = w.now
 				if sc.loseTraffic {
 					delete(w.traffic, "web")
+					w.lost = true
 				}
 				w.logf("t=%d restart (lose traffic: %v)", w.now, sc.loseTraffic)
 			}

@@ -60,25 +60,30 @@ func check(data, def cue.Value) (*Fleet, []Issue) {
 		f.Name = rf.Name
 		f.DeployWindows = c.windows([]string{"deployWindows"}, rf.DeployWindows)
 	}
-	iter, err := services.Fields()
-	if err != nil {
-		return f, c.issues // already reported by Validate
-	}
-	var order []string
-	for iter.Next() {
-		name := iter.Selector().Unquoted()
-		order = append(order, name)
-		if bad[name] {
-			continue
-		}
-		var rs rawService
-		if err := iter.Value().Decode(&rs); err != nil {
+	raw := map[string]rawService{}
+	if len(c.issues) == 0 {
+		// All valid: decode the services in one go.
+		if err := services.Decode(&raw); err != nil {
 			c.issues = append(c.issues, cueIssues(err, data)...)
-			continue
 		}
+	} else if iter, err := services.Fields(); err == nil {
+		for iter.Next() {
+			name := iter.Selector().Unquoted()
+			if bad[name] {
+				continue
+			}
+			var rs rawService
+			if err := iter.Value().Decode(&rs); err != nil {
+				c.issues = append(c.issues, cueIssues(err, data)...)
+				continue
+			}
+			raw[name] = rs
+		}
+	}
+	for name, rs := range raw {
 		f.Services[name] = c.service(name, rs)
 	}
-	c.listenClashes(f, order)
+	c.listenClashes(f)
 	return f, c.issues
 }
 

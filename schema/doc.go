@@ -35,10 +35,21 @@
 // # Hermetic loading
 //
 // Load reads the .cue files under the directory into memory itself and hands
-// only that copy to CUE: no network (module registry access is disabled), no
-// commands (tool files are never loaded), nothing outside the directory, and
-// symbolic links are never followed. Every file and the whole snapshot are
-// capped in size.
+// only that copy to CUE: no network (module registry access is disabled, so
+// only the standard library and the module's own packages can be imported),
+// no commands (tool files are never loaded), nothing outside the directory,
+// and symbolic links are never followed: a link that CUE could load (a .cue
+// name, a link to a .cue file, cue.mod, or the directory itself) is an
+// issue. Other files are not read at all. Every file (1 MiB) and the whole
+// snapshot (16 MiB) are capped; Loader changes the caps. os.DirFS is a
+// suitable fs.FS: it reports links as links.
+//
+// # Errors
+//
+// An *InvalidError lists every Issue found, as "file:line:col: path:
+// message" with file relative to the root of the fs.FS, sorted by position:
+// the desired state is wrong and only a new snapshot can fix it. Any other
+// error is an I/O error.
 //
 // # What it does not do
 //

@@ -68,7 +68,7 @@ func (l Loader) Load(fsys fs.FS, dir string) (*Fleet, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
-	dir = path.Clean(strings.ReplaceAll(dir, "\\", "/"))
+	dir = path.Clean(dir)
 	if !fs.ValidPath(dir) {
 		return nil, fmt.Errorf("load fleet: invalid directory %q", dir)
 	}

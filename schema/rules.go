@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"cmp"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/robfig/cron/v3"
@@ -21,30 +23,27 @@ func (c *checker) cron(p []string, spec string) {
 // cannot express well.
 func (c *checker) serviceRules(p []string, s *Service, r rawService) {
 	// Named ports must be declared.
-	ports := []struct {
-		path []string
+	type portRef struct {
 		name string
-	}{}
-	addPort := func(name string, elems ...string) {
-		ports = append(ports, struct {
-			path []string
-			name string
-		}{at(p, elems...), name})
+		path []string
 	}
-	if h := r.Health; h.HTTP != nil {
-		addPort(h.HTTP.Port, "health", "http", "port")
-	} else if h.TCP != nil {
-		addPort(h.TCP.Port, "health", "tcp", "port")
-	}
-	if h := r.Liveness; h != nil && h.HTTP != nil {
-		addPort(h.HTTP.Port, "liveness", "http", "port")
-	} else if h != nil && h.TCP != nil {
-		addPort(h.TCP.Port, "liveness", "tcp", "port")
+	var refs []portRef
+	for _, h := range []struct {
+		field  string
+		health *rawHealth
+	}{{"health", &r.Health}, {"liveness", r.Liveness}} {
+		switch {
+		case h.health == nil:
+		case h.health.HTTP != nil:
+			refs = append(refs, portRef{h.health.HTTP.Port, at(p, h.field, "http", "port")})
+		case h.health.TCP != nil:
+			refs = append(refs, portRef{h.health.TCP.Port, at(p, h.field, "tcp", "port")})
+		}
 	}
 	if r.Expose != nil {
-		addPort(r.Expose.Port, "expose", "port")
+		refs = append(refs, portRef{r.Expose.Port, at(p, "expose", "port")})
 	}
-	for _, ref := range ports {
+	for _, ref := range refs {
 		if _, ok := s.Ports[ref.name]; !ok {
 			c.add(ref.path, "port %q is not declared in ports", ref.name)
 		}
@@ -89,17 +88,29 @@ func errText(err error) string {
 }
 
 // listenClashes reports two services that ask the router to listen on the
-// same address, at the later one in order (the order of the source). An
-// empty or unspecified host (":8080", "0.0.0.0:8080") clashes with every
-// host on that port.
-func (c *checker) listenClashes(f *Fleet, order []string) {
+// same address, at the one written later in the snapshot. An empty or
+// unspecified host (":8080", "0.0.0.0:8080") clashes with every host on
+// that port.
+func (c *checker) listenClashes(f *Fleet) {
 	type owner struct{ service, host, listen string }
-	byPort := map[string][]owner{}
-	for _, name := range order {
-		s := f.Services[name]
-		if s == nil || s.Expose == nil {
-			continue
+	type exposed struct {
+		name string
+		pos  Issue // only the position fields
+	}
+	var order []exposed
+	for name, s := range f.Services {
+		if s.Expose != nil {
+			var at Issue
+			setPos(&at, lookupPos(c.data, []string{"services", name, "expose", "listen"}))
+			order = append(order, exposed{name, at})
 		}
+	}
+	slices.SortFunc(order, func(a, b exposed) int {
+		return cmp.Or(compareIssues(a.pos, b.pos), cmp.Compare(a.name, b.name))
+	})
+	byPort := map[string][]owner{}
+	for _, e := range order {
+		name, s := e.name, f.Services[e.name]
 		host, port, err := net.SplitHostPort(s.Expose.Listen)
 		if err != nil {
 			continue // reported by serviceRules

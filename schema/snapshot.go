@@ -38,6 +38,12 @@ func (s *snapshot) refuse(rel, msg string) {
 // are I/O errors; everything the user must fix is in snapshot.issues.
 func (l Loader) readSnapshot(fsys fs.FS, dir string) (*snapshot, error) {
 	s := &snapshot{dir: dir, files: fstest.MapFS{}}
+	if linked, err := linkedDir(fsys, dir); err != nil || linked != "" {
+		if linked != "" {
+			s.issues = append(s.issues, Issue{File: linked, Message: "symlinks are not followed"})
+		}
+		return s, err
+	}
 	entries, err := fs.ReadDir(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil // reported as "no CUE files"
@@ -58,6 +64,30 @@ func (l Loader) readSnapshot(fsys fs.FS, dir string) (*snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// linkedDir returns the first element of dir's path, from the top, that is
+// a symbolic link, when fsys can tell (fs.ReadLinkFS): the directory must
+// not be reached through a link either.
+func linkedDir(fsys fs.FS, dir string) (string, error) {
+	if dir == "." {
+		return "", nil
+	}
+	elems := strings.Split(dir, "/")
+	for i := range elems {
+		p := strings.Join(elems[:i+1], "/")
+		fi, err := fs.Lstat(fsys, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil // reported as "no CUE files"
+		}
+		if err != nil {
+			return "", fmt.Errorf("stat %s: %w", p, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return p, nil
+		}
+	}
+	return "", nil
 }
 
 // visit copies one entry (a path relative to the snapshot root) and, for a

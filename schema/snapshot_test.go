@@ -101,6 +101,24 @@ func TestLoadRefusesSymlinks(t *testing.T) {
 	}
 }
 
+func TestLoadRefusesLinkedDir(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"outside/fleet.cue":      "package fleet\n\nservices: stolen: process: command: [\"./x\"]\n",
+		"outside/prod/fleet.cue": "package fleet\n\nservices: stolen: process: command: [\"./x\"]\n",
+		"repo/README.md":         "# fleet\n",
+	})
+	if err := os.Symlink(filepath.Join(root, "outside"), filepath.Join(root, "repo", "fleets")); err != nil {
+		t.Skipf("symlinks unavailable: %v", err)
+	}
+	for _, dir := range []string{"fleets", "fleets/prod"} {
+		_, err := Load(os.DirFS(filepath.Join(root, "repo")), dir)
+		if diff := cmp.Diff([]string{"fleets: symlinks are not followed"}, issueStrings(t, err)); diff != "" {
+			t.Errorf("Load(%q) issues (-want +got):\n%s", dir, diff)
+		}
+	}
+}
+
 // TestLoadIgnoresOtherSymlinks: a link that CUE could not load anyway is
 // neither followed nor an error.
 func TestLoadIgnoresOtherSymlinks(t *testing.T) {
@@ -133,6 +151,12 @@ func (r *recordFS) record(name string) {
 func (r *recordFS) Open(name string) (fs.File, error) {
 	r.record(name)
 	return r.FS.Open(name)
+}
+
+// Stat is not recorded: it reads no content. (Load checks that no
+// element of the directory's path is a symbolic link.)
+func (r *recordFS) Stat(name string) (fs.FileInfo, error) {
+	return fs.Stat(r.FS, name)
 }
 
 func (r *recordFS) ReadDir(name string) ([]fs.DirEntry, error) {

@@ -15,9 +15,9 @@ import (
 var source []byte
 
 // schemaFile is the file name that positions inside the embedded schema
-// carry. It cannot be the name of a snapshot file (those are clean relative
+// carry. It cannot be the name of a snapshot file (those are relative
 // paths), so positions in the schema are told apart from the user's.
-const schemaFile = "<molt>/schema.cue"
+const schemaFile = "/molt/schema.cue"
 
 // Source returns the CUE schema of a fleet, as `molt schema` prints it. The
 // file has no package clause; see the package documentation for how to use

@@ -34,7 +34,7 @@ func TestKilledMidRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(state)
+	t.Cleanup(func() { os.RemoveAll(state) }) // after the down below: cleanups run last-in first-out
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)

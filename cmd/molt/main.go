@@ -99,6 +99,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newApplyCmd(e),
 		newDownCmd(e),
 		newRouterCmd(e),
+		newServeCmd(e),
 	)
 	return root
 }

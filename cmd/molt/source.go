@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/sources/git"
@@ -45,7 +46,7 @@ func labelRevision(c git.Commit) string {
 }
 
 // openRepo opens the cache of the repository under cacheDir and fetches it.
-func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (*git.Repo, error) {
+func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger, auth transport.AuthMethod) (*git.Repo, error) {
 	url := f.repo
 	if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
 		abs, err := filepath.Abs(url)
@@ -54,7 +55,7 @@ func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Log
 		}
 		url = abs
 	}
-	repo, err := git.Open(ctx, git.Options{URL: url, CacheDir: cacheDir, Logger: log})
+	repo, err := git.Open(ctx, git.Options{URL: url, CacheDir: cacheDir, Logger: log, Auth: auth})
 	if err != nil {
 		return nil, err
 	}
@@ -67,15 +68,21 @@ func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Log
 // loadDesired fetches the repository, resolves the ref and validates the
 // fleet at that commit.
 func loadDesired(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (desiredState, error) {
-	repo, err := openRepo(ctx, f, cacheDir, log)
+	repo, err := openRepo(ctx, f, cacheDir, log, nil)
 	if err != nil {
 		return desiredState{}, err
 	}
-	c, err := repo.Resolve(ctx, f.ref)
+	return snapshotAt(ctx, repo, f.ref, f.path)
+}
+
+// snapshotAt resolves ref in the (fetched) cache and validates the fleet
+// at that commit.
+func snapshotAt(ctx context.Context, repo *git.Repo, ref, path string) (desiredState, error) {
+	c, err := repo.Resolve(ctx, ref)
 	if err != nil {
 		return desiredState{}, err
 	}
-	fleet, err := loadCommit(ctx, repo, c, f.path)
+	fleet, err := loadCommit(ctx, repo, c, path)
 	if err != nil {
 		return desiredState{}, err
 	}
@@ -88,7 +95,7 @@ func loadDesired(ctx context.Context, f sourceFlags, cacheDir string, log *slog.
 		if err != nil {
 			return nil, err
 		}
-		return loadCommit(ctx, repo, old, f.path)
+		return loadCommit(ctx, repo, old, path)
 	}
 	return desiredState{fleet: fleet, commit: c, revision: labelRevision(c), specs: specs}, nil
 }

@@ -39,6 +39,13 @@ func TestOpenRecoversCorruptCache(t *testing.T) {
 		{"pack index overwritten", func(t *testing.T, dir string) {
 			must(t, os.WriteFile(onlyFile(t, dir, "objects/pack/*.idx"), []byte("garbage"), 0o644))
 		}},
+		{"pack index deleted", func(t *testing.T, dir string) {
+			must(t, os.Remove(onlyFile(t, dir, "objects/pack/*.idx")))
+		}},
+		{"cache dir is a file", func(t *testing.T, dir string) {
+			must(t, os.RemoveAll(dir))
+			must(t, os.WriteFile(dir, []byte("x"), 0o644))
+		}},
 		{"ref to a missing commit", func(t *testing.T, dir string) {
 			ref := filepath.Join(dir, "refs", "remotes", "origin", "main")
 			must(t, os.WriteFile(ref, []byte(strings.Repeat("12", 20)+"\n"), 0o644))

@@ -2,13 +2,14 @@ package git
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // maxPacks is how many pack files a cache may hold before Fetch repacks
@@ -16,25 +17,27 @@ import (
 // searches the index of every pack.
 var maxPacks = 32
 
-// noTime tells DeleteOldObjectPackAndIndex to delete whatever the age.
-var noTime time.Time
-
 // packWindow is how many objects the repack compares for deltas (git's
 // default).
 const packWindow = 10
 
+// noTime tells DeleteOldObjectPackAndIndex to delete whatever the age.
+var noTime time.Time
+
 // compact repacks the cache into one pack when it holds more than
-// maxPacks, dropping the objects that no branch or tag reaches any more
-// (those of force-pushed-away history). The caller holds the lock.
+// maxPacks. It keeps every object, including history that a force-push
+// left behind: instances may still carry a revision from it, and reading
+// that commit again is how a rollback finds the old spec. The caller holds
+// the lock.
 //
-// go-git's Repository.RepackObjects is not used: its object walk fails on
-// symbolic links and submodules.
+// go-git's Repository.RepackObjects is not used: it keeps only what refs
+// reach, and its object walk fails on symbolic links and submodules.
 func (r *Repo) compact() error {
 	old, err := r.store.ObjectPacks()
 	if err != nil || len(old) <= maxPacks {
 		return err
 	}
-	hashes, err := reachable(r.store)
+	hashes, err := r.packedObjects(old)
 	if err != nil {
 		return fmt.Errorf("repack: %w", err)
 	}
@@ -64,65 +67,40 @@ func (r *Repo) compact() error {
 	return nil
 }
 
-// reachable lists every object that a branch or tag of the cache reaches,
-// leaving out submodule commits, which live in other repositories.
-func reachable(st *filesystem.Storage) ([]plumbing.Hash, error) {
+// packedObjects lists the objects of the given packs, from their indexes.
+func (r *Repo) packedObjects(packs []plumbing.Hash) ([]plumbing.Hash, error) {
 	seen := map[plumbing.Hash]bool{}
-	var out, stack []plumbing.Hash
-	push := func(h plumbing.Hash) {
-		if !seen[h] {
-			seen[h] = true
-			stack = append(stack, h)
-		}
-	}
-	refs, err := st.IterReferences()
-	if err != nil {
-		return nil, err
-	}
-	err = refs.ForEach(func(ref *plumbing.Reference) error {
-		if ref.Type() == plumbing.HashReference {
-			push(ref.Hash())
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for len(stack) > 0 {
-		h := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		out = append(out, h)
-		obj, err := st.EncodedObject(plumbing.AnyObject, h)
+	var out []plumbing.Hash
+	for _, p := range packs {
+		f, err := os.Open(filepath.Join(r.dir, "objects", "pack", "pack-"+p.String()+".idx"))
 		if err != nil {
-			return nil, fmt.Errorf("object %s: %w", h, err)
+			return nil, err
 		}
-		switch obj.Type() {
-		case plumbing.CommitObject:
-			c, err := object.DecodeCommit(st, obj)
-			if err != nil {
-				return nil, err
-			}
-			push(c.TreeHash)
-			for _, p := range c.ParentHashes {
-				push(p)
-			}
-		case plumbing.TreeObject:
-			t, err := object.DecodeTree(st, obj)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range t.Entries {
-				if e.Mode != filemode.Submodule {
-					push(e.Hash)
-				}
-			}
-		case plumbing.TagObject:
-			t, err := object.DecodeTag(st, obj)
-			if err != nil {
-				return nil, err
-			}
-			push(t.Target)
+		idx := idxfile.NewMemoryIndex()
+		err = idxfile.NewDecoder(f).Decode(idx)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("pack %s: %w", p, err)
 		}
+		entries, err := idx.Entries()
+		if err != nil {
+			return nil, err
+		}
+		for {
+			e, err := entries.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				entries.Close()
+				return nil, fmt.Errorf("pack %s: %w", p, err)
+			}
+			if !seen[e.Hash] {
+				seen[e.Hash] = true
+				out = append(out, e.Hash)
+			}
+		}
+		entries.Close()
 	}
 	return out, nil
 }

@@ -110,12 +110,12 @@ func parseURL(raw string) (remote, error) {
 		if !strings.HasPrefix(u.Path, "/") {
 			return remote{}, fmt.Errorf("url %s: a file URL needs an absolute path", r.display)
 		}
-	case "http", "https", "ssh":
+	case "http", "https", "ssh", "git":
 		if u.Host == "" {
 			return remote{}, fmt.Errorf("url %s: no host", r.display)
 		}
 	default:
-		return remote{}, fmt.Errorf("url %s: scheme %q not supported (use a path, file, https, http or ssh)", r.display, u.Scheme)
+		return remote{}, fmt.Errorf("url %s: scheme %q not supported (use a path, file, https, http, ssh or git)", r.display, u.Scheme)
 	}
 	return r, nil
 }

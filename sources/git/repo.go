@@ -72,7 +72,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		return nil, fmt.Errorf("git cache: %w", err)
 	}
 	err := r.openCache()
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, errNoCache) {
 		err = r.initCache()
 	} else if err != nil {
 		r.log.Warn("git cache unusable, re-creating it", "dir", r.dir, "err", err)
@@ -93,11 +93,14 @@ func (r *Repo) Dir() string { return r.dir }
 // URL returns the remote's URL without credentials.
 func (r *Repo) URL() string { return r.remote.display }
 
-// openCache opens an existing cache and checks it; the error wraps
-// os.ErrNotExist when there is no cache yet.
+// errNoCache says that the cache directory does not exist yet.
+var errNoCache = errors.New("no cache yet")
+
+// openCache opens an existing cache and checks it. It returns errNoCache
+// when there is no cache yet, and another error when the cache is broken.
 func (r *Repo) openCache() error {
-	if _, err := os.Stat(r.dir); err != nil {
-		return err
+	if _, err := os.Stat(r.dir); errors.Is(err, os.ErrNotExist) {
+		return errNoCache
 	}
 	st := newStorage(r.dir)
 	_, err := gogit.Open(st, nil)

@@ -30,8 +30,8 @@ import (
 //
 // Objects are read when asked for, under the Repo's lock; a file's content
 // is read whole when it is opened. The file system stays valid after later
-// Fetches while a branch or tag still reaches the commit: a Fetch may
-// repack the cache and drop history that a force-push left behind.
+// Fetches (the cache never drops an object, even of history that a
+// force-push left behind) until the Repo is closed.
 func (r *Repo) Snapshot(ctx context.Context, c Commit, subdir string) (fs.FS, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

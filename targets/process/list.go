@@ -61,19 +61,16 @@ func (t *Target) observe(rec *record) (targets.State, string) {
 	switch {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return targets.Dead, fmt.Sprintf("unknown: %v", err)
-	case err != nil || st.startTime != rec.StartTime:
-		// Gone, or its pid reused by another process.
-		if how := t.exitOf(rec.ID); how != "" {
-			return targets.Dead, "exited: " + how
-		}
-		if err != nil {
-			return targets.Dead, "exited"
-		}
-		return targets.Dead, fmt.Sprintf("exited (pid %d reused by another process)", rec.PID)
-	case st.exited():
-		return targets.Dead, "exited"
+	case err == nil && st.startTime == rec.StartTime && !st.exited():
+		return targets.Running, fmt.Sprintf("pid %d", rec.PID)
 	}
-	return targets.Running, fmt.Sprintf("pid %d", rec.PID)
+	if how := t.exitOf(rec.ID); how != "" {
+		return targets.Dead, "exited: " + how
+	}
+	if err == nil && st.startTime != rec.StartTime {
+		return targets.Dead, fmt.Sprintf("exited (pid %d reused by another process)", rec.PID)
+	}
+	return targets.Dead, "exited"
 }
 
 // same reports whether the recorded process is still the one running with

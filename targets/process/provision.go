@@ -79,19 +79,18 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	if err := os.Mkdir(stage, 0o750); err != nil {
 		return targets.Instance{}, err
 	}
-	final := filepath.Join(t.dir, id)
 	cmd, rec, err := t.start(ctx, stage, id, exe, spec, ports)
+	if err != nil {
+		os.RemoveAll(stage)
+		return targets.Instance{}, err
+	}
+	err = writeRecord(stage, rec)
 	if err == nil {
-		err = writeRecord(stage, rec)
-		if err == nil {
-			err = os.Rename(stage, final)
-		}
-		if err != nil {
-			signalGroup(cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-		}
+		err = os.Rename(stage, filepath.Join(t.dir, id))
 	}
 	if err != nil {
+		signalGroup(rec.PID, syscall.SIGKILL)
+		cmd.Wait()
 		os.RemoveAll(stage)
 		return targets.Instance{}, err
 	}

@@ -17,6 +17,9 @@ type reaper struct {
 	stop  chan struct{}
 	once  sync.Once
 	pidfd *os.File // nil: poll /proc instead
+	// forgotten (guarded by Target.mu) is set when the instance is retired:
+	// the reaper still collects the child but records nothing.
+	forgotten bool
 }
 
 func (r *reaper) halt() {
@@ -54,18 +57,21 @@ func (t *Target) track(id string, cmd *exec.Cmd) {
 		if t.reapers[id] == r {
 			delete(t.reapers, id)
 		}
-		t.exits[id] = how
+		if !r.forgotten {
+			t.exits[id] = how
+		}
 	})
 }
 
-// forget drops what the Target knows of instance id.
+// forget drops what the Target knows of instance id, once it is retired.
+// A reaper still running is left to collect the child (which has exited
+// or is about to), so that no zombie stays.
 func (t *Target) forget(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.exits, id)
 	if r := t.reapers[id]; r != nil {
-		delete(t.reapers, id)
-		r.halt()
+		r.forgotten = true
 	}
 }
 

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/molt-dev/molt/reconciler"
+	"github.com/molt-dev/molt/schema"
+	"github.com/molt-dev/molt/sources/git"
+	"github.com/molt-dev/molt/sources/github"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/robfig/cron/v3"
+	"github.com/spf13/cobra"
+)
+
+type serveFlags struct {
+	src                sourceFlags
+	branch             string
+	stateDir           string
+	listen             string
+	poll               string
+	webhookSecretFile  string
+	genericTokenFile   string
+	gitTokenFile       string
+	sshKeyFile         string
+	sshKnownHosts      string
+	maxBody            int64
+	timeout, stopGrace time.Duration
+	fetchTimeout       time.Duration
+	level              string
+	githubRepo         string
+}
+
+func newServeCmd(e *env) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Keep the fleet converged to a branch: poll, take webhooks, reconcile",
+		Long: `serve watches one branch of one repository and keeps the fleet converged to
+its newest commit. It polls on a cron schedule (--poll, default @every 30s;
+an unchanged remote costs one ref advertisement), takes GitHub webhooks on
+POST /hooks/github (only with a secret: --webhook-secret-file or
+MOLT_WEBHOOK_SECRET) and a bearer-token hook on POST /hooks/generic
+(--generic-token-file or MOLT_GENERIC_TOKEN). GitHub does not redeliver a
+failed webhook by itself: polling is the safety net, so a lost webhook
+delays a deploy by at most one poll interval.
+
+Between changes every tick still reconciles: dead or unhealthy instances
+are replaced. A remote that cannot be reached keeps the fleet as it is and
+is retried with backoff. SIGTERM lets the step in progress finish and exits;
+the instances and the router keep running.
+
+Endpoints: GET /healthz (alive), GET /readyz (fetched once, not stuck),
+GET /metrics (Prometheus).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return serve(cmd.Context(), e, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.src.repo, "repo", "", "Git repository: a local path, file://, https:// or ssh:// URL (required)")
+	fl.StringVar(&f.branch, "branch", "main", "the branch to deploy")
+	fl.StringVar(&f.src.path, "path", ".", "sub-directory of the repository that holds the fleet")
+	fl.StringVar(&f.stateDir, "state-dir", stateDirDefault(), "molt's state directory")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address of the HTTP endpoints (webhooks, health, metrics)")
+	fl.StringVar(&f.poll, "poll", "@every 30s", "poll schedule (robfig/cron: a 5-field spec or @every DURATION)")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the GitHub webhook secret (or MOLT_WEBHOOK_SECRET)")
+	fl.StringVar(&f.genericTokenFile, "generic-token-file", "", "file holding the bearer token of /hooks/generic (or MOLT_GENERIC_TOKEN)")
+	fl.StringVar(&f.gitTokenFile, "git-token-file", "", "file holding an HTTPS token for the repository (or MOLT_GIT_TOKEN)")
+	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "private key for an ssh:// repository")
+	fl.StringVar(&f.sshKnownHosts, "ssh-known-hosts", "", "known_hosts file to check the ssh server's key against")
+	fl.StringVar(&f.githubRepo, "github-repo", "", "owner/name of the repository on GitHub (webhooks for others are ignored)")
+	fl.Int64Var(&f.maxBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
+	fl.DurationVar(&f.timeout, "reconcile-timeout", 15*time.Minute, "bound on one reconcile")
+	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", time.Minute, "bound on one fetch of the repository")
+	fl.DurationVar(&f.stopGrace, "stop-grace", 30*time.Second, "on SIGTERM, how long the step in progress may go on")
+	fl.StringVar(&f.level, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func serve(ctx context.Context, e *env, f serveFlags) error {
+	log := logger(e, f.level)
+	if f.src.repo == "" {
+		return &usageError{errors.New("serve needs --repo")}
+	}
+	sched, err := cron.ParseStandard(f.poll)
+	if err != nil {
+		return &usageError{fmt.Errorf("--poll %q: %w", f.poll, err)}
+	}
+	hookSecret, err := secret(f.webhookSecretFile, "MOLT_WEBHOOK_SECRET")
+	if err != nil {
+		return err
+	}
+	genericToken, err := secret(f.genericTokenFile, "MOLT_GENERIC_TOKEN")
+	if err != nil {
+		return err
+	}
+	auth, err := gitAuth(f.src.repo, f.gitTokenFile, f.sshKeyFile, f.sshKnownHosts)
+	if err != nil {
+		return err
+	}
+	release, err := lockState(f.stateDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	// The HTTP endpoints come up first, so that /healthz answers while the
+	// first fetch runs.
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	m := newServeMetrics(reg)
+
+	w, err := openWorld(ctx, f.stateDir, log, true)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// The loop's first reconcile fetches: an unreachable remote at start is
+	// a fault like any other, retried with backoff. Only a bad URL stops here.
+	gopts := git.Options{URL: absURL(f.src.repo), CacheDir: filepath.Join(f.stateDir, "git"), Logger: log, Auth: auth}
+	repo, err := git.Open(ctx, gopts)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	src := &gitSource{repo: repo, opts: gopts, branch: f.branch, path: f.src.path, fetchTimeout: f.fetchTimeout, metrics: m}
+	defer func() { src.repo.Close() }()
+	loop := &reconciler.Loop{
+		Source: src, Executor: w.exec, Schedule: sched, Logger: log,
+		Timeout: f.timeout, StepGrace: f.stopGrace,
+		OnResult: func(o reconciler.Outcome) { m.observe(o, log) },
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := loop.Status()
+		switch {
+		case !st.Fetched:
+			http.Error(w, "not ready: the repository has not been fetched yet", http.StatusServiceUnavailable)
+		case !st.Running.IsZero() && time.Since(st.Running) > f.timeout:
+			http.Error(w, "not ready: a reconcile is stuck since "+st.Running.Format(time.RFC3339), http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintf(w, "ready: %s\n", st.Revision)
+		}
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if hookSecret != nil {
+		recv, err := github.NewReceiver(github.ReceiverOptions{
+			Secret: hookSecret, Repo: f.githubRepo, Branch: f.branch, MaxBody: f.maxBody, Logger: log,
+			OnPush:        func(github.Event) { loop.Trigger("push") },
+			OnPullRequest: func(ev github.Event) { log.Info("pull request", "number", ev.PRNumber, "head", ev.HeadSHA) },
+		})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		mux.Handle("POST /hooks/github", recv)
+	} else {
+		log.Warn("no webhook secret: /hooks/github is disabled (set --webhook-secret-file or MOLT_WEBHOOK_SECRET)")
+	}
+	if genericToken != nil {
+		gen, err := github.NewGeneric(github.GenericOptions{Token: genericToken, Logger: log,
+			OnTrigger: func() { loop.Trigger("generic hook") }})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		mux.Handle("POST /hooks/generic", gen)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "error", err)
+		}
+	}()
+	log.Info("serving", "repo", repo.URL(), "branch", f.branch, "listen", ln.Addr().String(), "poll", f.poll)
+	fmt.Fprintf(e.stdout, "molt serve: listening on %s\n", ln.Addr())
+
+	err = loop.Run(ctx)
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	wg.Wait()
+	log.Info("stopped; instances and the router keep running")
+	return err
+}
+
+func absURL(u string) string {
+	if abs, err := filepath.Abs(u); err == nil && !containsScheme(u) {
+		return abs
+	}
+	return u
+}
+
+func containsScheme(u string) bool {
+	for i := 0; i+3 <= len(u); i++ {
+		if u[i:i+3] == "://" {
+			return true
+		}
+	}
+	return false
+}
+
+// gitSource is the loop's view of the tracked branch: fetch (one ref
+// advertisement when nothing moved), resolve, and validate, reusing the
+// last snapshot when the branch still points at the same commit.
+type gitSource struct {
+	repo         *git.Repo
+	opts         git.Options // to open the cache again after a fault
+	branch       string
+	path         string
+	fetchTimeout time.Duration
+	metrics      *serveMetrics
+	broken       bool // the last attempt failed: reopen (and so check) the cache first
+
+	hash string
+	snap reconciler.Snapshot
+	err  error
+}
+
+func (s *gitSource) Latest(ctx context.Context) (reconciler.Snapshot, error) {
+	snap, err := s.latest(ctx)
+	var inv *schema.InvalidError
+	s.broken = err != nil && !errors.As(err, &inv)
+	return snap, err
+}
+
+func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
+	if s.broken {
+		// Opening checks the cache and rebuilds it when it is corrupt.
+		repo, err := git.Open(ctx, s.opts)
+		if err != nil {
+			return reconciler.Snapshot{}, fmt.Errorf("open cache: %w", err)
+		}
+		s.repo.Close()
+		s.repo = repo
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
+	_, err := s.repo.Fetch(fctx)
+	cancel()
+	if err != nil {
+		s.metrics.fetchErrors.Inc()
+		return reconciler.Snapshot{}, fmt.Errorf("fetch %s: %w", s.repo.URL(), err)
+	}
+	c, err := s.repo.Resolve(ctx, s.branch)
+	if err != nil {
+		return reconciler.Snapshot{}, err
+	}
+	if c.Hash == s.hash {
+		return s.snap, s.err
+	}
+	d, err := snapshotAt(ctx, s.repo, c.Hash, s.path)
+	var inv *schema.InvalidError
+	if err != nil && !errors.As(err, &inv) {
+		return reconciler.Snapshot{}, err // transient: do not remember
+	}
+	c.Ref = s.branch
+	s.hash, s.err = c.Hash, err
+	s.snap = reconciler.Snapshot{Fleet: d.fleet, Revision: labelRevision(c), Specs: d.specs}
+	return s.snap, s.err
+}
+
+// serveMetrics are the Prometheus metrics of molt serve, on their own
+// registry. Labels are bounded: never an instance id or a revision.
+type serveMetrics struct {
+	reconciles  *prometheus.CounterVec
+	fetchErrors prometheus.Counter
+	webhooks    *prometheus.CounterVec
+	provisioned prometheus.Counter
+	retired     prometheus.Counter
+}
+
+func newServeMetrics(reg *prometheus.Registry) *serveMetrics {
+	m := &serveMetrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molt_reconciles_total",
+			Help: "Reconciles by result (converged, preempted, failed, error)."}, []string{"result"}),
+		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_fetch_errors_total",
+			Help: "Fetches of the repository that failed."}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molt_webhook_deliveries_total",
+			Help: "Webhook deliveries by hook and outcome."}, []string{"hook", "outcome"}),
+		provisioned: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_instances_provisioned_total",
+			Help: "Instances provisioned."}),
+		retired: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_instances_retired_total",
+			Help: "Instances retired."}),
+	}
+	reg.MustRegister(m.reconciles, m.fetchErrors, m.webhooks, m.provisioned, m.retired)
+	return m
+}
+
+func (m *serveMetrics) observe(o reconciler.Outcome, log *slog.Logger) {
+	result := "converged"
+	switch {
+	case o.Err != nil:
+		result = "error"
+	case len(o.Result.Failures) > 0:
+		result = "failed"
+	case o.Result.Preempted:
+		result = "preempted"
+	case !o.Result.Converged:
+		result = "idle"
+	}
+	m.reconciles.WithLabelValues(result).Inc()
+	m.provisioned.Add(float64(o.Result.Provisioned))
+	m.retired.Add(float64(o.Result.Retired))
+	if o.Result.Provisioned+o.Result.Retired > 0 || len(o.Result.Failures) > 0 {
+		log.Info("reconciled", "reason", o.Reason, "revision", o.Revision, "result", result,
+			"provisioned", o.Result.Provisioned, "retired", o.Result.Retired, "took", o.Finished.Sub(o.Started).Round(time.Millisecond))
+	}
+}

@@ -1,0 +1,481 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/molt-dev/molt/sources/git/gittest"
+)
+
+// faultyFront sits between molt and the Git server and can refuse
+// connections or hang, to simulate an unreachable or slow remote.
+type faultyFront struct {
+	mode  atomic.Value // "ok", "refuse", "hang"
+	proxy *httputil.ReverseProxy
+	srv   *http.Server
+	URL   string
+}
+
+func newFaultyFront(t *testing.T, upstream string) *faultyFront {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &faultyFront{proxy: httputil.NewSingleHostReverseProxy(u)}
+	f.mode.Store("ok")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch f.mode.Load() {
+		case "refuse":
+			if hj, ok := w.(http.Hijacker); ok {
+				c, _, _ := hj.Hijack()
+				c.Close()
+				return
+			}
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		case "hang":
+			select {
+			case <-r.Context().Done():
+			case <-time.After(20 * time.Second):
+			}
+		default:
+			f.proxy.ServeHTTP(w, r)
+		}
+	})}
+	go f.srv.Serve(l)
+	t.Cleanup(func() { f.srv.Close() })
+	f.URL = "http://" + l.Addr().String()
+	return f
+}
+
+// served is a `molt serve` process under test.
+type served struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	state   string
+	listen  string
+	routed  string // the router's address of the demo service
+	logs    *syncBuffer
+	exited  chan error
+	secret  string
+	counter atomic.Int64
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServe(t *testing.T, repoURL, state, poll string, extra ...string) *served {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &served{t: t, state: state, listen: "127.0.0.1:" + port, logs: &syncBuffer{}, exited: make(chan error, 1), secret: "s3cret"}
+	args := append([]string{"serve", "--repo", repoURL, "--branch", "main", "--state-dir", state,
+		"--listen", s.listen, "--poll", poll, "--log-level", "debug"}, extra...)
+	s.cmd = exec.Command("molt", args...)
+	s.cmd.Env = append(os.Environ(), "MOLT_WEBHOOK_SECRET="+s.secret)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(30 * time.Second):
+			s.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("molt serve output:\n%s", s.logs.String())
+		}
+	})
+	waitUntil(t, 20*time.Second, "serve /healthz", func() bool {
+		resp, err := http.Get("http://" + s.listen + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return s
+}
+
+// metric sums the samples of a Prometheus counter family.
+func (s *served) metric(name string) float64 {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.listen + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// deliver sends one signed GitHub push delivery for the branch head.
+func (s *served) deliver(after string) int {
+	raw, err := os.ReadFile("../../sources/github/testdata/push.json")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(raw, &payload); err != nil {
+		s.t.Fatal(err)
+	}
+	payload["ref"], payload["after"], payload["deleted"] = "refs/heads/main", after, false
+	body, _ := json.Marshal(payload)
+	mac := hmac.New(sha256.New, []byte(s.secret))
+	mac.Write(body)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.listen+"/hooks/github", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", s.counter.Add(1)))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// answers waits until the router answers with want.
+func answers(t *testing.T, addr, want string, within time.Duration) {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	last := ""
+	waitUntil(t, within, "router to answer "+want+" (last: "+last+")", func() bool {
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = string(b)
+		return strings.Contains(last, want)
+	})
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// background load through the router; every failure is recorded.
+type traffic struct {
+	stop            chan struct{}
+	wg              sync.WaitGroup
+	total, failures atomic.Int64
+	first           atomic.Value
+}
+
+func startTraffic(addr string) *traffic {
+	tr := &traffic{stop: make(chan struct{})}
+	c := &http.Client{Timeout: 5 * time.Second}
+	for range 2 {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			for n := 0; n < 200000; n++ {
+				select {
+				case <-tr.stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				tr.total.Add(1)
+				resp, err := c.Get("http://" + addr + "/")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					tr.failures.Add(1)
+					tr.first.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	return tr
+}
+
+func (tr *traffic) check(t *testing.T) {
+	t.Helper()
+	close(tr.stop)
+	tr.wg.Wait()
+	if n := tr.failures.Load(); n > 0 {
+		t.Errorf("%d of %d requests through the router failed; first: %v", n, tr.total.Load(), tr.first.Load())
+	}
+	t.Logf("%d requests through the router, %d failed", tr.total.Load(), tr.failures.Load())
+}
+
+func fleetSource(hello, version, port string) string {
+	return fmt.Sprintf(`services: web: {
+	replicas: 2
+	process: command: [%q]
+	env: VERSION: %q
+	ports: http: 0
+	expose: {listen: "127.0.0.1:%s", port: "http"}
+	health: {interval: "100ms", grace: "1s"}
+	rollout: {minHealthyFor: "200ms", progressDeadline: "30s", keepPrevious: "10m"}
+}
+`, hello, version, port)
+}
+
+func stateDir(t *testing.T) string {
+	t.Helper()
+	state, err := os.MkdirTemp("", "mv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	t.Cleanup(func() { _ = exec.Command("molt", "down", "--yes", "--state-dir", state).Run() })
+	return state
+}
+
+// TestServeFollowsTheBranch runs the molt serve binary against git
+// http-backend: the fleet follows each push and a revert, an unchanged
+// remote costs no pack, and remote faults (unreachable, hanging, force-push,
+// corrupt cache) leave the fleet serving.
+func TestServeFollowsTheBranch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	hello := buildHelloForTest(t)
+	appPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := "127.0.0.1:" + appPort
+	root := t.TempDir()
+	repo := gittest.NewRepo(t)
+	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
+	repo.Commit("v1")
+	repo.Publish(root, "fleet.git")
+	gitSrv := gittest.ServeHTTP(t, root)
+	front := newFaultyFront(t, gitSrv.URL)
+	state := stateDir(t)
+
+	s := startServe(t, front.URL+"/fleet.git", state, "@every 1s", "--fetch-timeout", "2s")
+	answers(t, app, "hello from v1", 30*time.Second)
+	load := startTraffic(app)
+
+	push := func(version string) {
+		repo.WriteFile("fleet.cue", fleetSource(hello, version, appPort))
+		repo.Commit(version)
+		repo.Push()
+	}
+
+	t.Run("push", func(t *testing.T) {
+		push("v2")
+		answers(t, app, "hello from v2", 30*time.Second)
+	})
+
+	t.Run("unchanged remote transfers no pack", func(t *testing.T) {
+		time.Sleep(1500 * time.Millisecond) // let the reconcile of v2 settle
+		gitSrv.Reset()
+		time.Sleep(3500 * time.Millisecond)
+		refs, packs := gitSrv.Count("GET", "/info/refs"), gitSrv.Count("POST", "/git-upload-pack")
+		if refs < 2 || packs != 0 {
+			t.Errorf("over 3.5s of polls: %d ref advertisements, %d pack requests; want >= 2 and 0", refs, packs)
+		}
+	})
+
+	t.Run("revert", func(t *testing.T) {
+		repo.Git("revert", "--no-edit", "HEAD")
+		repo.Push()
+		answers(t, app, "hello from v1", 30*time.Second)
+	})
+
+	t.Run("unreachable remote", func(t *testing.T) {
+		before := s.metric("molt_fetch_errors_total")
+		front.mode.Store("refuse")
+		waitUntil(t, 15*time.Second, "fetch errors", func() bool { return s.metric("molt_fetch_errors_total") > before })
+		answers(t, app, "hello from v1", time.Second)
+		front.mode.Store("ok")
+		push("v3")
+		answers(t, app, "hello from v3", 40*time.Second)
+	})
+
+	t.Run("hanging remote", func(t *testing.T) {
+		before := s.metric("molt_fetch_errors_total")
+		front.mode.Store("hang")
+		waitUntil(t, 20*time.Second, "fetch timeouts", func() bool { return s.metric("molt_fetch_errors_total") > before })
+		answers(t, app, "hello from v3", time.Second)
+		front.mode.Store("ok")
+		push("v4")
+		answers(t, app, "hello from v4", 40*time.Second)
+	})
+
+	t.Run("force-push", func(t *testing.T) {
+		repo.Git("reset", "-q", "--hard", "HEAD~2")
+		push("v5-rewritten")
+		answers(t, app, "hello from v5-rewritten", 30*time.Second)
+	})
+
+	t.Run("corrupt cache", func(t *testing.T) {
+		caches, _ := filepath.Glob(filepath.Join(state, "git", "*"))
+		if len(caches) != 1 {
+			t.Fatalf("caches: %v", caches)
+		}
+		for _, name := range []string{"HEAD", "config"} {
+			if err := os.WriteFile(filepath.Join(caches[0], name), []byte("garbage\x00"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.RemoveAll(filepath.Join(caches[0], "objects"))
+		push("v6")
+		answers(t, app, "hello from v6", 40*time.Second)
+	})
+
+	t.Run("webhook burst coalesces", func(t *testing.T) {
+		// Wait for quiet, then push and send 200 deliveries at once; with a
+		// 1s poll the reconciles during the burst stay few.
+		push("v7")
+		before := s.metric("molt_reconciles_total")
+		start := time.Now()
+		var wg sync.WaitGroup
+		codes := make([]int, 200)
+		for i := range 200 {
+			wg.Add(1)
+			go func() { defer wg.Done(); codes[i] = s.deliver(repo.Head()) }()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		for i, c := range codes {
+			if c != http.StatusAccepted {
+				t.Fatalf("delivery %d answered %d", i, c)
+			}
+		}
+		answers(t, app, "hello from v7", 30*time.Second)
+		t.Logf("200 deliveries answered in %s; reconciles during the burst: %v", elapsed, s.metric("molt_reconciles_total")-before)
+	})
+
+	load.check(t)
+
+	t.Run("SIGTERM leaves the fleet serving", func(t *testing.T) {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-s.exited:
+			if err != nil {
+				t.Errorf("serve exited with %v", err)
+			}
+			s.exited <- err // for the cleanup
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not exit on SIGTERM")
+		}
+		answers(t, app, "hello from v7", time.Second)
+	})
+}
+
+// TestServeWebhookBurst: with polling out of the way, 200 push deliveries
+// in about a second cause at most two reconciles, and the newest commit is
+// deployed.
+func TestServeWebhookBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	hello := buildHelloForTest(t)
+	appPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	repo := gittest.NewRepo(t)
+	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
+	repo.Commit("v1")
+	repo.Publish(root, "fleet.git")
+	gitSrv := gittest.ServeHTTP(t, root)
+	state := stateDir(t)
+	s := startServe(t, gitSrv.RepoURL("fleet.git"), state, "@every 1h")
+	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
+	waitUntil(t, 10*time.Second, "first reconcile", func() bool { return s.metric("molt_reconciles_total") >= 1 })
+
+	for i := 2; i <= 6; i++ { // several commits land before the hooks do
+		repo.WriteFile("fleet.cue", fleetSource(hello, fmt.Sprintf("v%d", i), appPort))
+		repo.Commit(fmt.Sprintf("v%d", i))
+	}
+	repo.Push()
+	before := s.metric("molt_reconciles_total")
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.deliver(repo.Head()) }()
+	}
+	wg.Wait()
+	answers(t, "127.0.0.1:"+appPort, "hello from v6", 30*time.Second)
+	waitUntil(t, 10*time.Second, "the loop to go idle", func() bool {
+		resp, err := http.Get("http://" + s.listen + "/readyz")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(b), repo.Head())
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := s.metric("molt_reconciles_total") - before; n > 2 || n < 1 {
+		t.Errorf("200 deliveries caused %v reconciles; want 1 or 2", n)
+	}
+	_ = context.Background
+}

@@ -1,0 +1,246 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/molt-dev/molt/schema"
+)
+
+// Snapshot is one validated revision of the desired state.
+type Snapshot struct {
+	Fleet    *schema.Fleet
+	Revision string
+	Specs    SpecSource
+}
+
+// Source gives the newest desired state of the tracked branch. An error
+// that wraps *schema.InvalidError means the newest commit is invalid: the
+// loop keeps the fleet on the last valid snapshot until a new commit comes.
+type Source interface {
+	Latest(ctx context.Context) (Snapshot, error)
+}
+
+// Schedule says when the next poll is due (robfig/cron's Schedule fits).
+type Schedule interface {
+	Next(time.Time) time.Time
+}
+
+// Loop reconciles continuously: on every trigger (a poll tick, a webhook,
+// a retry after a fault) it reads the newest desired state and converges
+// the fleet to it. Triggers coalesce: one reconcile runs at a time, and
+// however many triggers arrive while it runs, exactly one more follows.
+type Loop struct {
+	Source   Source
+	Executor *Executor
+	Schedule Schedule
+	Logger   *slog.Logger
+	// Timeout bounds one reconcile (default 15m).
+	Timeout time.Duration
+	// StepGrace bounds how long a step in progress may go on after the
+	// loop is cancelled (default 30s).
+	StepGrace time.Duration
+	// MaxBackoff caps the retry delay after a fault (default 5m).
+	MaxBackoff time.Duration
+	// OnResult, when set, is called after every reconcile.
+	OnResult func(Outcome)
+
+	once    sync.Once
+	trigger chan string
+	mu      sync.Mutex
+	status  Status
+}
+
+// Outcome is what one reconcile did.
+type Outcome struct {
+	Reason   string
+	Revision string
+	Result   Result
+	Err      error
+	Started  time.Time
+	Finished time.Time
+}
+
+// Status is the loop's state, for /readyz and people.
+type Status struct {
+	// Fetched: the source answered at least once.
+	Fetched bool
+	// Revision is the revision the fleet was last converged or converging to.
+	Revision string
+	// Invalid is the newest revision that failed validation, if any.
+	Invalid    string
+	InvalidErr error
+	// Running is when the reconcile in progress started (zero when idle).
+	Running time.Time
+	// LastErr is the last reconcile's error (nil after a success).
+	LastErr   error
+	Last      time.Time
+	Reconcile int // reconciles run so far
+}
+
+func (l *Loop) init() {
+	l.once.Do(func() { l.trigger = make(chan string, 1) })
+}
+
+// Trigger asks for a reconcile; it never blocks. Triggers that arrive
+// while one is pending merge into it.
+func (l *Loop) Trigger(reason string) {
+	l.init()
+	select {
+	case l.trigger <- reason:
+	default:
+	}
+}
+
+// Status returns a copy of the loop's status.
+func (l *Loop) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
+}
+
+func (l *Loop) log() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Run reconciles until ctx is cancelled. It triggers once at start, then
+// on every Schedule tick and every Trigger. Faults (an unreachable remote,
+// a failed reconcile) are logged and retried with exponential backoff; Run
+// never returns because of them. When ctx is cancelled, the step in
+// progress finishes (the executor checks between steps) and Run returns.
+func (l *Loop) Run(ctx context.Context) error {
+	l.init()
+	timeout := l.Timeout
+	if timeout <= 0 {
+		timeout = 15 * time.Minute
+	}
+	maxBackoff := l.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 5 * time.Minute
+	}
+	l.Trigger("start")
+	var last Snapshot
+	backoff := time.Duration(0)
+	var retry <-chan time.Time
+	var tick <-chan time.Time
+	var tickTimer *time.Timer
+	arm := func() {
+		if l.Schedule == nil {
+			return
+		}
+		now := time.Now()
+		d := l.Schedule.Next(now).Sub(now)
+		if tickTimer == nil {
+			tickTimer = time.NewTimer(d)
+		} else {
+			tickTimer.Reset(d)
+		}
+		tick = tickTimer.C
+	}
+	arm()
+	defer func() {
+		if tickTimer != nil {
+			tickTimer.Stop()
+		}
+	}()
+	for {
+		var reason string
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			arm()
+			reason = "poll"
+		case <-retry:
+			retry = nil
+			reason = "retry"
+		case reason = <-l.trigger:
+		}
+		out := l.reconcile(ctx, reason, &last, timeout)
+		if l.OnResult != nil {
+			l.OnResult(out)
+		}
+		if out.Err != nil && ctx.Err() == nil {
+			backoff = min(max(2*backoff, time.Second), maxBackoff)
+			l.log().Warn("reconcile failed; retrying", "reason", reason, "in", backoff, "error", out.Err)
+			retry = time.After(backoff)
+		} else {
+			backoff = 0
+		}
+	}
+}
+
+// reconcile reads the newest snapshot and converges to it (or to the last
+// valid one when the newest is invalid).
+func (l *Loop) reconcile(ctx context.Context, reason string, last *Snapshot, timeout time.Duration) Outcome {
+	out := Outcome{Reason: reason, Started: time.Now()}
+	l.mu.Lock()
+	l.status.Running = out.Started
+	l.status.Reconcile++
+	l.mu.Unlock()
+	defer func() {
+		out.Finished = time.Now()
+		l.mu.Lock()
+		l.status.Running = time.Time{}
+		l.status.LastErr = out.Err
+		l.status.Last = out.Finished
+		l.mu.Unlock()
+	}()
+
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	snap, err := l.Source.Latest(rctx)
+	var inv *schema.InvalidError
+	switch {
+	case errors.As(err, &inv):
+		l.mu.Lock()
+		l.status.Fetched = true
+		first := l.status.InvalidErr == nil || l.status.InvalidErr.Error() != err.Error()
+		l.status.InvalidErr = err
+		l.mu.Unlock()
+		if first {
+			l.log().Error("newest commit is invalid; keeping the last valid revision", "error", err)
+		}
+		if last.Fleet == nil {
+			return out // nothing valid yet: stalled until a new commit
+		}
+		snap = *last
+	case err != nil:
+		out.Err = err
+		return out
+	default:
+		l.mu.Lock()
+		l.status.Fetched = true
+		l.status.InvalidErr = nil
+		l.mu.Unlock()
+		*last = snap
+	}
+	out.Revision = snap.Revision
+	l.mu.Lock()
+	l.status.Revision = snap.Revision
+	l.mu.Unlock()
+
+	x := *l.Executor
+	x.Specs = snap.Specs
+	x.Preempt = func() bool { return len(l.trigger) > 0 || rctx.Err() != nil }
+	// A step in progress finishes even when ctx is cancelled (the executor
+	// sees the cancellation between steps, through Preempt), bounded by
+	// StepGrace after the cancellation.
+	sctx, scancel := context.WithCancel(context.WithoutCancel(rctx))
+	defer scancel()
+	grace := l.StepGrace
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	stop := context.AfterFunc(rctx, func() { time.AfterFunc(grace, scancel) })
+	defer stop()
+	res, err := x.Apply(sctx, snap.Fleet, snap.Revision)
+	out.Result, out.Err = res, err
+	return out
+}
