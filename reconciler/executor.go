@@ -55,7 +55,7 @@ type Executor struct {
 type Result struct {
 	Plan        Plan // the last plan
 	Converged   bool
-	Preempted   bool // stopped between steps for a newer trigger
+	Preempted   bool      // stopped between steps for a newer trigger
 	Failures    []Failure // rollouts that failed and were rolled back
 	Provisioned int
 	Retired     int

@@ -338,7 +338,16 @@ func (s *servicePlanner) rolling(inRollout bool) {
 	}
 	floor := r - unavail
 
-	// Take old instances out of traffic while the floor allows.
+	// Take old instances out of traffic while the floor allows, the least
+	// proven first: not healthy (yet), then not of the active generation
+	// (an interrupted rollout's), then the oldest.
+	sort.SliceStable(old, func(i, j int) bool {
+		a, b := old[i], old[j]
+		if (a.Health == Healthy) != (b.Health == Healthy) {
+			return b.Health == Healthy
+		}
+		return a.Labels.SpecHash != s.traffic.Active && b.Labels.SpecHash == s.traffic.Active
+	})
 	removed := 0
 	for _, o := range old {
 		if removed >= available-floor {

@@ -61,9 +61,11 @@ type world struct {
 	restartAt int
 	// lost: the router's record was lost, and rebuilt from every instance
 	// not known to be unhealthy: the bound (b) on instances no longer holds
-	// (the rebuilt route may hold a third generation).
-	lost  bool
-	trace []string
+	// (the rebuilt route may hold a third generation). blind: lost while
+	// the prober had no verdict: nothing tells a ready instance from one
+	// still starting, and the floor (a) no longer holds either.
+	lost, blind bool
+	trace       []string
 }
 
 func newWorld(tb rapid.TB) *world {
@@ -224,9 +226,10 @@ type scenario struct {
 	keep             bool
 	readyV1, readyV2 int // ticks
 	// restartAt, when >= 0, restarts the reconciler that many ticks into
-	// the rollout; loseTraffic also drops the router's record then.
-	restartAt   int
-	loseTraffic bool
+	// the rollout: with amnesia the prober forgets every verdict, with
+	// loseTraffic the router's record is lost.
+	restartAt            int
+	amnesia, loseTraffic bool
 }
 
 func drawIntOrPercent(t *rapid.T, name string) schema.IntOrPercent {
@@ -255,6 +258,7 @@ func drawScenario(t *rapid.T) scenario {
 	if rapid.Bool().Draw(t, "restart") {
 		sc.restartAt = rapid.IntRange(0, 20).Draw(t, "restart at")
 		sc.loseTraffic = rapid.Bool().Draw(t, "lose traffic")
+		sc.amnesia = !sc.loseTraffic || rapid.Bool().Draw(t, "amnesia")
 	}
 	return sc
 }
@@ -316,10 +320,10 @@ func (w *world) checkStep(in Input, d Desired, floor bool, provisioned int) {
 			healthyRouted++
 		}
 	}
-	if floor && healthyRouted < r-unavail {
+	if floor && !w.blind && healthyRouted < r-unavail {
 		w.fatalf("(a) %d healthy instances in the route, floor is %d-%d", healthyRouted, r, unavail)
 	}
-	if before, known := in.Traffic["web"]; known && !d.Rollback {
+	if before, known := in.Traffic["web"]; known && !d.Rollback && !w.blind {
 		w.checkSoak(in, before, d, r-unavail)
 	}
 	nonWarm, total := 0, 0
@@ -348,6 +352,22 @@ func (w *world) checkStep(in Input, d Desired, floor bool, provisioned int) {
 	if total > limit {
 		w.fatalf("(b) %d live instances, limit %d", total, limit)
 	}
+}
+
+// disrupt restarts the reconciler at the scenario's tick into the rollout
+// that started at start.
+func (w *world) disrupt(sc scenario, start int) {
+	if sc.restartAt < 0 || w.now != start+sc.restartAt {
+		return
+	}
+	if sc.amnesia {
+		w.restartAt = w.now
+	}
+	if sc.loseTraffic {
+		delete(w.traffic, "web")
+		w.lost, w.blind = true, sc.amnesia
+	}
+	w.logf("t=%d restart (amnesia: %v, lose traffic: %v)", w.now, sc.amnesia, sc.loseTraffic)
 }
 
 // checkSoak checks (a'): see checkStep.
@@ -479,14 +499,7 @@ func TestSimRollout(t *testing.T) {
 		start := w.now
 		d = desire("v2", v2)
 		hook := func() {
-			if sc.restartAt >= 0 && w.now == start+sc.restartAt {
-				w.restartAt = w.now
-				if sc.loseTraffic {
-					delete(w.traffic, "web")
-					w.lost = true
-				}
-				w.logf("t=%d restart (lose traffic: %v)", w.now, sc.loseTraffic)
-			}
+			w.disrupt(sc, start)
 			if w.now == start+interruptAt {
 				d = desire("v3", v3)
 				w.logf("t=%d desired v3", w.now)
@@ -495,14 +508,18 @@ func TestSimRollout(t *testing.T) {
 		if w.run(&d, v1, 2*bound, true, hook) {
 			w.fatalf("a good rollout failed")
 		}
-		back := "v1" // the generation to revert to: the one before final
 		if d.Hash != final { // converged to v2 before v3 came
-			back = "v2"
 			d = desire("v3", v3)
 			w.now++
 			w.run(&d, v1, bound, true, nil)
 		}
 		w.checkConverged(final, sc.replicas)
+		// Revert to the generation before the final one (v2 if v3 came
+		// after v2 converged), known as previous with keepPrevious.
+		back := w.traffic["web"].Previous
+		if back == "" {
+			back = "v1"
+		}
 
 		// Revert. With keepPrevious the whole generation before is warm
 		// (unless the traffic record was lost, which forgets it): an
@@ -581,17 +598,7 @@ func TestSimBadRollout(t *testing.T) {
 
 		start := w.now
 		d = desire("v2", v2)
-		restart := func() {
-			if sc.restartAt >= 0 && w.now == start+sc.restartAt {
-				w.restartAt = w.now
-				if sc.loseTraffic {
-					delete(w.traffic, "web")
-					w.lost = true
-				}
-				w.logf("t=%d restart (lose traffic: %v)", w.now, sc.loseTraffic)
-			}
-		}
-		failed := w.run(&d, v1, 2*bound, true, restart)
+		failed := w.run(&d, v1, 2*bound, true, func() { w.disrupt(sc, start) })
 		switch {
 		case sc.replicas == 0:
 			if failed {

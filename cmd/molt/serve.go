@@ -165,6 +165,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			ln.Close()
 			return err
 		}
+		m.webhookCounts("github", recv.Counts)
 		mux.Handle("POST /hooks/github", recv)
 	} else {
 		log.Warn("no webhook secret: /hooks/github is disabled (set --webhook-secret-file or MOLT_WEBHOOK_SECRET)")
@@ -278,28 +279,45 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 // serveMetrics are the Prometheus metrics of molt serve, on their own
 // registry. Labels are bounded: never an instance id or a revision.
 type serveMetrics struct {
+	reg         *prometheus.Registry
 	reconciles  *prometheus.CounterVec
 	fetchErrors prometheus.Counter
-	webhooks    *prometheus.CounterVec
 	provisioned prometheus.Counter
 	retired     prometheus.Counter
 }
 
 func newServeMetrics(reg *prometheus.Registry) *serveMetrics {
 	m := &serveMetrics{
+		reg: reg,
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molt_reconciles_total",
 			Help: "Reconciles by result (converged, preempted, failed, error)."}, []string{"result"}),
 		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_fetch_errors_total",
 			Help: "Fetches of the repository that failed."}),
-		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molt_webhook_deliveries_total",
-			Help: "Webhook deliveries by hook and outcome."}, []string{"hook", "outcome"}),
 		provisioned: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_instances_provisioned_total",
 			Help: "Instances provisioned."}),
 		retired: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_instances_retired_total",
 			Help: "Instances retired."}),
 	}
-	reg.MustRegister(m.reconciles, m.fetchErrors, m.webhooks, m.provisioned, m.retired)
+	reg.MustRegister(m.reconciles, m.fetchErrors, m.provisioned, m.retired)
 	return m
+}
+
+// webhookCounts exports a receiver's delivery counts, one series per outcome.
+func (m *serveMetrics) webhookCounts(hook string, counts func() github.Counts) {
+	outcomes := map[string]func(github.Counts) int64{
+		"accepted":      func(c github.Counts) int64 { return c.Accepted },
+		"ignored":       func(c github.Counts) int64 { return c.Ignored },
+		"bad_signature": func(c github.Counts) int64 { return c.BadSignature },
+		"too_large":     func(c github.Counts) int64 { return c.TooLarge },
+		"malformed":     func(c github.Counts) int64 { return c.Malformed },
+		"duplicate":     func(c github.Counts) int64 { return c.Duplicate },
+	}
+	for outcome, pick := range outcomes {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "molt_webhook_deliveries_total", Help: "Webhook deliveries by hook and outcome.",
+			ConstLabels: prometheus.Labels{"hook": hook, "outcome": outcome},
+		}, func() float64 { return float64(pick(counts())) }))
+	}
 }
 
 func (m *serveMetrics) observe(o reconciler.Outcome, log *slog.Logger) {

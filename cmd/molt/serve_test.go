@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -477,5 +476,16 @@ func TestServeWebhookBurst(t *testing.T) {
 	if n := s.metric("molt_reconciles_total") - before; n > 2 || n < 1 {
 		t.Errorf("200 deliveries caused %v reconciles; want 1 or 2", n)
 	}
-	_ = context.Background
+	if n := s.metric("molt_webhook_deliveries_total"); n != 200 {
+		t.Errorf("deliveries counted: %v, want 200", n)
+	}
+
+	// A delivery signed with another secret is refused and counted.
+	s.secret = "not-the-secret"
+	if code := s.deliver(repo.Head()); code != http.StatusUnauthorized {
+		t.Errorf("badly signed delivery: %d, want 401", code)
+	}
+	if n := s.metric("molt_webhook_deliveries_total"); n != 201 {
+		t.Errorf("deliveries counted after a bad one: %v, want 201", n)
+	}
 }

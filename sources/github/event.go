@@ -62,7 +62,7 @@ type Event struct {
 
 // LogValue prints the fields that matter for the event's kind.
 func (e Event) LogValue() slog.Value {
-	attrs := []slog.Attr{slog.String("event", e.Name), slog.String("repo", e.Repo)}
+	attrs := []slog.Attr{slog.String("repo", e.Repo)}
 	switch e.Kind {
 	case KindPush:
 		attrs = append(attrs, slog.String("ref", e.Ref), slog.String("after", e.After))

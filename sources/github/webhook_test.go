@@ -447,9 +447,8 @@ func TestReceiverForgetsOldDeliveries(t *testing.T) {
 	opts.DedupSize = 2
 	r := newTestReceiver(t, opts)
 	body := payload(t, "push.with-new-branch.json")
-	for i, id := range []string{"a", "b", "a", "c", "a"} {
+	for _, id := range []string{"a", "b", "a", "c", "a"} {
 		serve(r, delivery{event: "push", id: id, body: body}.request())
-		_ = i
 	}
 	// a, b accepted; a duplicate; c accepted (a forgotten); a accepted again.
 	if want := (Counts{Accepted: 4, Duplicate: 1}); r.Counts() != want {

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"crypto/subtle"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/molt-dev/molt/sources/git/gittest"
+)
+
+// TestServeGitDaemon follows a branch served by `git daemon` (git://).
+func TestServeGitDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	hello := buildHelloForTest(t)
+	appPort, _ := freePort()
+	root := t.TempDir()
+	repo := gittest.NewRepo(t)
+	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
+	repo.Commit("v1")
+	repo.Publish(root, "fleet.git")
+
+	daemonPort, _ := freePort()
+	daemon := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+root,
+		"--listen=127.0.0.1", "--port="+daemonPort, root)
+	daemon.Env = gittest.Env()
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { daemon.Process.Kill(); daemon.Wait() })
+	waitUntil(t, 10*time.Second, "git daemon", func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+daemonPort)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	state := stateDir(t)
+	startServe(t, "git://127.0.0.1:"+daemonPort+"/fleet.git", state, "@every 1s")
+	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
+	repo.WriteFile("fleet.cue", fleetSource(hello, "v2", appPort))
+	repo.Commit("v2")
+	repo.Push()
+	answers(t, "127.0.0.1:"+appPort, "hello from v2", 30*time.Second)
+	repo.Git("revert", "--no-edit", "HEAD")
+	repo.Push()
+	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
+}
+
+// TestServePrivateHTTPS reads a repository that demands a token, and never
+// writes the token to its output or its state directory.
+func TestServePrivateHTTPS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	const token = "ghs_molttesttoken0123456789"
+	hello := buildHelloForTest(t)
+	appPort, _ := freePort()
+	root := t.TempDir()
+	repo := gittest.NewRepo(t)
+	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
+	repo.Commit("v1")
+	repo.Publish(root, "fleet.git")
+	gitSrv := gittest.ServeHTTP(t, root)
+	u, _ := url.Parse(gitSrv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	guard := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pass, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: guard}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := stateDir(t)
+	s := startServe(t, "http://"+l.Addr().String()+"/fleet.git", state, "@every 1s", "--git-token-file", tokenFile)
+	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
+
+	if strings.Contains(s.logs.String(), token) {
+		t.Error("the token appears in molt's output")
+	}
+	filepath.WalkDir(state, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), token) {
+			t.Errorf("the token is written in %s", p)
+		}
+		return nil
+	})
+
+	// Without the token, the fetch is refused and the error says so, without a secret.
+	state2 := stateDir(t)
+	s2 := startServe(t, "http://"+l.Addr().String()+"/fleet.git", state2, "@every 1s")
+	waitUntil(t, 10*time.Second, "a refused fetch", func() bool { return s2.metric("molt_fetch_errors_total") > 0 })
+	if !strings.Contains(strings.ToLower(s2.logs.String()), "auth") {
+		t.Errorf("the refusal is not explained in the log:\n%s", s2.logs.String())
+	}
+}
