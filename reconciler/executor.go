@@ -82,7 +82,11 @@ func (e *Executor) logger() *slog.Logger {
 
 // Observe reads the live state of the fleet: its instances with their
 // health, and the traffic table.
-func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet) ([]Observed, router.Table, error) {
+// With a drift map, it also asks the target (when it can tell) whether each
+// running instance still is as it was made, once per instance: the verdicts
+// are kept in the map (an instance never drifts back), since asking costs
+// more than listing.
+func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[string]string) ([]Observed, router.Table, error) {
 	all, err := e.Target.List(ctx)
 	if err != nil {
 		return nil, router.Table{}, fmt.Errorf("list instances: %w", err)
@@ -98,6 +102,20 @@ func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet) ([]Observed
 		return nil, router.Table{}, fmt.Errorf("read route table: %w", err)
 	}
 	obs := e.Prober.Observe(ctx, e.now(), mine, func(name string) *schema.Service { return fleet.Services[name] })
+	if d, ok := e.Target.(targets.DriftInspector); ok && drift != nil {
+		for i := range obs {
+			what, seen := drift[obs[i].ID]
+			if !seen && obs[i].State == targets.Running {
+				var err error
+				if what, err = d.Drift(ctx, obs[i].Instance); err != nil {
+					e.logger().Warn("drift inspection failed", "instance", obs[i].ID, "error", err)
+					continue
+				}
+				drift[obs[i].ID] = what
+			}
+			obs[i].Drift = what
+		}
+	}
 	return obs, table, nil
 }
 
@@ -106,8 +124,16 @@ func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet) ([]Observed
 // revision failed goes back to its last good generation.
 func (e *Executor) Desired(ctx context.Context, fleet *schema.Fleet, revision string, traffic map[string]Traffic, obs []Observed) (map[string]Desired, error) {
 	out := map[string]Desired{}
+	resolver, _ := e.Target.(targets.Resolver)
 	for name, svc := range fleet.Services {
-		d := Desired{Spec: svc, Hash: svc.SpecHash(nil), Revision: revision}
+		var extra map[string]string
+		if resolver != nil {
+			var err error
+			if extra, err = resolver.Resolve(ctx, svc); err != nil {
+				return nil, fmt.Errorf("service %s: %w", name, err)
+			}
+		}
+		d := Desired{Spec: svc, Hash: svc.SpecHash(extra), Revision: revision, Resolved: extra}
 		fl, failed, err := e.Failures.Lookup(revision, name)
 		if err != nil {
 			return nil, err
@@ -145,9 +171,29 @@ func (e *Executor) rollbackTo(ctx context.Context, name string, svc *schema.Serv
 		if err == nil && f.Services[name] != nil && f.Services[name].SpecHash(nil) == tr.Active {
 			return Desired{Spec: f.Services[name], Hash: tr.Active, Revision: rev, Rollback: true}
 		}
+		if err == nil && f.Services[name] != nil {
+			if ext := e.rollbackResolved(ctx, f.Services[name], tr.Active); ext != nil {
+				return Desired{Spec: f.Services[name], Hash: tr.Active, Revision: rev, Rollback: true, Resolved: ext}
+			}
+		}
 		e.logger().Warn("cannot read the spec of the last good generation; holding it", "service", name, "revision", rev, "error", err)
 	}
 	return Desired{Hash: "", Rollback: true}
+}
+
+// rollbackResolved resolves the spec of the last good generation again and
+// returns what it resolved when that gives back the generation's hash (an
+// image tag may have moved since: then it cannot be provisioned as it was).
+func (e *Executor) rollbackResolved(ctx context.Context, svc *schema.Service, hash string) map[string]string {
+	r, ok := e.Target.(targets.Resolver)
+	if !ok {
+		return nil
+	}
+	extra, err := r.Resolve(ctx, svc)
+	if err != nil || svc.SpecHash(extra) != hash {
+		return nil
+	}
+	return extra
 }
 
 // TrafficOf turns the router's table into the planner's view.
@@ -180,13 +226,14 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 	if tick <= 0 {
 		tick = 200 * time.Millisecond
 	}
+	drift := map[string]string{}
 	for pass := 0; ; pass++ {
 		if pass > 0 && e.Preempt != nil && e.Preempt() {
 			res.Preempted = true
 			res.Duration = e.now().Sub(start)
 			return res, nil
 		}
-		obs, table, err := e.Observe(ctx, fleet)
+		obs, table, err := e.Observe(ctx, fleet, drift)
 		if err != nil {
 			return res, err
 		}
@@ -359,7 +406,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, des
 	provErrs := parallel(ctx, len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
 		labels := targets.Labels{Fleet: fleet.Name, Service: j.service, SpecHash: j.d.Hash, Revision: j.d.Revision, CreatedAt: e.now().UTC().Truncate(time.Millisecond)}
-		inst, err := e.Target.Provision(ctx, targets.Spec{Labels: labels, Service: j.d.Spec})
+		inst, err := e.Target.Provision(ctx, targets.Spec{Labels: labels, Service: j.d.Spec, Resolved: j.d.Resolved})
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", j.service, err)
 		}

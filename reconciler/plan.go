@@ -8,6 +8,7 @@ import (
 
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/targets"
+	"github.com/robfig/cron/v3"
 )
 
 // PlanFleet computes what it takes to move the observed fleet to the desired
@@ -311,9 +312,50 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		}
 	}
 
-	// Scale down the desired generation: prefer instances not in traffic,
-	// then the least proven.
-	if len(fresh) > r {
+	stable := func(o Observed) bool {
+		return o.Health == Healthy && !o.HealthySince.After(s.now.Add(-minHealthy))
+	}
+	// Replacement in place of nothing: drifted instances, and instances
+	// older than recycle.maxAge (inside the window), are replaced one at a
+	// time, a new one first, outside rollouts.
+	var over []Observed
+	why := map[string]string{}
+	if !inRollout {
+		for _, o := range fresh {
+			if o.Drift != "" {
+				over = append(over, o)
+				why[o.ID] = "drift: " + o.Drift
+			}
+		}
+		if rc := spec.Recycle; rc != nil && rc.MaxAge > 0 && windowOpen(rc.Window, s.now) {
+			for _, o := range fresh {
+				if why[o.ID] == "" && s.now.Sub(o.Labels.CreatedAt) > rc.MaxAge {
+					over = append(over, o)
+					why[o.ID] = "recycle: older than maxAge"
+				}
+			}
+		}
+	}
+
+	if len(fresh) > r && len(over) > 0 {
+		// A replacement is in flight: once every younger instance is
+		// proven, the oldest over-age instance goes.
+		proven := true
+		for _, o := range fresh {
+			if !slices.ContainsFunc(over, func(x Observed) bool { return x.ID == o.ID }) && !stable(o) {
+				proven = false
+			}
+		}
+		if proven {
+			s.retire(over[0], why[over[0].ID])
+			fresh = slices.DeleteFunc(fresh, func(x Observed) bool { return x.ID == over[0].ID })
+			over = over[1:]
+		} else {
+			s.out.Waiting = fmt.Sprintf("waiting for the replacement of %s (%s) to be healthy", over[0].ID, why[over[0].ID])
+		}
+	} else if len(fresh) > r {
+		// Scale down the desired generation: prefer instances not in
+		// traffic, then the least proven.
 		sort.SliceStable(fresh, func(i, j int) bool {
 			a, b := fresh[i], fresh[j]
 			if s.route[a.ID] != s.route[b.ID] {
@@ -327,9 +369,6 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		fresh = fresh[:r]
 	}
 
-	stable := func(o Observed) bool {
-		return o.Health == Healthy && !o.HealthySince.After(s.now.Add(-minHealthy))
-	}
 	available := len(old) // routed old instances count until proven unhealthy
 	for _, o := range fresh {
 		if stable(o) {
@@ -360,6 +399,14 @@ func (s *servicePlanner) rolling(inRollout bool) {
 
 	// Provision up to replicas, bounded by the surge.
 	want := min(r-len(fresh), r+surge-len(fresh)-len(old))
+	if want <= 0 && len(over) > 0 && len(fresh) == r && len(old) == 0 {
+		switch {
+		case surge > 0:
+			s.provision(1, "replacing "+over[0].ID+" ("+why[over[0].ID]+")")
+		case available-1 >= floor:
+			s.retire(over[0], why[over[0].ID])
+		}
+	}
 	if want > 0 {
 		reason := "scale up"
 		if inRollout {
@@ -616,4 +663,20 @@ func (s *servicePlanner) keepsWarm(o Observed) bool {
 		return true
 	}
 	return h == s.traffic.Previous && s.now.Before(s.traffic.PreviousSince.Add(spec.Rollout.KeepPrevious))
+}
+
+// windowOpen reports whether now falls in a cron window: the window is open
+// during every minute the cron spec matches (e.g. "* 2-4 * * *" is open
+// from 02:00 to 04:59). An empty window is always open; a spec that does
+// not parse (the schema refuses those) is never open.
+func windowOpen(spec string, now time.Time) bool {
+	if spec == "" {
+		return true
+	}
+	sched, err := cron.ParseStandard(spec)
+	if err != nil {
+		return false
+	}
+	minute := now.Truncate(time.Minute)
+	return sched.Next(minute.Add(-time.Second)).Equal(minute)
 }

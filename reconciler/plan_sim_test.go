@@ -131,7 +131,7 @@ func (w *world) plan(desired map[string]Desired) (Input, Plan) {
 	in := Input{Fleet: testFleet, Revision: "rev", Desired: desired, Instances: w.observe(), Traffic: tr, Now: w.at(w.now)}
 	p := PlanFleet(in)
 	for i := range p.Services {
-		w.logf("t=%d %s", w.now, describe(&p.Services[i]))
+		w.logf("t=%d %s", w.now, describePlan(&p.Services[i]))
 	}
 	checkPlan(w.tb, in, p)
 	return in, p
@@ -543,7 +543,7 @@ func TestSimRollout(t *testing.T) {
 		in, p := w.plan(map[string]Desired{"web": d})
 		if sp := &p.Services[0]; sc.keep && !sc.loseTraffic && !killWarm && sc.replicas > 0 {
 			if len(sp.Step.Provision) > 0 || sp.Traffic == nil || sp.Traffic.Active != back {
-				w.fatalf("revert to a warm previous generation is no instant switch: %s", describe(sp))
+				w.fatalf("revert to a warm previous generation is no instant switch: %s", describePlan(sp))
 			}
 		}
 		w.apply(in, p)

@@ -466,15 +466,15 @@ func checkService(t *testing.T, in Input, p Plan, svc string, want expect) {
 	if want.totals != "" {
 		got.totals = fmt.Sprintf("%d/%d", sp.Provision, sp.Retire)
 	}
-	want.route = strings.Join(sorted(strings.Fields(want.route)), " ")
+	want.route = strings.Join(sortedIDs(strings.Fields(want.route)), " ")
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(expect{})); diff != "" {
-		t.Errorf("plan of %s (-want +got):\n%s\nplan: %s", svc, diff, describe(sp))
+		t.Errorf("plan of %s (-want +got):\n%s\nplan: %s", svc, diff, describePlan(sp))
 	}
 }
 
-func sorted(s []string) []string { sort.Strings(s); return s }
+func sortedIDs(s []string) []string { sort.Strings(s); return s }
 
-func describe(sp *ServicePlan) string {
+func describePlan(sp *ServicePlan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s->%s provision=%d retire=%d warm=%d", sp.Service, sp.From, sp.To, sp.Provision, sp.Retire, sp.Warm)
 	for _, r := range sp.Step.Retire {
@@ -626,7 +626,7 @@ func rollbackTo(hash string, s *schema.Service) Desired {
 
 // route is the traffic of a service: the active hash and the routed ids.
 func route(active, ids string) Traffic {
-	in := sorted(strings.Fields(ids))
+	in := sortedIDs(strings.Fields(ids))
 	if in == nil {
 		in = []string{}
 	}
@@ -681,14 +681,14 @@ func checkPlan(tb rapid.TB, in Input, p Plan) {
 			tb.Fatalf("services not sorted and unique: %q after %q", sp.Service, p.Services[i-1].Service)
 		}
 		if sp.Failed != "" && (!sp.Step.Empty() || sp.Traffic != nil) {
-			tb.Fatalf("%s: failed plan acts: %s", sp.Service, describe(sp))
+			tb.Fatalf("%s: failed plan acts: %s", sp.Service, describePlan(sp))
 		}
 		d, wanted := in.Desired[sp.Service]
 		if len(sp.Step.Provision) > 0 && (!wanted || d.Spec == nil) {
 			tb.Fatalf("%s: provisions without a desired spec", sp.Service)
 		}
 		if len(sp.Step.Provision) > sp.Provision || len(sp.Step.Retire) > sp.Retire {
-			tb.Fatalf("%s: projected totals below the step: %s", sp.Service, describe(sp))
+			tb.Fatalf("%s: projected totals below the step: %s", sp.Service, describePlan(sp))
 		}
 		cur, known := in.Traffic[sp.Service]
 		retired := map[string]bool{}

@@ -38,6 +38,10 @@ type Observed struct {
 	// Healthy). A reconciler restart resets it: the minHealthyFor clock of
 	// an instance starts again, which only ever delays a retire.
 	HealthySince time.Time
+	// Drift says what changed in the instance since it was made ("" when
+	// nothing did, or when the target cannot tell); a drifted instance is
+	// replaced.
+	Drift string
 }
 
 // Traffic is the routing state of one service, as kept in the router's
@@ -65,6 +69,9 @@ type Desired struct {
 	// failed rollout of FailedRevision: no failure detection, no soak.
 	Rollback       bool
 	FailedRevision string
+	// Resolved is what the target resolved for the spec (see
+	// targets.Resolver); it is part of Hash and goes to Provision.
+	Resolved map[string]string
 }
 
 // Input is everything Plan looks at.

@@ -53,6 +53,10 @@ type Instance struct {
 type Spec struct {
 	Labels  Labels
 	Service *schema.Service
+	// Resolved holds what a Resolver resolved for this spec (such as the
+	// content id a Docker image tag resolved to); the instance must be made
+	// from exactly that. Nil for targets that resolve nothing.
+	Resolved map[string]string
 }
 
 // Target is where instances live.
@@ -73,3 +77,22 @@ type Target interface {
 // ErrInvalidSpec wraps errors that no retry can fix: the spec asks for
 // something the target cannot do (wrong kind of service, a digest mismatch).
 var ErrInvalidSpec = errors.New("invalid instance spec")
+
+// Resolver is implemented by targets whose instance identity depends on
+// facts resolved when the plan is made, such as the content id that a Docker
+// image tag points to. The executor mixes the result into the spec hash
+// (schema.Service.SpecHash) and hands it to Provision in Spec.Resolved, so a
+// tag moved under molt's feet produces a replacement, never a silently
+// different instance. An error means nothing can be provisioned.
+type Resolver interface {
+	Resolve(ctx context.Context, svc *schema.Service) (map[string]string, error)
+}
+
+// DriftInspector is implemented by targets that can tell an instance that
+// changed after it was created (a container whose file system or
+// configuration no longer matches its labels). Drift returns "" when the
+// instance is as it was made, else what changed. Drifted instances are
+// replaced.
+type DriftInspector interface {
+	Drift(ctx context.Context, inst Instance) (string, error)
+}

@@ -85,7 +85,7 @@ func planOnce(ctx context.Context, stateDir string, d desiredState, log *slog.Lo
 	}
 	w.exec.Router = readOnlyRouter{w.router}
 	w.exec.Specs = d.specs
-	obs, table, err := w.exec.Observe(ctx, d.fleet)
+	obs, table, err := w.exec.Observe(ctx, d.fleet, map[string]string{})
 	if err != nil {
 		return reconciler.Plan{}, err
 	}
