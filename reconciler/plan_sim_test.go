@@ -48,7 +48,7 @@ type simInst struct {
 	readyAt, unhealthyAt, deadAt int
 }
 
-type world struct {
+type simWorld struct {
 	tb      rapid.TB
 	now     int // tick
 	insts   []*simInst
@@ -68,23 +68,23 @@ type world struct {
 	trace       []string
 }
 
-func newWorld(tb rapid.TB) *world {
-	return &world{tb: tb, traffic: map[string]Traffic{}, gens: map[string]*simGen{}, restartAt: -1}
+func newSimWorld(tb rapid.TB) *simWorld {
+	return &simWorld{tb: tb, traffic: map[string]Traffic{}, gens: map[string]*simGen{}, restartAt: -1}
 }
 
-func (w *world) at(tick int) time.Time { return t0.Add(time.Duration(tick) * simTick) }
+func (w *simWorld) at(tick int) time.Time { return t0.Add(time.Duration(tick) * simTick) }
 
-func (w *world) alive(i *simInst) bool { return i.deadAt < 0 || w.now < i.deadAt }
+func (w *simWorld) alive(i *simInst) bool { return i.deadAt < 0 || w.now < i.deadAt }
 
 // healthy is the truth, whatever the reconciler has observed of it.
-func (w *world) healthy(i *simInst) bool {
+func (w *simWorld) healthy(i *simInst) bool {
 	return w.alive(i) && i.readyAt >= 0 && w.now >= i.readyAt && (i.unhealthyAt < 0 || w.now < i.unhealthyAt)
 }
 
 // observe lists the instances as the executor would see them, with one
 // instance of another fleet and one without labels that must never be
 // touched.
-func (w *world) observe() []Observed {
+func (w *simWorld) observe() []Observed {
 	out := make([]Observed, 0, len(w.insts)+2)
 	for _, i := range w.insts {
 		o := Observed{Instance: targets.Instance{ID: i.id, State: targets.Running, Labels: targets.Labels{
@@ -112,7 +112,7 @@ func (w *world) observe() []Observed {
 	return out
 }
 
-func (w *world) find(id string) *simInst {
+func (w *simWorld) find(id string) *simInst {
 	for _, i := range w.insts {
 		if i.id == id {
 			return i
@@ -122,7 +122,7 @@ func (w *world) find(id string) *simInst {
 }
 
 // plan observes the world and plans.
-func (w *world) plan(desired map[string]Desired) (Input, Plan) {
+func (w *simWorld) plan(desired map[string]Desired) (Input, Plan) {
 	tr := make(map[string]Traffic, len(w.traffic))
 	for k, v := range w.traffic {
 		v.Instances = slices.Clone(v.Instances)
@@ -137,18 +137,18 @@ func (w *world) plan(desired map[string]Desired) (Input, Plan) {
 	return in, p
 }
 
-func (w *world) logf(format string, args ...any) {
+func (w *simWorld) logf(format string, args ...any) {
 	w.trace = append(w.trace, fmt.Sprintf(format, args...))
 }
 
 // fatalf fails with the trace of the run so far.
-func (w *world) fatalf(format string, args ...any) {
+func (w *simWorld) fatalf(format string, args ...any) {
 	w.tb.Helper()
 	tail := w.trace[max(0, len(w.trace)-30):]
 	w.tb.Fatalf("t=%d: %s\nworld: %s\nlast plans:\n%s", w.now, fmt.Sprintf(format, args...), w, strings.Join(tail, "\n"))
 }
 
-func (w *world) String() string {
+func (w *simWorld) String() string {
 	var b strings.Builder
 	tr := w.traffic["web"]
 	fmt.Fprintf(&b, "active=%s previous=%s route=%v", tr.Active, tr.Previous, tr.Instances)
@@ -170,7 +170,7 @@ func (w *world) String() string {
 // apply carries out the first step of every service of the plan, as the
 // executor does: the traffic change, drains (nothing to do here), retires,
 // then provisions of the desired spec.
-func (w *world) apply(in Input, p Plan) {
+func (w *simWorld) apply(in Input, p Plan) {
 	w.tb.Helper()
 	for _, sp := range p.Services {
 		if sp.Failed != "" {
@@ -302,7 +302,7 @@ func (sc scenario) ticksBound(deadlineTicks int) int {
 // the route only while the floor holds counting a new instance only once
 // healthy for minHealthyFor (blue-green: once all replicas are), or warm
 // from before it left traffic.
-func (w *world) checkStep(in Input, d Desired, floor bool, provisioned int) {
+func (w *simWorld) checkStep(in Input, d Desired, floor bool, provisioned int) {
 	w.tb.Helper()
 	spec := d.Spec
 	r := spec.Replicas
@@ -356,7 +356,7 @@ func (w *world) checkStep(in Input, d Desired, floor bool, provisioned int) {
 
 // disrupt restarts the reconciler at the scenario's tick into the rollout
 // that started at start.
-func (w *world) disrupt(sc scenario, start int) {
+func (w *simWorld) disrupt(sc scenario, start int) {
 	if sc.restartAt < 0 || w.now != start+sc.restartAt {
 		return
 	}
@@ -371,7 +371,7 @@ func (w *world) disrupt(sc scenario, start int) {
 }
 
 // checkSoak checks (a'): see checkStep.
-func (w *world) checkSoak(in Input, before Traffic, d Desired, floor int) {
+func (w *simWorld) checkSoak(in Input, before Traffic, d Desired, floor int) {
 	w.tb.Helper()
 	obs := map[string]Observed{}
 	for _, o := range in.Instances {
@@ -414,7 +414,7 @@ func (w *world) checkSoak(in Input, before Traffic, d Desired, floor int) {
 // checkConverged checks the converged world: exactly replicas healthy
 // instances of hash, all in the route, and besides them only warm
 // instances of the previous generation, out of traffic.
-func (w *world) checkConverged(hash string, r int) {
+func (w *simWorld) checkConverged(hash string, r int) {
 	w.tb.Helper()
 	tr := w.traffic["web"]
 	if tr.Active != hash {
@@ -444,7 +444,7 @@ func (w *world) checkConverged(hash string, r int) {
 // failed rollout switches desired to a rollback to the active generation,
 // as the executor does (to the plan's From: the active generation, or the
 // one rebuilt from a lost record). floor turns the check of (a) on.
-func (w *world) run(desired *Desired, rollbackSpec *schema.Service, bound int, floor bool, hook func()) (failed bool) {
+func (w *simWorld) run(desired *Desired, rollbackSpec *schema.Service, bound int, floor bool, hook func()) (failed bool) {
 	w.tb.Helper()
 	for end := w.now + bound; w.now <= end; w.now++ {
 		if hook != nil {
@@ -478,7 +478,7 @@ func (w *world) run(desired *Desired, rollbackSpec *schema.Service, bound int, f
 func TestSimRollout(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		sc := drawScenario(t)
-		w := newWorld(t)
+		w := newSimWorld(t)
 		v1, v2 := sc.spec(0), sc.spec(0)
 		w.gens["v1"] = &simGen{spec: v1, readyAfter: sc.readyV1}
 		w.gens["v2"] = &simGen{spec: v2, readyAfter: sc.readyV2}
@@ -583,7 +583,7 @@ func TestSimBadRollout(t *testing.T) {
 		// A lost traffic record in the middle of a failing rollout loses
 		// which generation was good: not a case the planner can recover.
 		sc.loseTraffic = false
-		w := newWorld(t)
+		w := newSimWorld(t)
 		deadlineTicks := rapid.IntRange(sc.minHealthy+1, 40).Draw(t, "progressDeadline")
 		v1, v2 := sc.spec(0), sc.spec(deadlineTicks)
 		w.gens["v1"] = &simGen{spec: v1, readyAfter: sc.readyV1}
@@ -621,7 +621,7 @@ func TestSimChaos(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		sc := drawScenario(t)
 		sc.restartAt = -1
-		w := newWorld(t)
+		w := newSimWorld(t)
 		v1, v2 := sc.spec(0), sc.spec(0)
 		w.gens["v1"] = &simGen{spec: v1, readyAfter: sc.readyV1}
 		w.gens["v2"] = &simGen{spec: v2, readyAfter: sc.readyV2}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/molt-dev/molt/reconciler"
+	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/process"
 	"github.com/molt-dev/molt/targets/router"
 )
@@ -77,7 +78,7 @@ func openWorld(ctx context.Context, stateDir string, log *slog.Logger, startRout
 		target: tgt,
 		router: rc,
 		exec: &reconciler.Executor{
-			Target:   tgt,
+			Target:   targets.ByKind{Process: tgt},
 			Router:   rc,
 			Prober:   reconciler.NewProber(),
 			Failures: reconciler.NewFailures(abs),
