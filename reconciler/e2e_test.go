@@ -391,3 +391,43 @@ func jsonInt(t *testing.T, b []byte, key string) int {
 	}
 	return int(v)
 }
+
+// TestRecycleReplacesOldInstances: instances older than recycle.maxAge
+// are replaced one at a time, with no failed request through the router.
+func TestRecycleReplacesOldInstances(t *testing.T) {
+	w := newWorld(t)
+	v1 := w.fleet("main@sha1:eeee", "v1", "rolling", "")
+	v1.Services["web"].Recycle = &schema.Recycle{MaxAge: 2 * time.Second}
+	w.apply(v1, "main@sha1:eeee")
+	first := map[string]bool{}
+	for _, in := range w.instances() {
+		first[in.ID] = true
+	}
+	time.Sleep(2100 * time.Millisecond) // let every instance pass maxAge
+	l := w.startLoad()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Apply until none of the first instances is left: each pass replaces
+	// one; the replacements themselves age meanwhile, so stop there.
+	for {
+		res, err := w.exec.Apply(ctx, v1, "main@sha1:eeee")
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		for _, in := range w.instances() {
+			if first[in.ID] {
+				left++
+			}
+		}
+		if left == 0 || !res.Converged {
+			break
+		}
+	}
+	l.finish(t)
+	for _, in := range w.instances() {
+		if first[in.ID] {
+			t.Errorf("instance %s outlived maxAge", in.ID)
+		}
+	}
+}

@@ -139,7 +139,19 @@ func (e *Executor) Desired(ctx context.Context, fleet *schema.Fleet, revision st
 			return nil, err
 		}
 		if failed {
-			d = e.rollbackTo(ctx, name, svc, traffic[name], obs)
+			tr, known := traffic[name]
+			if !known {
+				// A lost traffic record: the generation to go back to is
+				// the one the live fleet says is serving.
+				var alive []Observed
+				for _, o := range obs {
+					if o.Labels.Service == name && o.State != targets.Dead {
+						alive = append(alive, o)
+					}
+				}
+				tr = rebuildTraffic(alive)
+			}
+			d = e.rollbackTo(ctx, name, svc, tr, obs)
 			d.FailedRevision = fl.Revision
 		}
 		out[name] = d
