@@ -121,3 +121,55 @@ func TestServePrivateHTTPS(t *testing.T) {
 		t.Errorf("the refusal is not explained in the log:\n%s", s2.logs.String())
 	}
 }
+
+// TestServeSSH follows a branch over SSH with a key file, checking the
+// server's host key against known_hosts; a host key that does not match
+// is refused and the fleet stays as it is.
+func TestServeSSH(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	hello := buildHelloForTest(t)
+	appPort, _ := freePort()
+	root := t.TempDir()
+	repo := gittest.NewRepo(t)
+	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
+	repo.Commit("v1")
+	repo.Publish(root, "fleet.git")
+	sshSrv := gittest.ServeSSH(t, root)
+	url := "ssh://git@" + sshSrv.Addr + "/fleet.git"
+
+	state := stateDir(t)
+	s := startServe(t, url, state, "@every 1s", "--ssh-key-file", sshSrv.KeyFile, "--ssh-known-hosts", sshSrv.KnownHosts)
+	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
+	repo.WriteFile("fleet.cue", fleetSource(hello, "v2", appPort))
+	repo.Commit("v2")
+	repo.Push()
+	answers(t, "127.0.0.1:"+appPort, "hello from v2", 30*time.Second)
+	if key, _ := os.ReadFile(sshSrv.KeyFile); strings.Contains(s.logs.String(), string(key[40:80])) {
+		t.Error("the private key appears in molt's output")
+	}
+
+	// known_hosts naming another key for this host: refused.
+	other := gittest.ServeSSH(t, root)
+	host := strings.SplitN(other.Addr, ":", 2)
+	wrong, _ := os.ReadFile(other.KnownHosts)
+	badKnown := filepath.Join(t.TempDir(), "known_hosts")
+	port := strings.SplitN(sshSrv.Addr, ":", 2)[1]
+	line := strings.Replace(string(wrong), "]:"+host[1], "]:"+port, 1)
+	if err := os.WriteFile(badKnown, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state2 := stateDir(t)
+	s2 := startServe(t, url, state2, "@every 1s", "--ssh-key-file", sshSrv.KeyFile, "--ssh-known-hosts", badKnown)
+	waitUntil(t, 10*time.Second, "a refused host key", func() bool { return s2.metric("molt_fetch_errors_total") > 0 })
+	if !strings.Contains(s2.logs.String(), "key") {
+		t.Errorf("the refusal does not say why:\n%s", s2.logs.String())
+	}
+
+	// Without known_hosts molt refuses to start: host keys are always checked.
+	out, err := exec.Command("molt", "serve", "--repo", url, "--state-dir", stateDir(t), "--ssh-key-file", sshSrv.KeyFile).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--ssh-known-hosts is required") {
+		t.Errorf("serve without known_hosts: %v\n%s", err, out)
+	}
+}
