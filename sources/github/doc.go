@@ -1,16 +1,36 @@
-// Package github is molt's edge to GitHub. Today it receives webhooks:
-// Receiver answers POST /hooks/github (push, pull_request and ping
-// deliveries, verified with X-Hub-Signature-256) and Generic answers POST
-// /hooks/generic (a bearer token, for CI systems and scripts).
+// Package github is molt's edge to GitHub, both ways.
 //
-// Both handlers only decide: they verify a delivery, read what it asks
-// for into an Event value, and call a callback that must not block (the
-// server passes a non-blocking trigger). They never fetch, plan or deploy
-// themselves, so they answer well inside GitHub's ten seconds.
+// Inbound, it receives webhooks: Receiver answers POST /hooks/github
+// (push, pull_request and ping deliveries, verified with
+// X-Hub-Signature-256) and Generic answers POST /hooks/generic (a bearer
+// token, for CI systems and scripts). Both handlers only decide: they
+// verify a delivery, read what it asks for into an Event value, and call
+// a callback that must not block (the server passes a non-blocking
+// trigger). They never fetch, plan or deploy themselves, so they answer
+// well inside GitHub's ten seconds.
+//
+// Outbound, it reports back: Client (over go-github) keeps one plan
+// comment per pull request up to date (UpsertPlanComment, found by
+// PlanMarker), sets commit statuses (SetStatus), comments the outcome of
+// a rollout on the pull requests of the commit, once per commit and kind
+// (CommentOutcome), and opens one revert pull request per failed commit
+// (OpenRevertPR, through the Git Data API). PlanComment and
+// OutcomeComment render the bodies from plain data, cut to GitHub's
+// 65,536 characters. Queue carries Reports to a Reporter (the Client, or
+// LogReporter when there is no token) without ever holding up a
+// reconcile: Enqueue returns at once, Run delivers with retries and
+// backoff, the pending reports survive a restart in a small JSON file,
+// and a newer report replaces a pending one of the same slot. Every
+// write is spaced by a second, and GitHub's primary and secondary rate
+// limits are waited out (LimitedError). The githubtest package is an
+// in-process GitHub API for tests of all this.
 //
 // The package deliberately does not read the tracked branch, remember
-// anything across restarts (de-duplication is in memory), accept an empty
-// secret or token, or use go-github's ValidatePayload (which accepts an
-// empty secret). Writing pull-request comments and commit statuses is a
-// separate part of the package.
+// webhook deliveries across restarts (de-duplication is in memory),
+// accept an empty secret or token, or use go-github's ValidatePayload
+// (which accepts an empty secret). It never pushes to the tracked branch
+// or merges anything: a revert is a pull request for a person to merge.
+// It does not use the Checks API (statuses need no GitHub App), does not
+// split a long comment into several, and does not check who wrote a
+// comment that carries molt's marker.
 package github
