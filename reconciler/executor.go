@@ -59,7 +59,25 @@ type Result struct {
 	Failures    []Failure // rollouts that failed and were rolled back
 	Provisioned int
 	Retired     int
-	Duration    time.Duration
+	// PerService counts what happened to each service.
+	PerService map[string]Counts
+	Duration   time.Duration
+}
+
+// Counts are the instances provisioned and retired for one service.
+type Counts struct {
+	Provisioned int
+	Retired     int
+}
+
+func (r *Result) count(service string, provisioned, retired int) {
+	if r.PerService == nil {
+		r.PerService = map[string]Counts{}
+	}
+	c := r.PerService[service]
+	c.Provisioned += provisioned
+	c.Retired += retired
+	r.PerService[service] = c
 }
 
 // metaInstances is the router-table metadata key holding the ids of the
@@ -400,6 +418,9 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, des
 		}
 	}
 	res.Retired += len(retire)
+	for _, r := range retire {
+		res.count(byID[r.Instance].Labels.Service, 0, 1)
+	}
 	acted = acted || len(retire) > 0
 
 	// 3. Provision.
@@ -425,6 +446,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, des
 		log.Info("provision", "service", j.service, "instance", inst.ID, "generation", short(j.d.Hash), "reason", j.reason)
 		mu.Lock()
 		res.Provisioned++
+		res.count(j.service, 1, 0)
 		mu.Unlock()
 		return nil
 	})

@@ -15,6 +15,9 @@ type Snapshot struct {
 	Fleet    *schema.Fleet
 	Revision string
 	Specs    SpecSource
+	// Message is the commit message, for reports (a revert names the
+	// commit it reverts there).
+	Message string
 }
 
 // Source gives the newest desired state of the tracked branch. An error
@@ -22,6 +25,15 @@ type Snapshot struct {
 // loop keeps the fleet on the last valid snapshot until a new commit comes.
 type Source interface {
 	Latest(ctx context.Context) (Snapshot, error)
+}
+
+// Mover is implemented by sources that can tell cheaply whether the
+// tracked branch has moved away from a revision. With it, the loop stops a
+// reconcile between steps only for a newer revision; triggers that bring
+// nothing new (a burst of webhooks for one push, a poll tick) wait for the
+// reconcile to finish, then coalesce into one more.
+type Mover interface {
+	Moved(ctx context.Context, revision string) (bool, error)
 }
 
 // Schedule says when the next poll is due (robfig/cron's Schedule fits).
@@ -58,6 +70,7 @@ type Loop struct {
 type Outcome struct {
 	Reason   string
 	Revision string
+	Message  string // the commit message of Revision
 	Result   Result
 	Err      error
 	Started  time.Time
@@ -163,6 +176,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		case reason = <-l.trigger:
 		}
 		out := l.reconcile(ctx, reason, &last, timeout)
+		out.Finished = time.Now()
 		if l.OnResult != nil {
 			l.OnResult(out)
 		}
@@ -221,14 +235,30 @@ func (l *Loop) reconcile(ctx context.Context, reason string, last *Snapshot, tim
 		l.mu.Unlock()
 		*last = snap
 	}
-	out.Revision = snap.Revision
+	out.Revision, out.Message = snap.Revision, snap.Message
 	l.mu.Lock()
 	l.status.Revision = snap.Revision
 	l.mu.Unlock()
 
 	x := *l.Executor
 	x.Specs = snap.Specs
-	x.Preempt = func() bool { return len(l.trigger) > 0 || rctx.Err() != nil }
+	mover, _ := l.Source.(Mover)
+	x.Preempt = func() bool {
+		if rctx.Err() != nil {
+			return true
+		}
+		if len(l.trigger) == 0 {
+			return false
+		}
+		if mover == nil {
+			return true
+		}
+		moved, err := mover.Moved(rctx, snap.Revision)
+		if err != nil {
+			l.log().Debug("cannot tell whether the branch moved; carrying on", "error", err)
+		}
+		return moved
+	}
 	// A step in progress finishes even when ctx is cancelled (the executor
 	// sees the cancellation between steps, through Preempt), bounded by
 	// StepGrace after the cancellation.

@@ -16,6 +16,7 @@ func newApplyCmd(e *env) *cobra.Command {
 	var stateDir, level string
 	var timeout time.Duration
 	var retry bool
+	var engines []string
 	cmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Converge the live fleet to a commit once, then exit",
@@ -43,15 +44,11 @@ error), 64 usage error.`,
 			if err := invalid(e, err); err != nil {
 				return err
 			}
-			for _, name := range d.fleet.ServiceNames() {
-				if d.fleet.Services[name].Docker != nil {
-					return &exitError{code: 1, err: fmt.Errorf("service %s runs a docker image: the docker target is not available in this version; only process services can be applied", name)}
-				}
-			}
-			w, err := openWorld(ctx, stateDir, log, true)
+			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, startRouter: true, dockerEngines: engines})
 			if err != nil {
 				return err
 			}
+			defer w.close()
 			w.exec.Specs = d.specs
 			if retry {
 				n, err := w.exec.Failures.Clear(d.revision)
@@ -91,6 +88,7 @@ error), 64 usage error.`,
 	src.register(cmd.Flags(), ".")
 	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up (leaving everything as it is) after this long")
+	registerDocker(cmd.Flags(), &engines)
 	cmd.Flags().BoolVar(&retry, "retry", false, "try a revision again even though its rollout failed before")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd

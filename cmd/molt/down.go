@@ -11,6 +11,7 @@ import (
 func newDownCmd(e *env) *cobra.Command {
 	var stateDir, fleet, level string
 	var assumeYes bool
+	var engines []string
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Retire every instance of the state directory and stop the router",
@@ -34,10 +35,11 @@ router. On a terminal it asks first, unless --yes is given.`,
 				return err
 			}
 			defer release()
-			w, err := openWorld(ctx, stateDir, log, false)
+			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, dockerEngines: engines})
 			if err != nil {
 				return err
 			}
+			defer w.close()
 			routerUp := w.router.Ping(ctx) == nil
 			if routerUp {
 				table := router.Table{Services: map[string]router.Route{}}
@@ -86,6 +88,7 @@ router. On a terminal it asks first, unless --yes is given.`,
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
 	cmd.Flags().StringVar(&fleet, "fleet", "", "retire only this fleet's instances (and keep the router)")
+	registerDocker(cmd.Flags(), &engines)
 	cmd.Flags().BoolVarP(&assumeYes, "yes", "y", false, "do not ask")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd

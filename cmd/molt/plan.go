@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 func newPlanCmd(e *env) *cobra.Command {
 	var src sourceFlags
 	var stateDir, output, level string
+	var engines []string
 	cmd := &cobra.Command{
 		Use:   "plan",
 		Short: "Show what applying a commit would change, per service",
@@ -44,7 +44,7 @@ fleet prints its errors as FILE:LINE:COL: message).`,
 			if err := invalid(e, err); err != nil {
 				return err
 			}
-			p, err := planOnce(ctx, stateDir, d, log)
+			p, err := planOnce(ctx, worldOptions{stateDir: stateDir, log: log, dockerEngines: engines}, d)
 			if err != nil {
 				return err
 			}
@@ -59,6 +59,7 @@ fleet prints its errors as FILE:LINE:COL: message).`,
 	}
 	src.register(cmd.Flags(), ".")
 	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
+	registerDocker(cmd.Flags(), &engines)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or markdown")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	return cmd
@@ -78,19 +79,28 @@ func invalid(e *env, err error) error {
 }
 
 // planOnce observes the live fleet (without starting anything) and plans.
-func planOnce(ctx context.Context, stateDir string, d desiredState, log *slog.Logger) (reconciler.Plan, error) {
-	w, err := openWorld(ctx, stateDir, log, false)
+func planOnce(ctx context.Context, o worldOptions, d desiredState) (reconciler.Plan, error) {
+	w, err := openWorld(ctx, o)
 	if err != nil {
 		return reconciler.Plan{}, err
 	}
-	w.exec.Router = readOnlyRouter{w.router}
-	w.exec.Specs = d.specs
-	obs, table, err := w.exec.Observe(ctx, d.fleet, map[string]string{})
+	defer w.close()
+	return planWith(ctx, w, d)
+}
+
+// planWith plans d against the live fleet of w without changing anything:
+// its own prober, and a router it only reads.
+func planWith(ctx context.Context, w *world, d desiredState) (reconciler.Plan, error) {
+	x := *w.exec
+	x.Router = readOnlyRouter{w.router}
+	x.Prober = reconciler.NewProber()
+	x.Specs = d.specs
+	obs, table, err := x.Observe(ctx, d.fleet, map[string]string{})
 	if err != nil {
 		return reconciler.Plan{}, err
 	}
 	traffic := reconciler.TrafficOf(table)
-	desired, err := w.exec.Desired(ctx, d.fleet, d.revision, traffic, obs)
+	desired, err := x.Desired(ctx, d.fleet, d.revision, traffic, obs)
 	if err != nil {
 		return reconciler.Plan{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,10 @@ type serveFlags struct {
 	fetchTimeout       time.Duration
 	level              string
 	githubRepo         string
+	githubTokenFile    string
+	githubAPIURL       string
+	githubRevertPR     bool
+	dockerEngines      []string
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -76,6 +81,10 @@ GET /metrics (Prometheus).`,
 	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "private key for an ssh:// repository")
 	fl.StringVar(&f.sshKnownHosts, "ssh-known-hosts", "", "known_hosts file to check the ssh server's key against")
 	fl.StringVar(&f.githubRepo, "github-repo", "", "owner/name of the repository on GitHub (webhooks for others are ignored)")
+	fl.StringVar(&f.githubTokenFile, "github-token-file", "", "file holding a GitHub token for comments and statuses (or MOLT_GITHUB_TOKEN); without one molt logs what it would post")
+	fl.StringVar(&f.githubAPIURL, "github-api-url", "", "GitHub API root, for GitHub Enterprise (e.g. https://ghe.example.com/api/v3/)")
+	fl.BoolVar(&f.githubRevertPR, "github-revert-pr", false, "after an automatic rollback, open a pull request that reverts the failed commit")
+	registerDocker(fl, &f.dockerEngines)
 	fl.Int64Var(&f.maxBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
 	fl.DurationVar(&f.timeout, "reconcile-timeout", 15*time.Minute, "bound on one reconcile")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", time.Minute, "bound on one fetch of the repository")
@@ -120,11 +129,18 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	reg := prometheus.NewRegistry()
 	m := newServeMetrics(reg)
 
-	w, err := openWorld(ctx, f.stateDir, log, true)
+	w, err := openWorld(ctx, worldOptions{stateDir: f.stateDir, log: log, startRouter: true, dockerEngines: f.dockerEngines})
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	defer w.close()
+	rep, err := newReporter(f, w, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	w.exec.OnPass = rep.onPass
 	// The loop's first reconcile fetches: an unreachable remote at start is
 	// a fault like any other, retried with backoff. Only a bad URL stops here.
 	gopts := git.Options{URL: absURL(f.src.repo), CacheDir: filepath.Join(f.stateDir, "git"), Logger: log, Auth: auth}
@@ -138,7 +154,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	loop := &reconciler.Loop{
 		Source: src, Executor: w.exec, Schedule: sched, Logger: log,
 		Timeout: f.timeout, StepGrace: f.stopGrace,
-		OnResult: func(o reconciler.Outcome) { m.observe(o, log) },
+		OnResult: func(o reconciler.Outcome) { m.observe(o, log); rep.onResult(o) },
 	}
 
 	mux := http.NewServeMux()
@@ -159,7 +175,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		recv, err := github.NewReceiver(github.ReceiverOptions{
 			Secret: hookSecret, Repo: f.githubRepo, Branch: f.branch, MaxBody: f.maxBody, Logger: log,
 			OnPush:        func(github.Event) { loop.Trigger("push") },
-			OnPullRequest: func(ev github.Event) { log.Info("pull request", "number", ev.PRNumber, "head", ev.HeadSHA) },
+			OnPullRequest: rep.onPullRequest,
 		})
 		if err != nil {
 			ln.Close()
@@ -180,7 +196,23 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		mux.Handle("POST /hooks/generic", gen)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	prRepo, err := git.Open(ctx, git.Options{URL: gopts.URL, CacheDir: filepath.Join(f.stateDir, "git-pr"), Logger: log, Auth: auth})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer prRepo.Close()
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_ = rep.queue.Run(bg)
+	}()
+	go func() {
+		defer wg.Done()
+		rep.runPullRequests(bg, &prPlanner{repo: prRepo, path: f.src.path, world: w, log: log})
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -196,6 +228,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	stopBG() // the queue is persisted: what is pending goes out after a restart
 	wg.Wait()
 	log.Info("stopped; instances and the router keep running")
 	return err
@@ -215,6 +248,44 @@ func containsScheme(u string) bool {
 		}
 	}
 	return false
+}
+
+// newReporter builds the GitHub reporting: a client with a token, a logger
+// of what would be posted without one, and the persistent queue.
+func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, error) {
+	token, err := secret(f.githubTokenFile, "MOLT_GITHUB_TOKEN")
+	if err != nil {
+		return nil, err
+	}
+	owner, name, ok := "", "", false
+	if f.githubRepo != "" {
+		owner, name, ok = strings.Cut(f.githubRepo, "/")
+	} else {
+		owner, name, ok = github.ParseRepoURL(f.src.repo)
+	}
+	if token != nil && !ok {
+		return nil, &usageError{errors.New("a GitHub token needs the repository: pass --github-repo OWNER/NAME")}
+	}
+	ref, err := github.NewRepoRef(f.githubAPIURL, owner, name)
+	if err != nil && ok {
+		return nil, err
+	}
+	var sink github.Reporter = github.LogReporter{Logger: log, Repo: ref}
+	if token != nil {
+		c, err := github.NewClient(github.ClientOptions{Token: token, APIURL: f.githubAPIURL, Owner: owner, Repo: name, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		sink = c
+	} else {
+		log.Info("no GitHub token: reports are logged, not posted")
+	}
+	q, err := github.NewQueue(github.QueueOptions{Dir: f.stateDir, Reporter: sink, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &reporter{queue: q, repo: ref, branch: f.branch, revertPR: f.githubRevertPR, log: log,
+		failures: w.exec.Failures, prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, nil
 }
 
 // gitSource is the loop's view of the tracked branch: fetch (one ref
@@ -272,8 +343,26 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 	}
 	c.Ref = s.branch
 	s.hash, s.err = c.Hash, err
-	s.snap = reconciler.Snapshot{Fleet: d.fleet, Revision: labelRevision(c), Specs: d.specs}
+	s.snap = reconciler.Snapshot{Fleet: d.fleet, Revision: labelRevision(c), Specs: d.specs, Message: c.Message}
 	return s.snap, s.err
+}
+
+// Moved reports whether the branch now points elsewhere than revision
+// (one ref advertisement when it does not).
+func (s *gitSource) Moved(ctx context.Context, revision string) (bool, error) {
+	if s.broken {
+		return true, nil // let the next reconcile repair the cache
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
+	defer cancel()
+	if _, err := s.repo.Fetch(fctx); err != nil {
+		return false, err
+	}
+	c, err := s.repo.Resolve(ctx, s.branch)
+	if err != nil {
+		return false, err
+	}
+	return c.Hash != sha(revision), nil
 }
 
 // serveMetrics are the Prometheus metrics of molt serve, on their own

@@ -11,8 +11,10 @@ import (
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/targets"
+	"github.com/molt-dev/molt/targets/docker"
 	"github.com/molt-dev/molt/targets/process"
 	"github.com/molt-dev/molt/targets/router"
+	"github.com/spf13/pflag"
 )
 
 // logger returns a text logger on stderr at the given level.
@@ -41,50 +43,117 @@ func lockState(dir string) (release func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// world is the live side of a state directory: the process target, the
-// router, and the executor over them.
-type world struct {
-	target *process.Target
-	router *router.Client
-	exec   *reconciler.Executor
+// worldOptions say which state directory and engines a command acts on.
+type worldOptions struct {
+	stateDir    string
+	log         *slog.Logger
+	startRouter bool
+	// dockerEngines are --docker-engine values (NAME=URL[,ca=..]); none
+	// means the default engine (DOCKER_HOST, else the local socket) when
+	// it answers, and no docker target when it does not.
+	dockerEngines []string
 }
 
-// openWorld builds the target, starts the router when none runs for this
-// state directory, and wires the executor.
-func openWorld(ctx context.Context, stateDir string, log *slog.Logger, startRouter bool) (*world, error) {
-	abs, err := filepath.Abs(stateDir)
+// registerDocker adds the --docker-engine flag.
+func registerDocker(fs *pflag.FlagSet, engines *[]string) {
+	fs.StringArrayVar(engines, "docker-engine", nil,
+		"a Docker Engine for docker services: NAME=URL[,ca=FILE,cert=FILE,key=FILE][,host-ip=IP] (repeatable; default: DOCKER_HOST or the local socket)")
+}
+
+// world is the live side of a state directory: the targets, the router,
+// and the executor over them.
+type world struct {
+	process *process.Target
+	docker  *docker.Target // nil without an engine
+	target  targets.ByKind
+	router  *router.Client
+	exec    *reconciler.Executor
+}
+
+func (w *world) close() {
+	w.process.Close()
+	if w.docker != nil {
+		w.docker.Close()
+	}
+}
+
+// openWorld builds the targets, starts the router when none runs for this
+// state directory (if asked), and wires the executor.
+func openWorld(ctx context.Context, o worldOptions) (*world, error) {
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(o.stateDir)
 	if err != nil {
 		return nil, err
 	}
-	tgt, err := process.New(process.Options{Dir: filepath.Join(abs, "instances"), Logger: log})
+	proc, err := process.New(process.Options{Dir: filepath.Join(abs, "instances"), Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if startRouter {
+	w := &world{process: proc}
+	if w.docker, err = openDocker(ctx, o.dockerEngines, log); err != nil {
+		proc.Close()
+		return nil, err
+	}
+	w.target = targets.ByKind{Process: proc}
+	if w.docker != nil {
+		w.target.Docker = w.docker
+	}
+	if o.startRouter {
 		exe, err := os.Executable()
 		if err != nil {
+			w.close()
 			return nil, fmt.Errorf("find molt's executable for the router: %w", err)
 		}
 		started, err := router.EnsureRunning(ctx, abs, []string{exe, "router", "--state-dir", abs}, log)
 		if err != nil {
+			w.close()
 			return nil, fmt.Errorf("start router: %w", err)
 		}
 		if started {
 			log.Info("router started", "state-dir", abs)
 		}
 	}
-	rc := router.NewClient(abs)
-	return &world{
-		target: tgt,
-		router: rc,
-		exec: &reconciler.Executor{
-			Target:   targets.ByKind{Process: tgt},
-			Router:   rc,
-			Prober:   reconciler.NewProber(),
-			Failures: reconciler.NewFailures(abs),
-			Logger:   log,
-		},
-	}, nil
+	w.router = router.NewClient(abs)
+	w.exec = &reconciler.Executor{
+		Target:   w.target,
+		Router:   w.router,
+		Prober:   reconciler.NewProber(),
+		Failures: reconciler.NewFailures(abs),
+		Logger:   log,
+	}
+	return w, nil
+}
+
+// openDocker connects to the configured engines, or to the default one
+// when it answers; it returns nil when there is none to use.
+func openDocker(ctx context.Context, flags []string, log *slog.Logger) (*docker.Target, error) {
+	var engines []docker.Engine
+	for _, f := range flags {
+		e, err := docker.ParseEngine(f)
+		if err != nil {
+			return nil, &usageError{fmt.Errorf("--docker-engine %q: %w", f, err)}
+		}
+		engines = append(engines, e)
+	}
+	explicit := len(engines) > 0
+	if !explicit {
+		engines = []docker.Engine{docker.DefaultEngine(os.Getenv)}
+	}
+	t, err := docker.New(ctx, docker.Options{Engines: engines, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if !explicit {
+		if err := t.Ping(ctx); err != nil {
+			t.Close()
+			log.Debug("no Docker engine: docker services cannot be provisioned", "error", err)
+			return nil, nil
+		}
+	}
+	return t, nil
 }
 
 // yes asks a question on a terminal and reports whether the answer was yes.

@@ -373,3 +373,41 @@ func TestFetchCompacts(t *testing.T) {
 	}
 	gittest.Git(t, "", nil, "--git-dir", r.Dir(), "fsck", "--no-progress")
 }
+
+func TestFetchPull(t *testing.T) {
+	root := t.TempDir()
+	repo := gittest.NewRepo(t)
+	repo.WriteFile("fleet.cue", "services: {}\n")
+	repo.Commit("base")
+	bare := repo.Publish(root, "fleet.git")
+	// A pull request head as GitHub stores it: a ref outside refs/heads.
+	repo.WriteFile("fleet.cue", "services: {} // pr\n")
+	head := repo.Commit("pr head")
+	repo.Git("push", "-q", "origin", "HEAD:refs/pull/7/head")
+	repo.Git("reset", "-q", "--hard", "HEAD~1")
+	_ = bare
+	srv := gittest.ServeHTTP(t, root)
+
+	r, err := git.Open(context.Background(), git.Options{URL: srv.RepoURL("fleet.git"), CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Resolve(context.Background(), head); err == nil {
+		t.Fatal("the pull request head came with an ordinary fetch")
+	}
+	ok, err := r.FetchPull(context.Background(), 7)
+	if err != nil || !ok {
+		t.Fatalf("FetchPull(7) = %v, %v", ok, err)
+	}
+	c, err := r.Resolve(context.Background(), head)
+	if err != nil || c.Hash != head {
+		t.Fatalf("Resolve(pr head) = %v, %v", c.Hash, err)
+	}
+	if ok, err := r.FetchPull(context.Background(), 8); ok || err != nil {
+		t.Errorf("FetchPull(8) of a missing pull request = %v, %v; want false, nil", ok, err)
+	}
+}

@@ -44,10 +44,12 @@ type placement struct {
 	engine, fleet, service string
 }
 
-// New returns a Target over opts.Engines. It pings every engine once, which
-// negotiates the API version, and logs the engines that do not answer; an
-// engine that does not answer is not an error (it may come back), so New
-// fails only on invalid options. It starts no goroutine.
+// New returns a Target over opts.Engines. It pings every engine once, one
+// after the other and each within opts.Timeout, which negotiates the API
+// version, and logs the engines that do not answer; an engine that does not
+// answer is not an error (it may come back, and negotiation is retried on
+// its next call), so New fails only on invalid options. It starts no
+// goroutine. Close releases its connections.
 func New(ctx context.Context, opts Options) (*Target, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err

@@ -241,3 +241,13 @@ func (s *Server) pull(number int) *Pull {
 	}
 	return nil
 }
+
+// PutCommit stores a commit under a SHA the test chose (one that exists in
+// a real Git repository the test also serves), so that the Git Data API
+// answers for the same commits molt deploys.
+func (s *Server) PutCommit(sha, message, tree string, parents ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commits[sha] = &Commit{SHA: sha, Message: message, Tree: tree, Parents: slices.Clone(parents), Created: s.now()}
+	s.trees[tree] = true
+}

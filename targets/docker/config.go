@@ -1,0 +1,218 @@
+package docker
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+
+	"github.com/molt-dev/molt/targets"
+)
+
+// defaultNetwork is the network of a service that names none.
+const defaultNetwork = "bridge"
+
+// checkSpec reports what makes spec impossible for this target, wrapping
+// targets.ErrInvalidSpec.
+func checkSpec(spec targets.Spec) error {
+	svc := spec.Service
+	l := spec.Labels
+	switch {
+	case svc == nil:
+		return fmt.Errorf("%w: no service", targets.ErrInvalidSpec)
+	case svc.Docker == nil:
+		return fmt.Errorf("%w: service %q is not a docker service", targets.ErrInvalidSpec, svc.Name)
+	case svc.Docker.Image == "":
+		return fmt.Errorf("%w: service %q has no image", targets.ErrInvalidSpec, svc.Name)
+	case l.Fleet == "" || l.Service == "" || l.SpecHash == "":
+		return fmt.Errorf("%w: fleet, service and spec hash labels are required", targets.ErrInvalidSpec)
+	case svc.StopGrace < 0:
+		return fmt.Errorf("%w: negative stop grace", targets.ErrInvalidSpec)
+	case svc.Docker.CPUs < 0:
+		return fmt.Errorf("%w: negative cpus", targets.ErrInvalidSpec)
+	}
+	for k, v := range svc.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: invalid env variable %q", targets.ErrInvalidSpec, k)
+		}
+	}
+	seen := make(map[string]string, len(svc.Ports))
+	for name, port := range svc.Ports {
+		if port < 1 || port > 65535 {
+			return fmt.Errorf("%w: port %q: a docker service needs the container port (1-65535), not %d", targets.ErrInvalidSpec, name, port)
+		}
+		v := portVar(name)
+		if other, ok := seen[v]; ok || name == "" {
+			return fmt.Errorf("%w: port names %q and %q both map to %s", targets.ErrInvalidSpec, other, name, v)
+		}
+		seen[v] = name
+	}
+	if _, err := parseMemory(svc.Docker.Memory); err != nil {
+		return fmt.Errorf("%w: %w", targets.ErrInvalidSpec, err)
+	}
+	for _, m := range svc.Docker.Tmpfs {
+		if p, _, _ := strings.Cut(m, ":"); !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%w: tmpfs %q: not an absolute path", targets.ErrInvalidSpec, m)
+		}
+	}
+	return nil
+}
+
+// request is what ContainerCreate gets, plus the networks to connect.
+type request struct {
+	config   *container.Config
+	host     *container.HostConfig
+	networks []string // all of them; the first is the network mode
+}
+
+// newRequest builds the container of spec on engine e, from imageID.
+// Labels are left to the caller, which needs the request to hash it.
+func newRequest(spec targets.Spec, e *engine, imageID string) request {
+	svc := spec.Service
+	d := svc.Docker
+	networks := slices.Clone(d.Networks)
+	if len(networks) == 0 {
+		networks = []string{defaultNetwork}
+	}
+	ports := make(network.PortSet, len(svc.Ports))
+	bindings := make(network.PortMap, len(svc.Ports))
+	hostIP := netip.MustParseAddr(e.hostIP()) // checked by Validate
+	for _, n := range svc.Ports {
+		p, _ := network.PortFrom(uint16(n), network.TCP)
+		ports[p] = struct{}{}
+		bindings[p] = []network.PortBinding{{HostIP: hostIP}} // the engine picks the host port
+	}
+	var tmpfs map[string]string
+	for _, m := range d.Tmpfs {
+		if tmpfs == nil {
+			tmpfs = make(map[string]string)
+		}
+		path, opts, _ := strings.Cut(m, ":")
+		tmpfs[path] = opts
+	}
+	memory, _ := parseMemory(d.Memory) // checked by checkSpec
+	grace := stopSeconds(svc.StopGrace.Seconds())
+	return request{
+		config: &container.Config{
+			Image:        imageID,
+			User:         d.User,
+			Env:          containerEnv(e.Name, spec),
+			Cmd:          nilIfEmpty(d.Command),
+			Entrypoint:   nilIfEmpty(d.Entrypoint),
+			ExposedPorts: ports,
+			StopTimeout:  &grace,
+		},
+		host: &container.HostConfig{
+			NetworkMode:    container.NetworkMode(networks[0]),
+			PortBindings:   bindings,
+			RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
+			ReadonlyRootfs: d.ReadOnlyRootfs,
+			Tmpfs:          tmpfs,
+			Resources: container.Resources{
+				Memory:   memory,
+				NanoCPUs: int64(d.CPUs * 1e9),
+			},
+		},
+		networks: networks,
+	}
+}
+
+// stopSeconds rounds a stop grace up to whole seconds, as the engine
+// counts them.
+func stopSeconds(s float64) int {
+	n := int(s)
+	if float64(n) < s {
+		n++
+	}
+	return n
+}
+
+// containerEnv is the environment of a container of spec on engine: the
+// service's env, then the target's own variables, which win. The image's
+// env applies beneath it (the engine merges them).
+func containerEnv(engine string, spec targets.Spec) []string {
+	svc := spec.Service
+	env := maps.Clone(svc.Env)
+	if env == nil {
+		env = make(map[string]string)
+	}
+	for name, port := range svc.Ports {
+		env[portVar(name)] = strconv.Itoa(port)
+	}
+	if name := primaryPort(svc.Ports); name != "" {
+		env["PORT"] = strconv.Itoa(svc.Ports[name])
+	}
+	env["MOLT_FLEET"] = spec.Labels.Fleet
+	env["MOLT_SERVICE"] = spec.Labels.Service
+	env["MOLT_REVISION"] = spec.Labels.Revision
+	env["MOLT_ENGINE"] = engine
+	out := make([]string, 0, len(env))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// portVar is the variable that carries the port named name: PORT_ and the
+// name upper-cased, every character other than a letter or digit as '_'
+// (as the process target does).
+func portVar(name string) string {
+	return "PORT_" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// primaryPort is the port that PORT carries: "http" if there is one, else
+// the first name in sorted order; "" without ports.
+func primaryPort(ports map[string]int) string {
+	if _, ok := ports["http"]; ok {
+		return "http"
+	}
+	if len(ports) == 0 {
+		return ""
+	}
+	return slices.Min(slices.Collect(maps.Keys(ports)))
+}
+
+// parseMemory parses a Docker memory limit such as "512m" or "1g" (binary
+// units, as docker run --memory) into bytes; "" is no limit.
+func parseMemory(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	num := s
+	switch s[len(s)-1] {
+	case 'b', 'B':
+		num = s[:len(s)-1]
+	case 'k', 'K':
+		mult, num = 1<<10, s[:len(s)-1]
+	case 'm', 'M':
+		mult, num = 1<<20, s[:len(s)-1]
+	case 'g', 'G':
+		mult, num = 1<<30, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("memory %q: not a size such as 512m or 1g", s)
+	}
+	return n * mult, nil
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
+}

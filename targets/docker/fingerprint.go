@@ -1,0 +1,165 @@
+package docker
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"slices"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+)
+
+// configDoc is the part of a container's configuration that LabelConfig
+// hashes: what molt sets and what can be changed behind its back (docker
+// update, docker network connect). It is built twice, from the create
+// request when the container is made and from an inspect when drift is
+// looked for, and the two must agree for an untouched container on every
+// engine version. So it holds only what the engine keeps as it was asked,
+// and where the engine fills in the image's defaults (env, exposed ports,
+// user, working directory, entrypoint, command) it holds only what differs
+// from the image's config, which both sides can compute.
+type configDoc struct {
+	User       string            `json:"user,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Env        []string          `json:"env,omitempty"`
+	Exposed    []string          `json:"exposed,omitempty"`
+	Bindings   []string          `json:"bindings,omitempty"` // "8080/tcp@127.0.0.1"; host ports are the engine's choice
+	ReadOnly   bool              `json:"readOnly,omitempty"`
+	Tmpfs      map[string]string `json:"tmpfs,omitempty"`
+	Memory     int64             `json:"memory,omitempty"`
+	NanoCPUs   int64             `json:"nanoCPUs,omitempty"`
+	CPUShares  int64             `json:"cpuShares,omitempty"`
+	CPUQuota   int64             `json:"cpuQuota,omitempty"`
+	CPUPeriod  int64             `json:"cpuPeriod,omitempty"`
+	CpusetCpus string            `json:"cpusetCpus,omitempty"`
+	Restart    string            `json:"restart,omitempty"`
+	Privileged bool              `json:"privileged,omitempty"`
+	Networks   []string          `json:"networks"`
+}
+
+// fingerprint hashes the configDoc of a container config and its host
+// config, attached to networks, relative to the image config img.
+func fingerprint(cfg *container.Config, host *container.HostConfig, networks []string, img *imageConfig) string {
+	if img == nil {
+		img = &imageConfig{}
+	}
+	if cfg == nil {
+		cfg = &container.Config{}
+	}
+	if host == nil {
+		host = &container.HostConfig{}
+	}
+	doc := configDoc{
+		User:       unlessImage(cfg.User, img.User),
+		WorkingDir: unlessImage(cfg.WorkingDir, img.WorkingDir),
+		Entrypoint: unlessImageList(cfg.Entrypoint, img.Entrypoint),
+		Cmd:        unlessImageList(cfg.Cmd, img.Cmd),
+		Env:        minus(cfg.Env, img.Env),
+		Exposed:    minus(portNames(cfg.ExposedPorts), img.Exposed),
+		Bindings:   bindings(host.PortBindings),
+		ReadOnly:   host.ReadonlyRootfs,
+		Memory:     host.Memory,
+		NanoCPUs:   host.NanoCPUs,
+		CPUShares:  host.CPUShares,
+		CPUQuota:   host.CPUQuota,
+		CPUPeriod:  host.CPUPeriod,
+		CpusetCpus: host.CpusetCpus,
+		Restart:    string(host.RestartPolicy.Name),
+		Privileged: host.Privileged,
+		Networks:   slices.Sorted(slices.Values(networks)),
+	}
+	if len(host.Tmpfs) > 0 {
+		doc.Tmpfs = host.Tmpfs
+	}
+	if doc.Restart == string(container.RestartPolicyDisabled) {
+		doc.Restart = ""
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		panic("docker: config fingerprint: " + err.Error()) // plain values only
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// inspectFingerprint is the fingerprint of a container as inspected.
+func inspectFingerprint(c container.InspectResponse, img *imageConfig) string {
+	var networks []string
+	if c.NetworkSettings != nil {
+		networks = slices.Collect(maps.Keys(c.NetworkSettings.Networks))
+	}
+	return fingerprint(c.Config, c.HostConfig, networks, img)
+}
+
+// imageConfig is what of an image's config the engine fills into a
+// container's when the container does not set it.
+type imageConfig struct {
+	User, WorkingDir     string
+	Entrypoint, Cmd, Env []string
+	Exposed              []string // "8080/tcp"
+}
+
+// imageConfigOf extracts an imageConfig from an image inspect.
+func imageConfigOf(c *dockerspec.DockerOCIImageConfig) *imageConfig {
+	if c == nil {
+		return &imageConfig{}
+	}
+	return &imageConfig{
+		User:       c.User,
+		WorkingDir: c.WorkingDir,
+		Entrypoint: c.Entrypoint,
+		Cmd:        c.Cmd,
+		Env:        c.Env,
+		Exposed:    slices.Collect(maps.Keys(c.ExposedPorts)),
+	}
+}
+
+func unlessImage(v, image string) string {
+	if v == image {
+		return ""
+	}
+	return v
+}
+
+func unlessImageList(v, image []string) []string {
+	if len(v) == 0 || slices.Equal(v, image) {
+		return nil
+	}
+	return v
+}
+
+// minus returns the sorted entries of a that are not in b.
+func minus(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func portNames(s network.PortSet) []string {
+	out := make([]string, 0, len(s))
+	for p := range s {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func bindings(m network.PortMap) []string {
+	var out []string
+	for p, bs := range m {
+		for _, b := range bs {
+			out = append(out, p.String()+"@"+b.HostIP.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
