@@ -251,3 +251,14 @@ func (s *Server) PutCommit(sha, message, tree string, parents ...string) {
 	s.commits[sha] = &Commit{SHA: sha, Message: message, Tree: tree, Parents: slices.Clone(parents), Created: s.now()}
 	s.trees[tree] = true
 }
+
+// PushToPull moves a pull request's head to a new commit, as a push to its
+// branch does on GitHub (the commit joins the pull request's commits).
+func (s *Server) PushToPull(number int, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pr := s.pull(number); pr != nil {
+		pr.HeadSHA = sha
+		pr.Commits = append(pr.Commits, sha)
+	}
+}
