@@ -3,6 +3,7 @@ GO      ?= go
 BIN     ?= $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+IMAGE   ?= molt
 
 .PHONY: all build demo test vet fmt-check race bench image clean
 
@@ -41,7 +42,7 @@ image:
 	rm -rf $(BIN)/image && mkdir -p $(BIN)/image
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/image/molt ./cmd/molt
 	cp /etc/ssl/certs/ca-certificates.crt $(BIN)/image/ca-certificates.crt
-	docker build -t molt:$(VERSION) -t molt:latest -f Dockerfile $(BIN)/image
+	docker build -t $(IMAGE):$(VERSION) -t $(IMAGE):latest -f Dockerfile $(BIN)/image
 
 clean:
 	rm -rf $(BIN)

@@ -13,11 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/molt-dev/molt/targets/docker/dockertest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
+// withDockerCleanup runs the tests, then removes the images dockertest
+// kept for the whole run.
+type withDockerCleanup struct{ m *testing.M }
+
+func (w withDockerCleanup) Run() int { return dockertest.Main(w.m) }
+
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(withDockerCleanup{m}, map[string]func(){
 		"molt": func() {
 			ctx, stop := signalNotify()
 			code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
