@@ -56,6 +56,7 @@ type Result struct {
 	Plan        Plan // the last plan
 	Converged   bool
 	Preempted   bool      // stopped between steps for a newer trigger
+	Deferred    time.Time // a rollout waits for a deploy window until then
 	Failures    []Failure // rollouts that failed and were rolled back
 	Provisioned int
 	Retired     int
@@ -272,13 +273,19 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 		if err != nil {
 			return res, err
 		}
-		plan := PlanFleet(Input{Fleet: fleet.Name, Revision: revision, Desired: desired, Instances: obs, Traffic: traffic, Now: e.now()})
+		plan := PlanFleet(Input{Fleet: fleet.Name, Revision: revision, Desired: desired, Instances: obs, Traffic: traffic,
+			DeployWindows: fleet.DeployWindows, Now: e.now()})
 		res.Plan = plan
 		if e.OnPass != nil {
 			e.OnPass(plan)
 		}
 		if plan.Converged() {
 			res.Converged = true
+			res.Duration = e.now().Sub(start)
+			return res, nil
+		}
+		if until, ok := plan.Deferred(); ok {
+			res.Deferred = until
 			res.Duration = e.now().Sub(start)
 			return res, nil
 		}

@@ -48,6 +48,7 @@ func PlanFleet(in Input) Plan {
 			traffic:  tr,
 			known:    known,
 			desired:  in.Desired[name],
+			windows:  in.DeployWindows,
 			wanted:   hasKey(in.Desired, name),
 			retiring: map[string]bool{},
 			leaving:  map[string]bool{},
@@ -68,6 +69,7 @@ type servicePlanner struct {
 	known   bool
 	desired Desired
 	wanted  bool
+	windows []schema.Window // the fleet's deploy windows
 
 	out      ServicePlan
 	alive    []Observed
@@ -170,6 +172,17 @@ func (s *servicePlanner) converge() {
 	for _, o := range s.alive {
 		if o.Labels.SpecHash != h && s.route[o.ID] {
 			inRollout = true
+		}
+	}
+	if inRollout && !s.desired.Rollback && !s.started() {
+		// Deploy windows gate the start of a rollout; one under way
+		// finishes, and rollbacks and reverts are never held back.
+		windows := append(slices.Clone(s.windows), spec.DeployWindows...)
+		if open, until := deployWindow(windows, s.now); !open {
+			s.out.Deferred = until
+			s.out.Provision = spec.Replicas
+			s.out.Notes = append(s.out.Notes, fmt.Sprintf("outside the deploy window: the rollout waits until %s", until.UTC().Format(time.RFC3339)))
+			return
 		}
 	}
 	if inRollout && !s.desired.Rollback {
@@ -679,4 +692,15 @@ func windowOpen(spec string, now time.Time) bool {
 	}
 	minute := now.Truncate(time.Minute)
 	return sched.Next(minute.Add(-time.Second)).Equal(minute)
+}
+
+// started reports whether the rollout to the desired generation has begun:
+// an instance of it exists (or existed: a dead one is still listed).
+func (s *servicePlanner) started() bool {
+	for _, o := range s.insts {
+		if o.Labels.SpecHash == s.desired.Hash && !s.warmPrevious(o) {
+			return true
+		}
+	}
+	return false
 }

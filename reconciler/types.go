@@ -84,6 +84,8 @@ type Input struct {
 	// Instances of this fleet (other fleets' instances must be filtered out
 	// by the caller; instances without labels are never passed).
 	Instances []Observed
+	// DeployWindows of the fleet; each service's own apply too.
+	DeployWindows []schema.Window
 	// Traffic by service name; a missing entry means the router has no
 	// record (first deploy, or a lost state directory) and is rebuilt from
 	// the healthy instances.
@@ -120,6 +122,9 @@ type ServicePlan struct {
 	Traffic *Traffic `json:"traffic,omitempty"`
 	// Waiting says what the service waits for when nothing can be done now.
 	Waiting string `json:"waiting,omitempty"`
+	// Deferred is set when a rollout waits for a deploy window: nothing is
+	// done for it until then (the service keeps running as it is).
+	Deferred time.Time `json:"deferredUntil,omitzero"`
 	// Failed is set when the rollout failed: the executor records the
 	// failure and plans again, which rolls back.
 	Failed string   `json:"failed,omitempty"`
@@ -158,7 +163,26 @@ func (sp *ServicePlan) Acts() bool {
 
 // Converged reports whether the service is where it should be: nothing to
 // do now and nothing to wait for.
-func (sp *ServicePlan) Converged() bool { return !sp.Acts() && sp.Waiting == "" }
+func (sp *ServicePlan) Converged() bool {
+	return !sp.Acts() && sp.Waiting == "" && sp.Deferred.IsZero()
+}
+
+// Deferred reports whether nothing can be done now but wait for deploy
+// windows: no service acts or waits for anything else, and at least one
+// waits for a window. It returns the earliest time a window opens.
+func (p *Plan) Deferred() (time.Time, bool) {
+	var first time.Time
+	for i := range p.Services {
+		sp := &p.Services[i]
+		if sp.Acts() || sp.Waiting != "" {
+			return time.Time{}, false
+		}
+		if !sp.Deferred.IsZero() && (first.IsZero() || sp.Deferred.Before(first)) {
+			first = sp.Deferred
+		}
+	}
+	return first, !first.IsZero()
+}
 
 // Converged reports whether every service is converged.
 func (p *Plan) Converged() bool {
@@ -175,7 +199,7 @@ func (p *Plan) Converged() bool {
 func (p *Plan) Changes() bool {
 	for i := range p.Services {
 		sp := &p.Services[i]
-		if sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != "" {
+		if sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != "" || !sp.Deferred.IsZero() {
 			return true
 		}
 	}

@@ -30,7 +30,8 @@ apply does not try it again unless --retry is given.
 apply can be killed at any moment: the next apply picks up where it was.
 
 Exit status: 0 converged, 1 the rollout failed and was rolled back (or an
-error), 64 usage error.`,
+error), 3 a rollout waits for a deploy window (run apply again then, or let
+molt serve do it), 64 usage error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -42,6 +43,9 @@ error), 64 usage error.`,
 			defer release()
 			d, err := loadDesired(ctx, src, filepath.Join(stateDir, "git"), log)
 			if err := invalid(e, err); err != nil {
+				return err
+			}
+			if err := recordFleet(stateDir, d.fleet.Name); err != nil {
 				return err
 			}
 			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, startRouter: true, dockerEngines: engines})
@@ -80,6 +84,14 @@ error), 64 usage error.`,
 					fmt.Fprintf(e.stdout, "rolled back %s: %s\n", f.Service, f.Reason)
 				}
 				return &exitError{code: 1, err: fmt.Errorf("%s: %w (apply --retry tries it again)", d.commit.Revision(), reconciler.ErrFailed)}
+			}
+			if !res.Deferred.IsZero() {
+				for _, sp := range res.Plan.Services {
+					if !sp.Deferred.IsZero() {
+						fmt.Fprintf(e.stdout, "%s: outside the deploy window; the rollout waits until %s\n", sp.Service, sp.Deferred.Format(time.RFC3339))
+					}
+				}
+				return &exitError{code: 3}
 			}
 			fmt.Fprintf(e.stdout, "converged to %s\n", d.commit.Revision())
 			return nil

@@ -16,8 +16,10 @@ func newDownCmd(e *env) *cobra.Command {
 		Use:   "down",
 		Short: "Retire every instance of the state directory and stop the router",
 		Long: `down takes every service out of traffic, retires every instance molt
-created in the state directory (of one fleet with --fleet), and stops the
-router. On a terminal it asks first, unless --yes is given.`,
+created for the state directory — its processes, and the containers of the
+fleets it deployed (containers of other fleets on a shared engine are left
+alone) — or only one fleet's with --fleet, and stops the router (not with
+--fleet). On a terminal it asks first, unless --yes is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -66,9 +68,13 @@ router. On a terminal it asks first, unless --yes is given.`,
 			if err != nil {
 				return err
 			}
+			known, err := knownFleets(stateDir)
+			if err != nil {
+				return err
+			}
 			n := 0
 			for _, in := range insts {
-				if fleet != "" && in.Labels.Fleet != fleet {
+				if !owned(in, fleet, known) {
 					continue
 				}
 				if err := w.target.Retire(ctx, in.ID); err != nil {

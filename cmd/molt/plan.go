@@ -105,7 +105,7 @@ func planWith(ctx context.Context, w *world, d desiredState) (reconciler.Plan, e
 		return reconciler.Plan{}, err
 	}
 	return reconciler.PlanFleet(reconciler.Input{Fleet: d.fleet.Name, Revision: d.revision, Desired: desired,
-		Instances: obs, Traffic: traffic, Now: time.Now()}), nil
+		Instances: obs, Traffic: traffic, DeployWindows: d.fleet.DeployWindows, Now: time.Now()}), nil
 }
 
 // readOnlyRouter reads the route table when a router runs and an empty one

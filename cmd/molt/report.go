@@ -60,8 +60,13 @@ func (r *reporter) onPass(p reconciler.Plan) {
 		prov += sp.Provision
 		ret += sp.Retire
 	}
+	desc := fmt.Sprintf("rolling out: +%d provision, -%d retire", prov, ret)
+	if until, ok := p.Deferred(); ok {
+		desc = "waiting for the deploy window until " + until.UTC().Format(time.RFC3339)
+		r.pendingFor = "" // report again once the rollout really starts
+	}
 	r.queue.Enqueue(github.Report{Status: &github.Status{SHA: sha(p.Revision), Context: github.ContextDeploy,
-		State: github.StatePending, Description: fmt.Sprintf("rolling out: +%d provision, -%d retire", prov, ret)}})
+		State: github.StatePending, Description: desc}})
 }
 
 var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)

@@ -149,7 +149,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		ln.Close()
 		return err
 	}
-	src := &gitSource{repo: repo, opts: gopts, branch: f.branch, path: f.src.path, fetchTimeout: f.fetchTimeout, metrics: m}
+	src := &gitSource{repo: repo, opts: gopts, branch: f.branch, path: f.src.path, fetchTimeout: f.fetchTimeout, stateDir: f.stateDir, metrics: m}
 	defer func() { src.repo.Close() }()
 	loop := &reconciler.Loop{
 		Source: src, Executor: w.exec, Schedule: sched, Logger: log,
@@ -297,6 +297,7 @@ type gitSource struct {
 	branch       string
 	path         string
 	fetchTimeout time.Duration
+	stateDir     string
 	metrics      *serveMetrics
 	broken       bool // the last attempt failed: reopen (and so check) the cache first
 
@@ -342,6 +343,11 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 		return reconciler.Snapshot{}, err // transient: do not remember
 	}
 	c.Ref = s.branch
+	if err == nil {
+		if rerr := recordFleet(s.stateDir, d.fleet.Name); rerr != nil {
+			return reconciler.Snapshot{}, rerr
+		}
+	}
 	s.hash, s.err = c.Hash, err
 	s.snap = reconciler.Snapshot{Fleet: d.fleet, Revision: labelRevision(c), Specs: d.specs, Message: c.Message}
 	return s.snap, s.err
