@@ -30,6 +30,14 @@ var (
 	helloErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if helloPath != "" {
+		os.RemoveAll(filepath.Dir(helloPath))
+	}
+	os.Exit(code)
+}
+
 // buildHello builds the demo app once per test binary.
 func buildHello(t *testing.T) string {
 	t.Helper()

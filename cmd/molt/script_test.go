@@ -21,7 +21,13 @@ import (
 // kept for the whole run.
 type withDockerCleanup struct{ m *testing.M }
 
-func (w withDockerCleanup) Run() int { return dockertest.Main(w.m) }
+func (w withDockerCleanup) Run() int {
+	code := dockertest.Main(w.m)
+	if helloBuilt != "" {
+		os.RemoveAll(filepath.Dir(helloBuilt))
+	}
+	return code
+}
 
 func TestMain(m *testing.M) {
 	testscript.Main(withDockerCleanup{m}, map[string]func(){
