@@ -270,17 +270,23 @@ func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, error) {
 	if err != nil && ok {
 		return nil, err
 	}
-	var sink github.Reporter = github.LogReporter{Logger: log, Repo: ref}
+	// Without a token, say what would be posted; without even a GitHub
+	// repository (a local path, another host), there is nothing to say.
+	qlog := log
+	if token == nil && !ok {
+		qlog = slog.New(slog.DiscardHandler)
+	}
+	var sink github.Reporter = github.LogReporter{Logger: qlog, Repo: ref}
 	if token != nil {
 		c, err := github.NewClient(github.ClientOptions{Token: token, APIURL: f.githubAPIURL, Owner: owner, Repo: name, Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		sink = c
-	} else {
+	} else if ok {
 		log.Info("no GitHub token: reports are logged, not posted")
 	}
-	q, err := github.NewQueue(github.QueueOptions{Dir: f.stateDir, Reporter: sink, Logger: log})
+	q, err := github.NewQueue(github.QueueOptions{Dir: f.stateDir, Reporter: sink, Logger: qlog})
 	if err != nil {
 		return nil, err
 	}
