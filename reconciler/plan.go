@@ -328,16 +328,20 @@ func (s *servicePlanner) rolling(inRollout bool) {
 	stable := func(o Observed) bool {
 		return o.Health == Healthy && !o.HealthySince.After(s.now.Add(-minHealthy))
 	}
-	// Replacement in place of nothing: drifted instances, and instances
-	// older than recycle.maxAge (inside the window), are replaced one at a
-	// time, a new one first, outside rollouts.
+	// Replacements: drifted instances, instances whose liveness check
+	// fails, and instances older than recycle.maxAge (inside its window)
+	// are replaced one at a time, a new one first, outside rollouts.
 	var over []Observed
 	why := map[string]string{}
 	if !inRollout {
 		for _, o := range fresh {
-			if o.Drift != "" {
+			switch {
+			case o.Drift != "":
 				over = append(over, o)
 				why[o.ID] = "drift: " + o.Drift
+			case o.LivenessFailed:
+				over = append(over, o)
+				why[o.ID] = "liveness check failed"
 			}
 		}
 		if rc := spec.Recycle; rc != nil && rc.MaxAge > 0 && windowOpen(rc.Window, s.now) {

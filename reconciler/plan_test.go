@@ -565,6 +565,9 @@ func instances(tb rapid.TB, desc string) []Observed {
 				o.Health, o.HealthySince = Healthy, o.Labels.CreatedAt.Add(5*time.Second)
 			case "n":
 				o.Health, o.HealthySince = Healthy, t0
+			case "l": // ready, but its liveness check fails
+				o.Health, o.HealthySince = Healthy, o.Labels.CreatedAt.Add(5*time.Second)
+				o.LivenessFailed = true
 			case "f": // healthy, but drifted since it was made
 				o.Health, o.HealthySince = Healthy, o.Labels.CreatedAt.Add(5*time.Second)
 				o.Drift = "file system changed: /x added"

@@ -39,49 +39,62 @@ func NewProber() *Prober {
 	}}, state: map[string]*probeState{}}
 }
 
-// Observe probes every running instance whose check is due (by its
-// interval) and returns all instances with their current verdict. spec
-// gives the service whose health check applies (nil: no check). Probes run
+// Observe probes every running instance whose checks are due (by their
+// intervals) and returns all instances with their current verdicts: the
+// readiness check (health) and, when the service has one, the liveness
+// check. spec gives the service whose checks apply (nil: none). Probes run
 // concurrently; Observe returns when they are done or ctx is cancelled.
 func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Instance, spec func(service string) *schema.Service) []Observed {
 	type job struct {
-		i  int
-		hc schema.Health
+		i   int
+		key string // the instance id; with "#live" for its liveness check
+		hc  schema.Health
 	}
 	out := make([]Observed, len(insts))
 	var jobs []job
 	p.mu.Lock()
 	seen := map[string]bool{}
-	for i, inst := range insts {
-		seen[inst.ID] = true
-		out[i] = Observed{Instance: inst}
-		st := p.state[inst.ID]
+	due := func(i int, key string, hc schema.Health) {
+		seen[key] = true
+		st := p.state[key]
 		if st == nil {
 			st = &probeState{}
-			p.state[inst.ID] = st
+			p.state[key] = st
 		}
-		if inst.State != targets.Running {
-			continue
-		}
-		svc := spec(inst.Labels.Service)
-		if svc == nil || (svc.Health.HTTP == nil && svc.Health.TCP == nil) {
+		if hc.HTTP == nil && hc.TCP == nil {
 			if st.health != Healthy {
-				st.health, st.since = Healthy, now
+				st.health, st.since = Healthy, now // no check: healthy once running
 			}
-			continue
+			return
 		}
-		interval := svc.Health.Interval
+		interval := hc.Interval
 		if interval <= 0 {
 			interval = 2 * time.Second
 		}
 		if st.last.IsZero() || now.Sub(st.last) >= interval {
 			st.last = now
-			jobs = append(jobs, job{i, svc.Health})
+			jobs = append(jobs, job{i, key, hc})
 		}
 	}
-	for id := range p.state {
-		if !seen[id] {
-			delete(p.state, id) // retired: forget it
+	for i, inst := range insts {
+		out[i] = Observed{Instance: inst}
+		seen[inst.ID] = true
+		if inst.State != targets.Running {
+			continue
+		}
+		svc := spec(inst.Labels.Service)
+		if svc == nil {
+			due(i, inst.ID, schema.Health{})
+			continue
+		}
+		due(i, inst.ID, svc.Health)
+		if svc.Liveness != nil {
+			due(i, inst.ID+"#live", *svc.Liveness)
+		}
+	}
+	for key := range p.state {
+		if !seen[key] {
+			delete(p.state, key) // retired: forget it
 		}
 	}
 	p.mu.Unlock()
@@ -104,7 +117,7 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 	defer p.mu.Unlock()
 	for k, j := range jobs {
 		inst := insts[j.i]
-		st := p.state[inst.ID]
+		st := p.state[j.key]
 		if ctx.Err() != nil {
 			break // a cancelled probe says nothing about the instance
 		}
@@ -126,11 +139,17 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 		}
 	}
 	for i, inst := range insts {
-		if st := p.state[inst.ID]; st != nil && inst.State == targets.Running {
+		if inst.State != targets.Running {
+			continue
+		}
+		if st := p.state[inst.ID]; st != nil {
 			out[i].Health = st.health
 			if st.health == Healthy {
 				out[i].HealthySince = st.since
 			}
+		}
+		if st := p.state[inst.ID+"#live"]; st != nil && st.health == Unhealthy {
+			out[i].LivenessFailed = true
 		}
 	}
 	return out

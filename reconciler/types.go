@@ -42,6 +42,10 @@ type Observed struct {
 	// nothing did, or when the target cannot tell); a drifted instance is
 	// replaced.
 	Drift string
+	// LivenessFailed: the service's liveness check failed its
+	// unhealthyThreshold after its grace; the instance is replaced (a new
+	// one first), whatever its readiness says.
+	LivenessFailed bool
 }
 
 // Traffic is the routing state of one service, as kept in the router's
