@@ -46,7 +46,7 @@ func checkSpec(spec targets.Spec) error {
 		if port < 1 || port > 65535 {
 			return fmt.Errorf("%w: port %q: a docker service needs the container port (1-65535), not %d", targets.ErrInvalidSpec, name, port)
 		}
-		v := portVar(name)
+		v := targets.PortVar(name)
 		if other, ok := seen[v]; ok || name == "" {
 			return fmt.Errorf("%w: port names %q and %q both map to %s", targets.ErrInvalidSpec, other, name, v)
 		}
@@ -141,48 +141,9 @@ func containerEnv(engine string, spec targets.Spec) []string {
 	if env == nil {
 		env = make(map[string]string)
 	}
-	for name, port := range svc.Ports {
-		env[portVar(name)] = strconv.Itoa(port)
-	}
-	if name := primaryPort(svc.Ports); name != "" {
-		env["PORT"] = strconv.Itoa(svc.Ports[name])
-	}
-	env["MOLT_FLEET"] = spec.Labels.Fleet
-	env["MOLT_SERVICE"] = spec.Labels.Service
-	env["MOLT_REVISION"] = spec.Labels.Revision
+	targets.InstanceEnv(env, svc.Ports, spec.Labels)
 	env["MOLT_ENGINE"] = engine
-	out := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
-
-// portVar is the variable that carries the port named name: PORT_ and the
-// name upper-cased, every character other than a letter or digit as '_'
-// (as the process target does).
-func portVar(name string) string {
-	return "PORT_" + strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z':
-			return r - 'a' + 'A'
-		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-			return r
-		}
-		return '_'
-	}, name)
-}
-
-// primaryPort is the port that PORT carries: "http" if there is one, else
-// the first name in sorted order; "" without ports.
-func primaryPort(ports map[string]int) string {
-	if _, ok := ports["http"]; ok {
-		return "http"
-	}
-	if len(ports) == 0 {
-		return ""
-	}
-	return slices.Min(slices.Collect(maps.Keys(ports)))
+	return targets.EnvList(env)
 }
 
 // parseMemory parses a Docker memory limit such as "512m" or "1g" (binary

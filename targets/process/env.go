@@ -6,8 +6,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/molt-dev/molt/targets"
@@ -32,48 +30,9 @@ func instanceEnv(id string, spec targets.Spec, ports map[string]int) []string {
 		}
 	}
 	maps.Copy(env, spec.Service.Env)
-	for name, port := range ports {
-		env[portVar(name)] = strconv.Itoa(port)
-	}
-	if name := primaryPort(ports); name != "" {
-		env["PORT"] = strconv.Itoa(ports[name])
-	}
+	targets.InstanceEnv(env, ports, spec.Labels)
 	env["MOLT_INSTANCE"] = id
-	env["MOLT_FLEET"] = spec.Labels.Fleet
-	env["MOLT_SERVICE"] = spec.Labels.Service
-	env["MOLT_REVISION"] = spec.Labels.Revision
-
-	out := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
-
-// portVar is the variable that carries the port named name: PORT_ and the
-// name upper-cased, every character other than a letter or digit as '_'.
-func portVar(name string) string {
-	return "PORT_" + strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z':
-			return r - 'a' + 'A'
-		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-			return r
-		}
-		return '_'
-	}, name)
-}
-
-// primaryPort is the port that PORT carries: "http" if there is one, else
-// the first name in sorted order; "" without ports.
-func primaryPort[V any](ports map[string]V) string {
-	if _, ok := ports["http"]; ok {
-		return "http"
-	}
-	if len(ports) == 0 {
-		return ""
-	}
-	return slices.Min(slices.Collect(maps.Keys(ports)))
+	return targets.EnvList(env)
 }
 
 // assignPorts picks a free port on the Target's host for every name in

@@ -175,7 +175,7 @@ func checkSpec(spec targets.Spec) error {
 	}
 	seen := make(map[string]string, len(svc.Ports))
 	for name := range svc.Ports {
-		v := portVar(name)
+		v := targets.PortVar(name)
 		if other, ok := seen[v]; ok || name == "" {
 			return fmt.Errorf("%w: port names %q and %q both map to %s", targets.ErrInvalidSpec, other, name, v)
 		}

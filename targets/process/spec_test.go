@@ -197,8 +197,8 @@ func TestPortsAndEnv(t *testing.T) {
 			seen := map[string]bool{}
 			for _, p := range tc.ports {
 				_, port, _ := net.SplitHostPort(inst.Endpoints[p])
-				if got := env(portVar(p)); got != port {
-					t.Errorf("%s = %q, want %s", portVar(p), got, port)
+				if got := env(targets.PortVar(p)); got != port {
+					t.Errorf("%s = %q, want %s", targets.PortVar(p), got, port)
 				}
 				if seen[port] || port == "8080" {
 					t.Errorf("port %s of %q is not a fresh distinct port", port, p)
@@ -231,8 +231,8 @@ func TestPortVar(t *testing.T) {
 		"grpc.v2":   "PORT_GRPC_V2",
 		"Admin9":    "PORT_ADMIN9",
 	} {
-		if got := portVar(name); got != want {
-			t.Errorf("portVar(%q) = %q, want %q", name, got, want)
+		if got := targets.PortVar(name); got != want {
+			t.Errorf("targets.PortVar(%q) = %q, want %q", name, got, want)
 		}
 	}
 }
