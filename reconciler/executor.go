@@ -142,53 +142,86 @@ func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[s
 // the failure record into account: a service whose rollout of this
 // revision failed goes back to its last good generation.
 func (e *Executor) Desired(ctx context.Context, fleet *schema.Fleet, revision string, traffic map[string]Traffic, obs []Observed) (map[string]Desired, error) {
-	out := map[string]Desired{}
+	return e.desired(ctx, fleet, revision, traffic, obs, &desiredCache{})
+}
+
+// desiredCache keeps, for one Apply (one fleet at one revision), what does
+// not change from pass to pass: what the target resolved for each spec
+// (resolved once, when the plan is first made), the failure record (read
+// again only after the executor records a failure), and the specs of the
+// generations being rolled back to (read from Git once).
+type desiredCache struct {
+	extra    map[string]map[string]string
+	failures map[string]Failure // nil: read the record again
+	rollback map[string]Desired
+}
+
+func (e *Executor) desired(ctx context.Context, fleet *schema.Fleet, revision string, traffic map[string]Traffic, obs []Observed, c *desiredCache) (map[string]Desired, error) {
+	if c.extra == nil {
+		c.extra, c.rollback = map[string]map[string]string{}, map[string]Desired{}
+	}
+	if c.failures == nil {
+		f, err := e.Failures.ForRevision(revision)
+		if err != nil {
+			return nil, err
+		}
+		c.failures = f
+	}
 	resolver, _ := e.Target.(targets.Resolver)
+	out := map[string]Desired{}
 	for name, svc := range fleet.Services {
-		var extra map[string]string
-		if resolver != nil {
+		extra, done := c.extra[name]
+		if !done && resolver != nil {
 			var err error
 			if extra, err = resolver.Resolve(ctx, svc); err != nil {
 				return nil, fmt.Errorf("service %s: %w", name, err)
 			}
+			c.extra[name] = extra
 		}
 		d := Desired{Spec: svc, Hash: svc.SpecHash(extra), Revision: revision, Resolved: extra}
-		fl, failed, err := e.Failures.Lookup(revision, name)
-		if err != nil {
-			return nil, err
+		fl, failed := c.failures[name]
+		if !failed {
+			out[name] = d
+			continue
 		}
-		if failed {
-			tr, known := traffic[name]
-			if !known {
-				// A lost traffic record: the generation to go back to is
-				// the one the live fleet says is serving.
-				var alive []Observed
-				for _, o := range obs {
-					if o.Labels.Service == name && o.State != targets.Dead {
-						alive = append(alive, o)
-					}
+		if rb, ok := c.rollback[name]; ok {
+			out[name] = rb
+			continue
+		}
+		tr, known := traffic[name]
+		if !known {
+			// A lost traffic record: the generation to go back to is the
+			// one the live fleet says is serving.
+			var alive []Observed
+			for _, o := range obs {
+				if o.Labels.Service == name && o.State != targets.Dead {
+					alive = append(alive, o)
 				}
-				tr = rebuildTraffic(alive)
 			}
-			d = e.rollbackTo(ctx, name, svc, tr, obs)
-			d.FailedRevision = fl.Revision
+			tr = rebuildTraffic(alive)
 		}
-		out[name] = d
+		rb := e.rollbackTo(ctx, name, d, tr, obs)
+		rb.FailedRevision = fl.Revision
+		if rb.Spec != nil {
+			c.rollback[name] = rb // a hold is decided again on the next pass
+		}
+		out[name] = rb
 	}
 	return out, nil
 }
 
-// rollbackTo builds the desired state of a rollback: the active generation,
-// with the spec read from the revision its instances carry.
-func (e *Executor) rollbackTo(ctx context.Context, name string, svc *schema.Service, tr Traffic, obs []Observed) Desired {
-	if tr.Active == svc.SpecHash(nil) {
+// rollbackTo builds the desired state of a rollback from the failed desired
+// state d: the active generation, with the spec read from the revision its
+// instances carry.
+func (e *Executor) rollbackTo(ctx context.Context, name string, d Desired, tr Traffic, obs []Observed) Desired {
+	if tr.Active == d.Hash {
 		return Desired{Rollback: true} // it is serving already: hold it
 	}
 	if tr.Active == "" {
 		// The first rollout failed: nothing to go back to but zero instances.
-		none := *svc
+		none := *d.Spec
 		none.Replicas = 0
-		return Desired{Spec: &none, Hash: svc.SpecHash(nil), Rollback: true}
+		return Desired{Spec: &none, Hash: d.Hash, Resolved: d.Resolved, Rollback: true}
 	}
 	rev := ""
 	for _, o := range obs {
@@ -199,12 +232,13 @@ func (e *Executor) rollbackTo(ctx context.Context, name string, svc *schema.Serv
 	}
 	if rev != "" && e.Specs != nil {
 		f, err := e.Specs(ctx, rev)
-		if err == nil && f.Services[name] != nil && f.Services[name].SpecHash(nil) == tr.Active {
-			return Desired{Spec: f.Services[name], Hash: tr.Active, Revision: rev, Rollback: true}
-		}
 		if err == nil && f.Services[name] != nil {
-			if ext := e.rollbackResolved(ctx, f.Services[name], tr.Active); ext != nil {
-				return Desired{Spec: f.Services[name], Hash: tr.Active, Revision: rev, Rollback: true, Resolved: ext}
+			old := f.Services[name]
+			if old.SpecHash(nil) == tr.Active {
+				return Desired{Spec: old, Hash: tr.Active, Revision: rev, Rollback: true}
+			}
+			if ext := e.rollbackResolved(ctx, old, tr.Active); ext != nil {
+				return Desired{Spec: old, Hash: tr.Active, Revision: rev, Rollback: true, Resolved: ext}
 			}
 		}
 		e.logger().Warn("cannot read the spec of the last good generation; holding it", "service", name, "revision", rev, "error", err)
@@ -258,6 +292,7 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 		tick = 200 * time.Millisecond
 	}
 	drift := map[string]string{}
+	cache := &desiredCache{}
 	for pass := 0; ; pass++ {
 		if pass > 0 && e.Preempt != nil && e.Preempt() {
 			res.Preempted = true
@@ -269,7 +304,7 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			return res, err
 		}
 		traffic := TrafficOf(table)
-		desired, err := e.Desired(ctx, fleet, revision, traffic, obs)
+		desired, err := e.desired(ctx, fleet, revision, traffic, obs, cache)
 		if err != nil {
 			return res, err
 		}
@@ -303,11 +338,16 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			failed = true
 		}
 		if failed {
+			cache.failures = nil
 			continue // plan again: the failed services now roll back
 		}
+		recorded := len(res.Failures)
 		acted, err := e.step(ctx, fleet, plan, desired, obs, table, &res)
 		if err != nil {
 			return res, err
+		}
+		if len(res.Failures) > recorded {
+			cache.failures = nil // a provision failed: read the record again
 		}
 		if !acted {
 			select {

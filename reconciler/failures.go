@@ -51,14 +51,24 @@ func (f *Failures) read() (map[string]map[string]Failure, error) {
 
 // Lookup returns the failure recorded for the service at the revision.
 func (f *Failures) Lookup(revision, service string) (Failure, bool, error) {
+	m, err := f.ForRevision(revision)
+	fl, ok := m[service]
+	return fl, ok, err
+}
+
+// ForRevision returns the failures recorded at the revision, by service
+// (an empty map when there are none).
+func (f *Failures) ForRevision(revision string) (map[string]Failure, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m, err := f.read()
 	if err != nil {
-		return Failure{}, false, err
+		return nil, err
 	}
-	fl, ok := m[revision][service]
-	return fl, ok, nil
+	if m[revision] == nil {
+		return map[string]Failure{}, nil
+	}
+	return m[revision], nil
 }
 
 // Record writes a failure down (atomically: temp file and rename).

@@ -109,13 +109,13 @@ molt serve do it), 64 usage error.`,
 // failedBefore lists the services whose rollout of this revision already
 // failed in an earlier run.
 func failedBefore(x *reconciler.Executor, d desiredState) ([]reconciler.Failure, error) {
+	recorded, err := x.Failures.ForRevision(d.revision)
+	if err != nil {
+		return nil, err
+	}
 	var out []reconciler.Failure
 	for _, name := range d.fleet.ServiceNames() {
-		f, ok, err := x.Failures.Lookup(d.revision, name)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if f, ok := recorded[name]; ok {
 			out = append(out, f)
 		}
 	}

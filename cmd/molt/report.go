@@ -90,11 +90,9 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 	if !failed {
 		// A revision that failed earlier (maybe before a restart of molt)
 		// and now serves its rollback is not a success.
-		for _, sp := range res.Plan.Services {
-			if _, ok, _ := r.failures.Lookup(o.Revision, sp.Service); ok {
-				r.reported = o.Revision
-				return
-			}
+		if recorded, _ := r.failures.ForRevision(o.Revision); len(recorded) > 0 {
+			r.reported = o.Revision
+			return
 		}
 	}
 	r.reported = o.Revision
