@@ -15,7 +15,7 @@ func (p Plan) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "fleet %s at %s\n", p.Fleet, ShortRevision(p.Revision))
 	for _, sp := range p.Services {
 		b.WriteString("\n")
-		if sp.To == "" && sp.Spec() == "" {
+		if sp.To == "" && !sp.Rollback {
 			fmt.Fprintf(&b, "service %s: removed from the fleet\n", sp.Service)
 		} else {
 			fmt.Fprintf(&b, "service %s (%s, %d replicas)\n", sp.Service, sp.Strategy, sp.Replicas)
@@ -25,7 +25,7 @@ func (p Plan) WriteText(w io.Writer) error {
 		} else if sp.To != "" {
 			fmt.Fprintf(&b, "  generation %s\n", genText(sp.To, sp.ToRevision))
 		}
-		if !p.serviceChanges(sp) {
+		if !sp.Changes() {
 			b.WriteString("  no change\n")
 		} else {
 			fmt.Fprintf(&b, "  + %d provision  - %d retire", sp.Provision, sp.Retire)
@@ -57,13 +57,6 @@ func (p Plan) WriteText(w io.Writer) error {
 	return err
 }
 
-// Spec returns the desired spec hash (empty when the service is removed).
-func (sp ServicePlan) Spec() string { return sp.To }
-
-func (p Plan) serviceChanges(sp ServicePlan) bool {
-	return sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != ""
-}
-
 // WriteMarkdown prints the plan as a pull-request comment body.
 func (p Plan) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
@@ -79,7 +72,7 @@ func (p Plan) WriteMarkdown(w io.Writer) error {
 				gen = "`" + orNone(short(sp.From)) + "` → `" + orNone(short(sp.To)) + "`"
 			}
 			var notes []string
-			if !p.serviceChanges(sp) {
+			if !sp.Changes() {
 				notes = append(notes, "no change")
 			}
 			if sp.Warm > 0 {

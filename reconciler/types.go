@@ -188,6 +188,12 @@ func (p *Plan) Deferred() (time.Time, bool) {
 	return first, !first.IsZero()
 }
 
+// Changes reports whether the service would change at all: it acts, waits,
+// or has provisions or retires ahead of it (a deferred rollout included).
+func (sp *ServicePlan) Changes() bool {
+	return sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != "" || !sp.Deferred.IsZero()
+}
+
 // Converged reports whether every service is converged.
 func (p *Plan) Converged() bool {
 	for i := range p.Services {
@@ -202,8 +208,7 @@ func (p *Plan) Converged() bool {
 // `molt plan` turns into its exit status).
 func (p *Plan) Changes() bool {
 	for i := range p.Services {
-		sp := &p.Services[i]
-		if sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != "" || !sp.Deferred.IsZero() {
+		if p.Services[i].Changes() {
 			return true
 		}
 	}

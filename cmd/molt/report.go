@@ -38,14 +38,6 @@ type reporter struct {
 	prWake chan struct{}
 }
 
-// sha extracts the commit hash from a revision label ("main@sha1:<40>").
-func sha(revision string) string {
-	if i := strings.LastIndex(revision, "sha1:"); i >= 0 {
-		return revision[i+len("sha1:"):]
-	}
-	return revision
-}
-
 // onPass sets the deploy status to pending when a new revision's rollout
 // starts changing the fleet.
 func (r *reporter) onPass(p reconciler.Plan) {

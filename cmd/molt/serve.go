@@ -143,7 +143,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	w.exec.OnPass = rep.onPass
 	// The loop's first reconcile fetches: an unreachable remote at start is
 	// a fault like any other, retried with backoff. Only a bad URL stops here.
-	gopts := git.Options{URL: absURL(f.src.repo), CacheDir: filepath.Join(f.stateDir, "git"), Logger: log, Auth: auth}
+	gopts := git.Options{URL: repoURL(f.src.repo), CacheDir: filepath.Join(f.stateDir, "git"), Logger: log, Auth: auth}
 	repo, err := git.Open(ctx, gopts)
 	if err != nil {
 		ln.Close()
@@ -232,22 +232,6 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	wg.Wait()
 	log.Info("stopped; instances and the router keep running")
 	return err
-}
-
-func absURL(u string) string {
-	if abs, err := filepath.Abs(u); err == nil && !containsScheme(u) {
-		return abs
-	}
-	return u
-}
-
-func containsScheme(u string) bool {
-	for i := 0; i+3 <= len(u); i++ {
-		if u[i:i+3] == "://" {
-			return true
-		}
-	}
-	return false
 }
 
 // newReporter builds the GitHub reporting: a client with a token, a logger

@@ -45,17 +45,17 @@ func labelRevision(c git.Commit) string {
 	return strings.TrimPrefix(strings.TrimPrefix(c.Ref, "refs/heads/"), "refs/tags/") + "@sha1:" + c.Hash
 }
 
+// sha extracts the commit hash from a revision label ("main@sha1:<40>").
+func sha(revision string) string {
+	if i := strings.LastIndex(revision, "sha1:"); i >= 0 {
+		return revision[i+len("sha1:"):]
+	}
+	return revision
+}
+
 // openRepo opens the cache of the repository under cacheDir and fetches it.
 func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger, auth transport.AuthMethod) (*git.Repo, error) {
-	url := f.repo
-	if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
-		abs, err := filepath.Abs(url)
-		if err != nil {
-			return nil, err
-		}
-		url = abs
-	}
-	repo, err := git.Open(ctx, git.Options{URL: url, CacheDir: cacheDir, Logger: log, Auth: auth})
+	repo, err := git.Open(ctx, git.Options{URL: repoURL(f.repo), CacheDir: cacheDir, Logger: log, Auth: auth})
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +63,18 @@ func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Log
 		return nil, err
 	}
 	return repo, nil
+}
+
+// repoURL makes a local repository path absolute, so that the cache (named
+// by the URL) is the same from any working directory; URLs pass through.
+func repoURL(raw string) string {
+	if strings.Contains(raw, "://") || strings.Contains(raw, "@") {
+		return raw
+	}
+	if abs, err := filepath.Abs(raw); err == nil {
+		return abs
+	}
+	return raw
 }
 
 // loadDesired fetches the repository, resolves the ref and validates the
@@ -87,11 +99,10 @@ func snapshotAt(ctx context.Context, repo *git.Repo, ref, path string) (desiredS
 		return desiredState{}, err
 	}
 	specs := func(ctx context.Context, revision string) (*schema.Fleet, error) {
-		i := strings.LastIndex(revision, "sha1:")
-		if i < 0 {
+		if !strings.Contains(revision, "sha1:") {
 			return nil, fmt.Errorf("revision %q names no commit", revision)
 		}
-		old, err := repo.Resolve(ctx, revision[i+len("sha1:"):])
+		old, err := repo.Resolve(ctx, sha(revision))
 		if err != nil {
 			return nil, err
 		}
