@@ -8,11 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -22,41 +19,13 @@ import (
 	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/process"
 	"github.com/molt-dev/molt/targets/router"
-)
-
-var (
-	helloOnce sync.Once
-	helloPath string
-	helloErr  error
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if helloPath != "" {
-		os.RemoveAll(filepath.Dir(helloPath))
-	}
+	targetstest.RemoveHello()
 	os.Exit(code)
-}
-
-// buildHello builds the demo app once per test binary.
-func buildHello(t *testing.T) string {
-	t.Helper()
-	helloOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "molt-hello")
-		if err != nil {
-			helloErr = err
-			return
-		}
-		helloPath = filepath.Join(dir, "hello")
-		out, err := exec.Command("go", "build", "-o", helloPath, "../testdata/apps/hello").CombinedOutput()
-		if err != nil {
-			helloErr = fmt.Errorf("build hello: %v\n%s", err, out)
-		}
-	})
-	if helloErr != nil {
-		t.Fatal(helloErr)
-	}
-	return helloPath
 }
 
 // world is a real process target and a real router in a temporary state
@@ -89,8 +58,8 @@ func newWorld(t *testing.T) *world {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	rc := router.NewClient(state)
-	waitFor(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
-	w := &world{t: t, state: state, port: freePort(t), hello: buildHello(t), target: tgt, fleets: map[string]*schema.Fleet{}}
+	targetstest.Eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
+	w := &world{t: t, state: state, port: freePort(t), hello: targetstest.Hello(t), target: tgt, fleets: map[string]*schema.Fleet{}}
 	w.exec = &reconciler.Executor{
 		Target: tgt, Router: rc, Prober: reconciler.NewProber(), Failures: reconciler.NewFailures(state),
 		Tick: 50 * time.Millisecond,
@@ -158,74 +127,9 @@ func (w *world) instances() []targets.Instance {
 	return insts
 }
 
-// load sends requests through the router until stopped and counts the
-// answers by body, and the failures.
-type load struct {
-	stop   chan struct{}
-	done   chan struct{}
-	mu     sync.Mutex
-	bodies map[string]int
-	fails  []string
-	total  atomic.Int64
-}
-
-func (w *world) startLoad() *load {
-	l := &load{stop: make(chan struct{}), done: make(chan struct{}), bodies: map[string]int{}}
-	client := &http.Client{Timeout: 5 * time.Second}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < 200000; n++ { // bounded
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				resp, err := client.Get("http://127.0.0.1:" + w.port + "/")
-				l.total.Add(1)
-				if err != nil {
-					l.fail(err.Error())
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					l.fail(fmt.Sprintf("%d %s", resp.StatusCode, b))
-					continue
-				}
-				l.mu.Lock()
-				l.bodies[strings.TrimSpace(string(b))]++
-				l.mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(l.done) }()
-	return l
-}
-
-func (l *load) fail(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails = append(l.fails, s)
-}
-
-func (l *load) finish(t *testing.T) map[string]int {
-	t.Helper()
-	// Keep the load on for a few more requests after the change.
-	more := l.total.Load() + 40
-	waitFor(t, 10*time.Second, "more requests", func() bool { return l.total.Load() >= more })
-	close(l.stop)
-	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.fails) > 0 {
-		t.Errorf("%d of %d requests failed, first: %s", len(l.fails), l.total.Load(), l.fails[0])
-	}
-	t.Logf("%d requests: %v", l.total.Load(), l.bodies)
-	return l.bodies
+// startLoad sends requests through the router until finished.
+func (w *world) startLoad() *targetstest.Load {
+	return targetstest.StartLoad("127.0.0.1:"+w.port, 4, 2*time.Millisecond)
 }
 
 func get(t *testing.T, url string) string {
@@ -264,7 +168,7 @@ func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
 	l := w.startLoad()
 	v2 := w.fleet("main@sha1:2222", "v2", "rolling", "")
 	res = w.apply(v2, "main@sha1:2222")
-	bodies := l.finish(t)
+	bodies := l.Finish(t)
 	if !res.Converged || res.Provisioned != 3 || len(res.Failures) > 0 {
 		t.Fatalf("v2: %+v", res)
 	}
@@ -280,7 +184,7 @@ func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
 	// Revert to v1 inside keepPrevious: an instant switch, no provision.
 	l = w.startLoad()
 	res = w.apply(v1, "main@sha1:3333")
-	l.finish(t)
+	l.Finish(t)
 	if res.Provisioned != 0 || res.Retired != 0 {
 		t.Errorf("revert provisioned %d, retired %d; want a switch only", res.Provisioned, res.Retired)
 	}
@@ -292,7 +196,7 @@ func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
 	l = w.startLoad()
 	v3 := w.fleet("main@sha1:4444", "v3", "rolling", `FAIL_HEALTH: "1"`)
 	res = w.apply(v3, "main@sha1:4444")
-	bodies = l.finish(t)
+	bodies = l.Finish(t)
 	if len(res.Failures) != 1 || !res.Converged {
 		t.Fatalf("v3: %+v", res)
 	}
@@ -322,7 +226,7 @@ func TestBlueGreenSwitchesAtOnce(t *testing.T) {
 	l := w.startLoad()
 	v2 := w.fleet("main@sha1:bbbb", "v2", "blue-green", "")
 	res := w.apply(v2, "main@sha1:bbbb")
-	bodies := l.finish(t)
+	bodies := l.Finish(t)
 	if res.Provisioned != 3 {
 		t.Errorf("provisioned %d, want 3", res.Provisioned)
 	}
@@ -348,7 +252,7 @@ func TestDeadInstanceIsReplaced(t *testing.T) {
 	pid := jsonInt(t, b, "pid")
 	p, _ := os.FindProcess(pid)
 	_ = p.Kill()
-	waitFor(t, 5*time.Second, "victim dead", func() bool {
+	targetstest.Eventually(t, 5*time.Second, "victim dead", func() bool {
 		for _, in := range w.instances() {
 			if in.ID == victim.ID {
 				return in.State == targets.Dead
@@ -362,17 +266,6 @@ func TestDeadInstanceIsReplaced(t *testing.T) {
 	}
 	if n := count(w.instances(), func(i targets.Instance) bool { return i.State == targets.Running }); n != 3 {
 		t.Errorf("%d running, want 3", n)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -432,7 +325,7 @@ func TestRecycleReplacesOldInstances(t *testing.T) {
 			break
 		}
 	}
-	l.finish(t)
+	l.Finish(t)
 	for _, in := range w.instances() {
 		if first[in.ID] {
 			t.Errorf("instance %s outlived maxAge", in.ID)

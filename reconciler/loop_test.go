@@ -9,6 +9,7 @@ import (
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/targets"
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // snapshots is a Source whose newest snapshot the test sets.
@@ -53,7 +54,7 @@ func TestLoopPreemptsForNewerRevision(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	h2 := slow.Services["web"].SpecHash(nil)
-	waitFor(t, 20*time.Second, "the v2 rollout to start", func() bool {
+	targetstest.Eventually(t, 20*time.Second, "the v2 rollout to start", func() bool {
 		return count(w.instances(), func(i targets.Instance) bool { return i.Labels.SpecHash == h2 }) >= 1
 	})
 	v3 := w.fleet("main@sha1:3333", "v3", "rolling", "")
@@ -63,13 +64,13 @@ func TestLoopPreemptsForNewerRevision(t *testing.T) {
 		loop.Trigger("burst")
 	}
 	h3 := v3.Services["web"].SpecHash(nil)
-	waitFor(t, 30*time.Second, "v3 converged", func() bool {
+	targetstest.Eventually(t, 30*time.Second, "v3 converged", func() bool {
 		insts := w.instances()
 		return count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h3 && i.State == targets.Running }) == 3 &&
 			count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h2 }) == 0 &&
 			get(t, "http://127.0.0.1:"+w.port+"/") == "hello from v3"
 	})
-	waitFor(t, 10*time.Second, "the loop to go idle", func() bool { return loop.Status().Running.IsZero() })
+	targetstest.Eventually(t, 10*time.Second, "the loop to go idle", func() bool { return loop.Status().Running.IsZero() })
 	if n := src.calls.Load() - before; n > 2 {
 		t.Errorf("100 triggers during a reconcile caused %d more reconciles; want at most 2", n)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/molt-dev/molt/sources/git/gittest"
 	"github.com/molt-dev/molt/sources/github/githubtest"
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // sendHook delivers a signed GitHub webhook of the given event to serve.
@@ -93,14 +94,9 @@ func TestServeReportsToGitHub(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	hello := buildHelloForTest(t)
-	appPort, _ := freePort()
-	app := "127.0.0.1:" + appPort
-	root := t.TempDir()
-	repo := gittest.NewRepo(t)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
-	base := repo.Commit("v1")
-	repo.Publish(root, "fleet.git")
+	repo := newFleetRepo(t)
+	root, app := repo.Root, repo.App
+	base := repo.First
 	gitSrv := gittest.ServeHTTP(t, root)
 	gh := githubtest.Start(t, githubtest.Options{Owner: "acme", Repo: "fleet", Token: "ghs_token_for_tests"})
 	// GitHub knows the commits that are pushed to it.
@@ -116,7 +112,7 @@ func TestServeReportsToGitHub(t *testing.T) {
 
 	// A pull request whose head has an invalid fleet (line 2).
 	repo.Git("checkout", "-q", "-b", "feature")
-	repo.WriteFile("fleet.cue", strings.Replace(fleetSource(hello, "v2", appPort), "replicas: 2", `replicas: "two"`, 1))
+	repo.WriteFile("fleet.cue", strings.Replace(repo.source("v2"), "replicas: 2", `replicas: "two"`, 1))
 	bad := repo.Commit("bad replicas")
 	gh.PutCommit(bad, "bad replicas", githubtest.TreeSHA("bad"), base)
 	repo.Push()
@@ -124,15 +120,15 @@ func TestServeReportsToGitHub(t *testing.T) {
 	if code := s.sendHook(t, "pull_request", pullRequestPayload(t, "opened", pr, bad, "feature")); code != http.StatusAccepted {
 		t.Fatalf("pull_request delivery: %d", code)
 	}
-	waitUntil(t, 20*time.Second, "a failed plan status", func() bool { return hasStatus(gh, bad, "molt/plan", "failure") })
-	waitUntil(t, 10*time.Second, "the plan comment", func() bool { return len(gh.Comments(pr)) == 1 })
+	targetstest.Eventually(t, 20*time.Second, "a failed plan status", func() bool { return hasStatus(gh, bad, "molt/plan", "failure") })
+	targetstest.Eventually(t, 10*time.Second, "the plan comment", func() bool { return len(gh.Comments(pr)) == 1 })
 	body := gh.Comments(pr)[0].Body
 	if !strings.Contains(body, "fleet.cue") || !strings.Contains(body, "/blob/"+bad+"/fleet.cue#L2") {
 		t.Errorf("the comment does not link the error to fleet.cue line 2:\n%s", body)
 	}
 
 	// Fixed: the same comment now holds the plan.
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v2", appPort))
+	repo.WriteFile("fleet.cue", repo.source("v2"))
 	good := repo.Commit("v2")
 	gh.PutCommit(good, "v2", githubtest.TreeSHA("v2"), bad)
 	repo.Push()
@@ -140,8 +136,8 @@ func TestServeReportsToGitHub(t *testing.T) {
 	if code := s.sendHook(t, "pull_request", pullRequestPayload(t, "synchronize", pr, good, "feature")); code != http.StatusAccepted {
 		t.Fatalf("synchronize delivery: %d", code)
 	}
-	waitUntil(t, 20*time.Second, "a successful plan status", func() bool { return hasStatus(gh, good, "molt/plan", "success") })
-	waitUntil(t, 10*time.Second, "the comment edited into a plan", func() bool {
+	targetstest.Eventually(t, 20*time.Second, "a successful plan status", func() bool { return hasStatus(gh, good, "molt/plan", "success") })
+	targetstest.Eventually(t, 10*time.Second, "the comment edited into a plan", func() bool {
 		c := gh.Comments(pr)
 		return len(c) == 1 && strings.Contains(c[0].Body, "web") && !strings.Contains(c[0].Body, "#L2")
 	})
@@ -160,26 +156,26 @@ func TestServeReportsToGitHub(t *testing.T) {
 	repo.Push()
 	s.sendHook(t, "push", pushPayload(t, good))
 	answers(t, app, "hello from v2", 30*time.Second)
-	waitUntil(t, 20*time.Second, "deploy success status", func() bool { return hasStatus(gh, good, "molt/deploy", "success") })
+	targetstest.Eventually(t, 20*time.Second, "deploy success status", func() bool { return hasStatus(gh, good, "molt/deploy", "success") })
 	if !hasStatus(gh, good, "molt/deploy", "pending") {
 		t.Error("no pending deploy status before the success")
 	}
-	waitUntil(t, 10*time.Second, "the outcome comment", func() bool { return len(gh.Comments(ghPR)) == 2 })
+	targetstest.Eventually(t, 10*time.Second, "the outcome comment", func() bool { return len(gh.Comments(ghPR)) == 2 })
 	if outcome := gh.Comments(ghPR)[1].Body; !strings.Contains(outcome, "provisioned") {
 		t.Errorf("outcome comment:\n%s", outcome)
 	}
 
 	// A merged commit whose rollout fails.
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v3", appPort)+"\nservices: web: env: FAIL_HEALTH: \"1\"\n")
+	repo.WriteFile("fleet.cue", repo.source("v3")+"\nservices: web: env: FAIL_HEALTH: \"1\"\n")
 	broken := repo.Commit("v3 (broken)")
 	gh.PutCommit(broken, "v3 (broken)", githubtest.TreeSHA("v3"), good)
 	gh.SetRef("heads/main", broken)
 	brokenPR := gh.AddPull(githubtest.PullSeed{Title: "v3", Head: "v3", Base: "main", HeadSHA: broken, Commits: []string{broken}, State: "closed", Merged: true, MergeCommit: broken})
 	repo.Push()
 	s.sendHook(t, "push", pushPayload(t, broken))
-	waitUntil(t, 40*time.Second, "deploy failure status", func() bool { return hasStatus(gh, broken, "molt/deploy", "failure") })
+	targetstest.Eventually(t, 40*time.Second, "deploy failure status", func() bool { return hasStatus(gh, broken, "molt/deploy", "failure") })
 	answers(t, app, "hello from v2", time.Second)
-	waitUntil(t, 20*time.Second, "the failure comment", func() bool {
+	targetstest.Eventually(t, 20*time.Second, "the failure comment", func() bool {
 		for _, c := range gh.Comments(brokenPR) {
 			if strings.Contains(c.Body, "health") {
 				return true
@@ -196,7 +192,7 @@ func TestServeReportsToGitHub(t *testing.T) {
 		}
 		return n
 	}
-	waitUntil(t, 20*time.Second, "the revert pull request", func() bool { return revertPRs() == 1 })
+	targetstest.Eventually(t, 20*time.Second, "the revert pull request", func() bool { return revertPRs() == 1 })
 	// More triggers for the same failed commit: still one revert PR.
 	s.sendHook(t, "push", pushPayload(t, broken))
 	time.Sleep(2 * time.Second) // two poll ticks

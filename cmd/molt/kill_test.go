@@ -18,6 +18,7 @@ import (
 	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/process"
 	"github.com/molt-dev/molt/targets/router"
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // TestKilledMidRollout kills `molt apply` with SIGKILL in the middle of a
@@ -28,7 +29,7 @@ func TestKilledMidRollout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	hello := buildHelloForTest(t)
+	hello := targetstest.Hello(t)
 	work := t.TempDir()
 	state, err := os.MkdirTemp("", "mk")
 	if err != nil {
@@ -71,38 +72,10 @@ func TestKilledMidRollout(t *testing.T) {
 	}
 
 	// Load through the router, and a watch on the healthy floor.
+	load := targetstest.StartLoad("127.0.0.1:"+port, 3, 3*time.Millisecond)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var total, failed atomic.Int64
-	var firstFail atomic.Value
 	client := &http.Client{Timeout: 5 * time.Second}
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; n < 100000; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				total.Add(1)
-				resp, err := client.Get("http://127.0.0.1:" + port + "/")
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %s", resp.Status)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstFail.CompareAndSwap(nil, err.Error())
-				}
-				time.Sleep(3 * time.Millisecond)
-			}
-		}()
-	}
 	rc := router.NewClient(state)
 	var minHealthy atomic.Int64
 	minHealthy.Store(1 << 30)
@@ -166,8 +139,8 @@ func TestKilledMidRollout(t *testing.T) {
 
 	// No molt runs now: the router keeps serving on its own.
 	time.Sleep(300 * time.Millisecond)
-	if failed.Load() > 0 {
-		t.Errorf("requests failed while molt was down: %v", firstFail.Load())
+	if n, first := load.Failures(); n > 0 {
+		t.Errorf("%d requests failed while molt was down, first: %s", n, first)
 	}
 
 	if err := molt(context.Background(), "apply", "--repo", repo).Run(); err != nil {
@@ -175,10 +148,7 @@ func TestKilledMidRollout(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; first: %v", n, total.Load(), firstFail.Load())
-	}
+	load.Finish(t)
 	if m := minHealthy.Load(); m < 3 {
 		t.Errorf("healthy instances in traffic fell to %d, floor is 3", m)
 	}
@@ -207,7 +177,7 @@ func TestKilledMidRollout(t *testing.T) {
 	if orphans := processesUnder(t, filepath.Join(state, "instances")); orphans != running {
 		t.Errorf("%d processes run from the state dir, %d instances listed: orphans", orphans, running)
 	}
-	t.Logf("%d requests, none failed; healthy floor held at >= %d", total.Load(), minHealthy.Load())
+	t.Logf("healthy floor held at >= %d", minHealthy.Load())
 }
 
 // countGen counts the instances of the newest generation.
@@ -265,31 +235,4 @@ func runGit(t *testing.T, dir string, args ...string) {
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
-}
-
-var (
-	helloOnce  sync.Once
-	helloBuilt string
-	helloErr   error
-)
-
-func buildHelloForTest(t *testing.T) string {
-	t.Helper()
-	helloOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "molt-hello")
-		if err != nil {
-			helloErr = err
-			return
-		}
-		helloBuilt = filepath.Join(dir, "hello")
-		c := exec.Command("go", "build", "-o", helloBuilt, "../../testdata/apps/hello")
-		c.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := c.CombinedOutput(); err != nil {
-			helloErr = fmt.Errorf("build hello: %v\n%s", err, out)
-		}
-	})
-	if helloErr != nil {
-		t.Fatal(helloErr)
-	}
-	return helloBuilt
 }

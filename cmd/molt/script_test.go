@@ -14,18 +14,17 @@ import (
 	"time"
 
 	"github.com/molt-dev/molt/targets/docker/dockertest"
+	"github.com/molt-dev/molt/targets/targetstest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // withDockerCleanup runs the tests, then removes the images dockertest
-// kept for the whole run.
+// kept for the whole run and the demo app they built.
 type withDockerCleanup struct{ m *testing.M }
 
 func (w withDockerCleanup) Run() int {
 	code := dockertest.Main(w.m)
-	if helloBuilt != "" {
-		os.RemoveAll(filepath.Dir(helloBuilt))
-	}
+	targetstest.RemoveHello()
 	return code
 }
 
@@ -44,7 +43,7 @@ func TestMain(m *testing.M) {
 // behaviour, named <command>_<case>.txtar. MOLT_UPDATE_SCRIPTS=1 rewrites
 // their expected output.
 func TestScript(t *testing.T) {
-	helloBin := buildHelloForTest(t)
+	helloBin := targetstest.Hello(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		UpdateScripts:       os.Getenv("MOLT_UPDATE_SCRIPTS") == "1",

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/molt-dev/molt/sources/git/gittest"
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // TestServeGitDaemon follows a branch served by `git daemon` (git://).
@@ -22,13 +23,8 @@ func TestServeGitDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	hello := buildHelloForTest(t)
-	appPort, _ := freePort()
-	root := t.TempDir()
-	repo := gittest.NewRepo(t)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
-	repo.Commit("v1")
-	repo.Publish(root, "fleet.git")
+	repo := newFleetRepo(t)
+	root, app := repo.Root, repo.App
 
 	daemonPort, _ := freePort()
 	daemon := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+root,
@@ -38,7 +34,7 @@ func TestServeGitDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { daemon.Process.Kill(); daemon.Wait() })
-	waitUntil(t, 10*time.Second, "git daemon", func() bool {
+	targetstest.Eventually(t, 10*time.Second, "git daemon", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+daemonPort)
 		if err == nil {
 			c.Close()
@@ -48,14 +44,14 @@ func TestServeGitDaemon(t *testing.T) {
 
 	state := stateDir(t)
 	startServe(t, "git://127.0.0.1:"+daemonPort+"/fleet.git", state, "@every 1s")
-	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v2", appPort))
+	answers(t, app, "hello from v1", 30*time.Second)
+	repo.WriteFile("fleet.cue", repo.source("v2"))
 	repo.Commit("v2")
 	repo.Push()
-	answers(t, "127.0.0.1:"+appPort, "hello from v2", 30*time.Second)
+	answers(t, app, "hello from v2", 30*time.Second)
 	repo.Git("revert", "--no-edit", "HEAD")
 	repo.Push()
-	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
+	answers(t, app, "hello from v1", 30*time.Second)
 }
 
 // TestServePrivateHTTPS reads a repository that demands a token, and never
@@ -65,13 +61,8 @@ func TestServePrivateHTTPS(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	const token = "ghs_molttesttoken0123456789"
-	hello := buildHelloForTest(t)
-	appPort, _ := freePort()
-	root := t.TempDir()
-	repo := gittest.NewRepo(t)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
-	repo.Commit("v1")
-	repo.Publish(root, "fleet.git")
+	repo := newFleetRepo(t)
+	root, app := repo.Root, repo.App
 	gitSrv := gittest.ServeHTTP(t, root)
 	u, _ := url.Parse(gitSrv.URL)
 	proxy := httputil.NewSingleHostReverseProxy(u)
@@ -98,7 +89,7 @@ func TestServePrivateHTTPS(t *testing.T) {
 	}
 	state := stateDir(t)
 	s := startServe(t, "http://"+l.Addr().String()+"/fleet.git", state, "@every 1s", "--git-token-file", tokenFile)
-	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
+	answers(t, app, "hello from v1", 30*time.Second)
 
 	if strings.Contains(s.logs.String(), token) {
 		t.Error("the token appears in molt's output")
@@ -116,7 +107,7 @@ func TestServePrivateHTTPS(t *testing.T) {
 	// Without the token, the fetch is refused and the error says so, without a secret.
 	state2 := stateDir(t)
 	s2 := startServe(t, "http://"+l.Addr().String()+"/fleet.git", state2, "@every 1s")
-	waitUntil(t, 10*time.Second, "a refused fetch", func() bool { return s2.metric("molt_fetch_errors_total") > 0 })
+	targetstest.Eventually(t, 10*time.Second, "a refused fetch", func() bool { return s2.metric("molt_fetch_errors_total") > 0 })
 	if !strings.Contains(strings.ToLower(s2.logs.String()), "auth") {
 		t.Errorf("the refusal is not explained in the log:\n%s", s2.logs.String())
 	}
@@ -129,23 +120,18 @@ func TestServeSSH(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	hello := buildHelloForTest(t)
-	appPort, _ := freePort()
-	root := t.TempDir()
-	repo := gittest.NewRepo(t)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
-	repo.Commit("v1")
-	repo.Publish(root, "fleet.git")
+	repo := newFleetRepo(t)
+	root, app := repo.Root, repo.App
 	sshSrv := gittest.ServeSSH(t, root)
 	url := "ssh://git@" + sshSrv.Addr + "/fleet.git"
 
 	state := stateDir(t)
 	s := startServe(t, url, state, "@every 1s", "--ssh-key-file", sshSrv.KeyFile, "--ssh-known-hosts", sshSrv.KnownHosts)
-	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v2", appPort))
+	answers(t, app, "hello from v1", 30*time.Second)
+	repo.WriteFile("fleet.cue", repo.source("v2"))
 	repo.Commit("v2")
 	repo.Push()
-	answers(t, "127.0.0.1:"+appPort, "hello from v2", 30*time.Second)
+	answers(t, app, "hello from v2", 30*time.Second)
 	if key, _ := os.ReadFile(sshSrv.KeyFile); strings.Contains(s.logs.String(), string(key[40:80])) {
 		t.Error("the private key appears in molt's output")
 	}
@@ -162,7 +148,7 @@ func TestServeSSH(t *testing.T) {
 	}
 	state2 := stateDir(t)
 	s2 := startServe(t, url, state2, "@every 1s", "--ssh-key-file", sshSrv.KeyFile, "--ssh-known-hosts", badKnown)
-	waitUntil(t, 10*time.Second, "a refused host key", func() bool { return s2.metric("molt_fetch_errors_total") > 0 })
+	targetstest.Eventually(t, 10*time.Second, "a refused host key", func() bool { return s2.metric("molt_fetch_errors_total") > 0 })
 	if !strings.Contains(s2.logs.String(), "key") {
 		t.Errorf("the refusal does not say why:\n%s", s2.logs.String())
 	}

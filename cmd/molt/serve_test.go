@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/molt-dev/molt/sources/git/gittest"
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // faultyFront sits between molt and the Git server and can refuse
@@ -129,7 +130,7 @@ func startServe(t *testing.T, repoURL, state, poll string, extra ...string) *ser
 			t.Logf("molt serve output:\n%s", s.logs.String())
 		}
 	})
-	waitUntil(t, 20*time.Second, "serve /healthz", func() bool {
+	targetstest.Eventually(t, 20*time.Second, "serve /healthz", func() bool {
 		resp, err := http.Get("http://" + s.listen + "/healthz")
 		if err != nil {
 			return false
@@ -194,81 +195,52 @@ func answers(t *testing.T, addr, want string, within time.Duration) {
 	t.Helper()
 	c := &http.Client{Timeout: 2 * time.Second}
 	last := ""
-	waitUntil(t, within, "router to answer "+want+" (last: "+last+")", func() bool {
+	deadline := time.Now().Add(within)
+	for {
 		resp, err := c.Get("http://" + addr + "/")
 		if err != nil {
 			last = err.Error()
-			return false
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if last = string(b); strings.Contains(last, want) {
+				return
+			}
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		last = string(b)
-		return strings.Contains(last, want)
-	})
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			t.Fatalf("the router did not answer %q within %s; last: %s", want, within, last)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// background load through the router; every failure is recorded.
-type traffic struct {
-	stop            chan struct{}
-	wg              sync.WaitGroup
-	total, failures atomic.Int64
-	first           atomic.Value
+// fleetRepo is a Git repository holding a one-service fleet of the demo
+// app exposed on App, with its first commit (v1) published as the bare
+// repository Root/fleet.git.
+type fleetRepo struct {
+	*gittest.Repo
+	Root  string // serve it with gittest.ServeHTTP, git daemon or ServeSSH
+	App   string // the router's address of the service
+	First string // the v1 commit
+	hello string
+	port  string
 }
 
-func startTraffic(addr string) *traffic {
-	tr := &traffic{stop: make(chan struct{})}
-	c := &http.Client{Timeout: 5 * time.Second}
-	for range 2 {
-		tr.wg.Add(1)
-		go func() {
-			defer tr.wg.Done()
-			for n := 0; n < 200000; n++ {
-				select {
-				case <-tr.stop:
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-				tr.total.Add(1)
-				resp, err := c.Get("http://" + addr + "/")
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					tr.failures.Add(1)
-					tr.first.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
-	return tr
-}
-
-func (tr *traffic) check(t *testing.T) {
+func newFleetRepo(t *testing.T) *fleetRepo {
 	t.Helper()
-	close(tr.stop)
-	tr.wg.Wait()
-	if n := tr.failures.Load(); n > 0 {
-		t.Errorf("%d of %d requests through the router failed; first: %v", n, tr.total.Load(), tr.first.Load())
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%d requests through the router, %d failed", tr.total.Load(), tr.failures.Load())
+	f := &fleetRepo{Repo: gittest.NewRepo(t), Root: t.TempDir(), App: "127.0.0.1:" + port, hello: targetstest.Hello(t), port: port}
+	f.WriteFile("fleet.cue", f.source("v1"))
+	f.First = f.Commit("v1")
+	f.Publish(f.Root, "fleet.git")
+	return f
 }
 
-func fleetSource(hello, version, port string) string {
+// source is the fleet with the demo app answering "hello from VERSION".
+func (f *fleetRepo) source(version string) string {
 	return fmt.Sprintf(`services: web: {
 	replicas: 2
 	process: command: [%q]
@@ -278,7 +250,7 @@ func fleetSource(hello, version, port string) string {
 	health: {interval: "100ms", grace: "1s"}
 	rollout: {minHealthyFor: "200ms", progressDeadline: "30s", keepPrevious: "10m"}
 }
-`, hello, version, port)
+`, f.hello, version, f.port)
 }
 
 func stateDir(t *testing.T) string {
@@ -300,27 +272,18 @@ func TestServeFollowsTheBranch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	hello := buildHelloForTest(t)
-	appPort, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := "127.0.0.1:" + appPort
-	root := t.TempDir()
-	repo := gittest.NewRepo(t)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
-	repo.Commit("v1")
-	repo.Publish(root, "fleet.git")
+	repo := newFleetRepo(t)
+	root, app := repo.Root, repo.App
 	gitSrv := gittest.ServeHTTP(t, root)
 	front := newFaultyFront(t, gitSrv.URL)
 	state := stateDir(t)
 
 	s := startServe(t, front.URL+"/fleet.git", state, "@every 1s", "--fetch-timeout", "2s")
 	answers(t, app, "hello from v1", 30*time.Second)
-	load := startTraffic(app)
+	load := targetstest.StartLoad(app, 2, 5*time.Millisecond)
 
 	push := func(version string) {
-		repo.WriteFile("fleet.cue", fleetSource(hello, version, appPort))
+		repo.WriteFile("fleet.cue", repo.source(version))
 		repo.Commit(version)
 		repo.Push()
 	}
@@ -349,7 +312,7 @@ func TestServeFollowsTheBranch(t *testing.T) {
 	t.Run("unreachable remote", func(t *testing.T) {
 		before := s.metric("molt_fetch_errors_total")
 		front.mode.Store("refuse")
-		waitUntil(t, 15*time.Second, "fetch errors", func() bool { return s.metric("molt_fetch_errors_total") > before })
+		targetstest.Eventually(t, 15*time.Second, "fetch errors", func() bool { return s.metric("molt_fetch_errors_total") > before })
 		answers(t, app, "hello from v1", time.Second)
 		front.mode.Store("ok")
 		push("v3")
@@ -359,7 +322,7 @@ func TestServeFollowsTheBranch(t *testing.T) {
 	t.Run("hanging remote", func(t *testing.T) {
 		before := s.metric("molt_fetch_errors_total")
 		front.mode.Store("hang")
-		waitUntil(t, 20*time.Second, "fetch timeouts", func() bool { return s.metric("molt_fetch_errors_total") > before })
+		targetstest.Eventually(t, 20*time.Second, "fetch timeouts", func() bool { return s.metric("molt_fetch_errors_total") > before })
 		answers(t, app, "hello from v3", time.Second)
 		front.mode.Store("ok")
 		push("v4")
@@ -410,7 +373,7 @@ func TestServeFollowsTheBranch(t *testing.T) {
 		t.Logf("200 deliveries answered in %s; reconciles during the burst: %v", elapsed, s.metric("molt_reconciles_total")-before)
 	})
 
-	load.check(t)
+	load.Finish(t)
 
 	t.Run("SIGTERM leaves the fleet serving", func(t *testing.T) {
 		s.cmd.Process.Signal(syscall.SIGTERM)
@@ -434,24 +397,16 @@ func TestServeWebhookBurst(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	hello := buildHelloForTest(t)
-	appPort, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	repo := gittest.NewRepo(t)
-	repo.WriteFile("fleet.cue", fleetSource(hello, "v1", appPort))
-	repo.Commit("v1")
-	repo.Publish(root, "fleet.git")
+	repo := newFleetRepo(t)
+	root, app := repo.Root, repo.App
 	gitSrv := gittest.ServeHTTP(t, root)
 	state := stateDir(t)
 	s := startServe(t, gitSrv.RepoURL("fleet.git"), state, "@every 1h")
-	answers(t, "127.0.0.1:"+appPort, "hello from v1", 30*time.Second)
-	waitUntil(t, 10*time.Second, "first reconcile", func() bool { return s.metric("molt_reconciles_total") >= 1 })
+	answers(t, app, "hello from v1", 30*time.Second)
+	targetstest.Eventually(t, 10*time.Second, "first reconcile", func() bool { return s.metric("molt_reconciles_total") >= 1 })
 
 	for i := 2; i <= 6; i++ { // several commits land before the hooks do
-		repo.WriteFile("fleet.cue", fleetSource(hello, fmt.Sprintf("v%d", i), appPort))
+		repo.WriteFile("fleet.cue", repo.source(fmt.Sprintf("v%d", i)))
 		repo.Commit(fmt.Sprintf("v%d", i))
 	}
 	repo.Push()
@@ -462,8 +417,8 @@ func TestServeWebhookBurst(t *testing.T) {
 		go func() { defer wg.Done(); s.deliver(repo.Head()) }()
 	}
 	wg.Wait()
-	answers(t, "127.0.0.1:"+appPort, "hello from v6", 30*time.Second)
-	waitUntil(t, 10*time.Second, "the loop to go idle", func() bool {
+	answers(t, app, "hello from v6", 30*time.Second)
+	targetstest.Eventually(t, 10*time.Second, "the loop to go idle", func() bool {
 		resp, err := http.Get("http://" + s.listen + "/readyz")
 		if err != nil {
 			return false

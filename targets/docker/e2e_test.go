@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/molt-dev/molt/targets/docker"
 	"github.com/molt-dev/molt/targets/docker/dockertest"
 	"github.com/molt-dev/molt/targets/router"
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // world is the docker target behind targets.ByKind, a real router and an
@@ -51,7 +50,7 @@ func newWorld(t *testing.T) *world {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	rc := router.NewClient(state)
-	eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
+	targetstest.Eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
 	w := &world{t: t, e: e, fleet: "e2e-" + dockertest.Token(3), port: freePort(t), target: tgt, router: rc, fleets: map[string]*schema.Fleet{}}
 	w.exec = &reconciler.Executor{
 		Target: targets.ByKind{Docker: tgt}, Router: rc, Prober: reconciler.NewProber(), Failures: reconciler.NewFailures(state),
@@ -155,7 +154,7 @@ func TestE2ERolling(t *testing.T) {
 	l := w.startLoad()
 	v2 := w.fleetOf("main@sha1:2222", w.e.ref, "v2", "rolling", "")
 	res := w.apply(v2, "main@sha1:2222")
-	bodies := l.finish(t)
+	bodies := l.Finish(t)
 	if !res.Converged || res.Provisioned != 3 || len(res.Failures) > 0 {
 		t.Fatalf("v2: %+v", res)
 	}
@@ -172,7 +171,7 @@ func TestE2EBlueGreen(t *testing.T) {
 	w.apply(w.fleetOf("main@sha1:aaaa", w.e.ref, "v1", "blue-green", ""), "main@sha1:aaaa")
 	l := w.startLoad()
 	res := w.apply(w.fleetOf("main@sha1:bbbb", w.e.ref, "v2", "blue-green", ""), "main@sha1:bbbb")
-	bodies := l.finish(t)
+	bodies := l.Finish(t)
 	if res.Provisioned != 3 || len(res.Failures) > 0 {
 		t.Errorf("v2: %+v", res)
 	}
@@ -202,7 +201,7 @@ func TestE2ERetagReplaces(t *testing.T) {
 
 	l := w.startLoad()
 	res := w.apply(f, "main@sha1:cccc")
-	l.finish(t)
+	l.Finish(t)
 	if res.Provisioned != 3 || len(res.Failures) > 0 {
 		t.Errorf("after the retag: %+v; want 3 provisioned", res)
 	}
@@ -236,7 +235,7 @@ func TestE2EKilledReplaced(t *testing.T) {
 	w.apply(f, "main@sha1:dddd")
 	victim := w.instances()[0]
 	dockertest.Kill(t, w.e.api, dockertest.ContainerID(t, victim.ID))
-	eventually(t, 10*time.Second, "the killed instance listed dead", func() bool {
+	targetstest.Eventually(t, 10*time.Second, "the killed instance listed dead", func() bool {
 		for _, in := range w.instances() {
 			if in.ID == victim.ID {
 				return in.State == targets.Dead
@@ -269,7 +268,7 @@ func TestE2EDriftReplaced(t *testing.T) {
 	}
 	l := w.startLoad()
 	res := w.apply(f, "main@sha1:eeee")
-	l.finish(t)
+	l.Finish(t)
 	if res.Provisioned != 1 || res.Retired != 1 {
 		t.Errorf("drift: provisioned %d, retired %d; want 1 and 1", res.Provisioned, res.Retired)
 	}
@@ -284,73 +283,9 @@ func TestE2EDriftReplaced(t *testing.T) {
 	untouched(t)
 }
 
-// load sends requests through the router until stopped and counts the
-// answers by body, and the failures.
-type load struct {
-	stop   chan struct{}
-	done   chan struct{}
-	mu     sync.Mutex
-	bodies map[string]int
-	fails  []string
-	total  atomic.Int64
-}
-
-func (w *world) startLoad() *load {
-	l := &load{stop: make(chan struct{}), done: make(chan struct{}), bodies: map[string]int{}}
-	client := &http.Client{Timeout: 5 * time.Second}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for range 200000 { // bounded
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				resp, err := client.Get("http://127.0.0.1:" + w.port + "/")
-				l.total.Add(1)
-				if err != nil {
-					l.fail(err.Error())
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					l.fail(fmt.Sprintf("%d %s", resp.StatusCode, b))
-					continue
-				}
-				l.mu.Lock()
-				l.bodies[strings.TrimSpace(string(b))]++
-				l.mu.Unlock()
-				time.Sleep(2 * time.Millisecond)
-			}
-		})
-	}
-	go func() { wg.Wait(); close(l.done) }()
-	return l
-}
-
-func (l *load) fail(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.fails = append(l.fails, s)
-}
-
-// finish keeps the load on for a few more requests, stops it, fails t if
-// any request failed, and returns the answers counted by body.
-func (l *load) finish(t *testing.T) map[string]int {
-	t.Helper()
-	more := l.total.Load() + 40
-	eventually(t, 10*time.Second, "more requests", func() bool { return l.total.Load() >= more })
-	close(l.stop)
-	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.fails) > 0 {
-		t.Errorf("%d of %d requests failed, first: %s", len(l.fails), l.total.Load(), l.fails[0])
-	}
-	t.Logf("%d requests: %v", l.total.Load(), l.bodies)
-	return l.bodies
+// startLoad sends requests through the router until finished.
+func (w *world) startLoad() *targetstest.Load {
+	return targetstest.StartLoad("127.0.0.1:"+w.port, 4, 2*time.Millisecond)
 }
 
 func freePort(t *testing.T) string {

@@ -123,18 +123,6 @@ func listFleet(t *testing.T, tgt targets.Target, fleet string) []targets.Instanc
 	return out
 }
 
-// eventually polls cond every 50ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func fleetName() string { return "dt-" + dockertest.Token(4) }
 
 // inspect inspects the container of a docker instance id.

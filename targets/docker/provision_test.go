@@ -9,6 +9,7 @@ import (
 	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/docker"
 	"github.com/molt-dev/molt/targets/docker/dockertest"
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // A container carries molt's labels, runs the resolved image id, publishes
@@ -80,7 +81,7 @@ func TestGoneBehindBack(t *testing.T) {
 	removed := provision(t, tgt, spec(t, tgt, fleet, service("web", e.ref, nil), true))
 	removeBehindBack(t, e.api, removed.ID)
 
-	eventually(t, 15*time.Second, "the exited instance listed dead", func() bool {
+	targetstest.Eventually(t, 15*time.Second, "the exited instance listed dead", func() bool {
 		listed := listFleet(t, tgt, fleet)
 		return len(listed) == 1 && listed[0].ID == exited.ID && listed[0].State == targets.Dead
 	})
