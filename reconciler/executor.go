@@ -5,20 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/targets"
-	"github.com/molt-dev/molt/targets/router"
 )
 
-// Router is what the executor needs of the traffic front.
-type Router interface {
-	Table(ctx context.Context) (router.Table, error)
-	Apply(ctx context.Context, t router.Table) (router.Table, error)
+// Front is what the reconciler needs of whatever carries traffic to a
+// service's instances (the built-in router, HAProxy). Every call is scoped
+// to one fleet: a fleet never reads or changes another's routes.
+type Front interface {
+	// Routes returns the fleet's routes (none for an unknown fleet).
+	Routes(ctx context.Context, fleet string) ([]targets.Route, error)
+	// SetRoutes replaces every route of the fleet with routes, atomically;
+	// it returns once they are in effect.
+	SetRoutes(ctx context.Context, fleet string, routes []targets.Route) error
+	// Drain waits until no request is in flight to the addresses, which are
+	// out of every route already.
 	Drain(ctx context.Context, addrs []string) error
 }
 
@@ -26,15 +33,15 @@ type Router interface {
 // can provision more instances of the last good generation.
 type SpecSource func(ctx context.Context, revision string) (*schema.Fleet, error)
 
-// Executor carries plans out against a target and the router, one step at a
+// Executor carries plans out against a target and a front, one step at a
 // time, planning again after every step. It keeps no state between calls
-// that it cannot rebuild from the live fleet, the router's table and the
-// failure record.
+// that it cannot rebuild from the live fleet, the front's routes and the
+// revision record.
 type Executor struct {
-	Target   targets.Target
-	Router   Router
-	Prober   *Prober
-	Failures *Failures
+	Target    targets.Target
+	Front     Front
+	Prober    *Prober
+	Revisions *Revisions
 	// Specs reads older revisions for rollbacks; nil means a rollback can
 	// only retire (it holds the last good generation as it is).
 	Specs  SpecSource
@@ -53,11 +60,15 @@ type Executor struct {
 
 // Result is the outcome of Apply.
 type Result struct {
-	Plan        Plan // the last plan
-	Converged   bool
-	Preempted   bool      // stopped between steps for a newer trigger
-	Deferred    time.Time // a rollout waits for a deploy window until then
-	Failures    []Failure // rollouts that failed and were rolled back
+	Plan      Plan // the last plan
+	Converged bool
+	Preempted bool      // stopped between steps for a newer trigger
+	Deferred  time.Time // a rollout waits for a deploy window until then
+	Failures  []Failure // rollouts that failed and were rolled back
+	// Degraded are the services left with fewer healthy instances than
+	// they want, or kept on their last good generation because the
+	// revision cannot be rolled out, each with why.
+	Degraded    []ServicePlan
 	Provisioned int
 	Retired     int
 	// PerService counts what happened to each service.
@@ -81,10 +92,6 @@ func (r *Result) count(service string, provisioned, retired int) {
 	r.PerService[service] = c
 }
 
-// metaInstances is the router-table metadata key holding the ids of the
-// instances in traffic (for services that are not exposed too).
-const metaInstances = "molt.instances"
-
 func (e *Executor) now() time.Time {
 	if e.Now != nil {
 		return e.Now()
@@ -100,15 +107,15 @@ func (e *Executor) logger() *slog.Logger {
 }
 
 // Observe reads the live state of the fleet: its instances with their
-// health, and the traffic table.
+// health, and its routes at the front.
 // With a drift map, it also asks the target (when it can tell) whether each
 // running instance still is as it was made, once per instance: the verdicts
 // are kept in the map (an instance never drifts back), since asking costs
 // more than listing.
-func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[string]string) ([]Observed, router.Table, error) {
+func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[string]string) ([]Observed, []targets.Route, error) {
 	all, err := e.Target.List(ctx)
 	if err != nil {
-		return nil, router.Table{}, fmt.Errorf("list instances: %w", err)
+		return nil, nil, fmt.Errorf("list instances: %w", err)
 	}
 	var mine []targets.Instance
 	for _, in := range all {
@@ -116,9 +123,9 @@ func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[s
 			mine = append(mine, in)
 		}
 	}
-	table, err := e.Router.Table(ctx)
+	routes, err := e.Front.Routes(ctx, fleet.Name)
 	if err != nil {
-		return nil, router.Table{}, fmt.Errorf("read route table: %w", err)
+		return nil, nil, fmt.Errorf("read routes: %w", err)
 	}
 	obs := e.Prober.Observe(ctx, e.now(), mine, func(name string) *schema.Service { return fleet.Services[name] })
 	if d, ok := e.Target.(targets.DriftInspector); ok && drift != nil {
@@ -135,151 +142,43 @@ func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[s
 			obs[i].Drift = what
 		}
 	}
-	return obs, table, nil
+	return obs, routes, nil
 }
 
-// Desired computes what each service should become at revision, taking
-// the failure record into account: a service whose rollout of this
-// revision failed goes back to its last good generation.
-func (e *Executor) Desired(ctx context.Context, fleet *schema.Fleet, revision string, traffic map[string]Traffic, obs []Observed) (map[string]Desired, error) {
-	return e.desired(ctx, fleet, revision, traffic, obs, &desiredCache{})
+// Plan observes the live fleet and plans the fleet at revision against it,
+// changing nothing. It is the first pass of Apply, so what it returns is
+// what Apply would do first.
+func (e *Executor) Plan(ctx context.Context, fleet *schema.Fleet, revision string) (Plan, error) {
+	p, _, err := e.pass(ctx, fleet, revision, newApplyState())
+	return p, err
 }
 
-// desiredCache keeps, for one Apply (one fleet at one revision), what does
-// not change from pass to pass: what the target resolved for each spec
-// (resolved once, when the plan is first made), the failure record (read
-// again only after the executor records a failure), and the specs of the
-// generations being rolled back to (read from Git once).
-type desiredCache struct {
-	extra    map[string]map[string]string
-	failures map[string]Failure // nil: read the record again
-	rollback map[string]Desired
-}
-
-func (e *Executor) desired(ctx context.Context, fleet *schema.Fleet, revision string, traffic map[string]Traffic, obs []Observed, c *desiredCache) (map[string]Desired, error) {
-	if c.extra == nil {
-		c.extra, c.rollback = map[string]map[string]string{}, map[string]Desired{}
+// pass observes and plans once.
+func (e *Executor) pass(ctx context.Context, fleet *schema.Fleet, revision string, st *applyState) (Plan, Input, error) {
+	obs, routes, err := e.Observe(ctx, fleet, st.drift)
+	if err != nil {
+		return Plan{}, Input{}, err
 	}
-	if c.failures == nil {
-		f, err := e.Failures.ForRevision(revision)
-		if err != nil {
-			return nil, err
-		}
-		c.failures = f
+	traffic := TrafficOf(routes)
+	desired, err := e.desired(ctx, fleet, revision, traffic, obs, st)
+	if err != nil {
+		return Plan{}, Input{}, err
 	}
-	resolver, _ := e.Target.(targets.Resolver)
-	out := map[string]Desired{}
-	for name, svc := range fleet.Services {
-		extra, done := c.extra[name]
-		if !done && resolver != nil {
-			var err error
-			if extra, err = resolver.Resolve(ctx, svc); err != nil {
-				return nil, fmt.Errorf("service %s: %w", name, err)
-			}
-			c.extra[name] = extra
-		}
-		d := Desired{Spec: svc, Hash: svc.SpecHash(extra), Revision: revision, Resolved: extra}
-		fl, failed := c.failures[name]
-		if !failed {
-			out[name] = d
-			continue
-		}
-		if rb, ok := c.rollback[name]; ok {
-			out[name] = rb
-			continue
-		}
-		tr, known := traffic[name]
-		if !known {
-			// A lost traffic record: the generation to go back to is the
-			// one the live fleet says is serving.
-			var alive []Observed
-			for _, o := range obs {
-				if o.Labels.Service == name && o.State != targets.Dead {
-					alive = append(alive, o)
-				}
-			}
-			tr = rebuildTraffic(alive)
-		}
-		rb := e.rollbackTo(ctx, name, d, tr, obs)
-		rb.FailedRevision = fl.Revision
-		if rb.Spec != nil {
-			c.rollback[name] = rb // a hold is decided again on the next pass
-		}
-		out[name] = rb
-	}
-	return out, nil
-}
-
-// rollbackTo builds the desired state of a rollback from the failed desired
-// state d: the active generation, with the spec read from the revision its
-// instances carry.
-func (e *Executor) rollbackTo(ctx context.Context, name string, d Desired, tr Traffic, obs []Observed) Desired {
-	if tr.Active == d.Hash {
-		return Desired{Rollback: true} // it is serving already: hold it
-	}
-	if tr.Active == "" {
-		// The first rollout failed: nothing to go back to but zero instances.
-		none := *d.Spec
-		none.Replicas = 0
-		return Desired{Spec: &none, Hash: d.Hash, Resolved: d.Resolved, Rollback: true}
-	}
-	rev := ""
-	for _, o := range obs {
-		if o.Labels.Service == name && o.Labels.SpecHash == tr.Active {
-			rev = o.Labels.Revision
-			break
-		}
-	}
-	if rev != "" && e.Specs != nil {
-		f, err := e.Specs(ctx, rev)
-		if err == nil && f.Services[name] != nil {
-			old := f.Services[name]
-			if old.SpecHash(nil) == tr.Active {
-				return Desired{Spec: old, Hash: tr.Active, Revision: rev, Rollback: true}
-			}
-			if ext := e.rollbackResolved(ctx, old, tr.Active); ext != nil {
-				return Desired{Spec: old, Hash: tr.Active, Revision: rev, Rollback: true, Resolved: ext}
-			}
-		}
-		e.logger().Warn("cannot read the spec of the last good generation; holding it", "service", name, "revision", rev, "error", err)
-	}
-	return Desired{Hash: "", Rollback: true}
-}
-
-// rollbackResolved resolves the spec of the last good generation again and
-// returns what it resolved when that gives back the generation's hash (an
-// image tag may have moved since: then it cannot be provisioned as it was).
-func (e *Executor) rollbackResolved(ctx context.Context, svc *schema.Service, hash string) map[string]string {
-	r, ok := e.Target.(targets.Resolver)
-	if !ok {
-		return nil
-	}
-	extra, err := r.Resolve(ctx, svc)
-	if err != nil || svc.SpecHash(extra) != hash {
-		return nil
-	}
-	return extra
-}
-
-// TrafficOf turns the router's table into the planner's view.
-func TrafficOf(t router.Table) map[string]Traffic {
-	out := map[string]Traffic{}
-	for name, r := range t.Services {
-		tr := Traffic{Active: r.Active, Previous: r.Previous, PreviousSince: r.PreviousSince}
-		if ids := r.Meta[metaInstances]; ids != "" {
-			tr.Instances = strings.Split(ids, ",")
-		}
-		sort.Strings(tr.Instances)
-		out[name] = tr
-	}
-	return out
+	in := Input{Fleet: fleet.Name, Revision: revision, Desired: desired, Instances: obs, Traffic: traffic,
+		Routes: routesByService(routes), DeployWindows: fleet.DeployWindows,
+		Stalled: maps.Clone(st.stalled), Backoff: st.backoffs(), Now: e.now()}
+	return PlanFleet(in), in, nil
 }
 
 // Apply converges the fleet to the desired state of revision: it plans,
 // carries out one step, observes again and repeats until every service is
-// converged, ctx is done, or an error that a retry cannot fix occurs. A
-// rollout that fails is recorded and rolled back; Apply then still returns
-// a nil error, with the failure in Result.Failures.
+// settled (converged, degraded, or waiting for a deploy window), ctx is
+// done, or an error that a retry cannot fix occurs. A rollout that fails
+// is recorded and rolled back; Apply then still returns a nil error, with
+// the failure in Result.Failures. Provision errors are handled by class:
+// an invalid spec fails a rollout of a new generation and stalls a
+// self-heal (the service is reported degraded); any other error is retried
+// with jittered backoff and never fails the revision.
 //
 // Cancelling ctx stops between steps; instances already provisioned are
 // left running (the next Apply picks them up).
@@ -291,36 +190,28 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 	if tick <= 0 {
 		tick = 200 * time.Millisecond
 	}
-	drift := map[string]string{}
-	cache := &desiredCache{}
+	st := newApplyState()
 	for pass := 0; ; pass++ {
 		if pass > 0 && e.Preempt != nil && e.Preempt() {
 			res.Preempted = true
 			res.Duration = e.now().Sub(start)
 			return res, nil
 		}
-		obs, table, err := e.Observe(ctx, fleet, drift)
+		plan, in, err := e.pass(ctx, fleet, revision, st)
 		if err != nil {
 			return res, err
 		}
-		traffic := TrafficOf(table)
-		desired, err := e.desired(ctx, fleet, revision, traffic, obs, cache)
-		if err != nil {
-			return res, err
-		}
-		plan := PlanFleet(Input{Fleet: fleet.Name, Revision: revision, Desired: desired, Instances: obs, Traffic: traffic,
-			DeployWindows: fleet.DeployWindows, Now: e.now()})
 		res.Plan = plan
 		if e.OnPass != nil {
 			e.OnPass(plan)
 		}
-		if plan.Converged() {
-			res.Converged = true
-			res.Duration = e.now().Sub(start)
-			return res, nil
+		if err := e.recordGood(fleet.Name, revision, plan, in.Desired, st); err != nil {
+			return res, err
 		}
-		if until, ok := plan.Deferred(); ok {
-			res.Deferred = until
+		if plan.Settled() {
+			res.Converged = plan.Converged()
+			res.Degraded = plan.Degraded()
+			res.Deferred, _ = plan.Deferred()
 			res.Duration = e.now().Sub(start)
 			return res, nil
 		}
@@ -329,34 +220,58 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			if sp.Failed == "" {
 				continue
 			}
-			fl := Failure{Service: sp.Service, Revision: revision, Reason: sp.Failed, At: e.now()}
-			log.Error("rollout failed; rolling back", "service", sp.Service, "revision", revision, "reason", sp.Failed)
-			if err := e.Failures.Record(fl); err != nil {
+			fl := Failure{Fleet: fleet.Name, Service: sp.Service, Revision: revision, Reason: sp.Failed, At: e.now()}
+			log.Error("rollout failed; rolling back", "fleet", fleet.Name, "service", sp.Service, "revision", revision, "reason", sp.Failed)
+			if err := e.Revisions.RecordFailure(fl); err != nil {
 				return res, err
 			}
 			res.Failures = append(res.Failures, fl)
 			failed = true
 		}
 		if failed {
-			cache.failures = nil
+			st.failures = nil
 			continue // plan again: the failed services now roll back
 		}
-		recorded := len(res.Failures)
-		acted, err := e.step(ctx, fleet, plan, desired, obs, table, &res)
+		acted, err := e.step(ctx, fleet, plan, in, st, &res)
 		if err != nil {
 			return res, err
 		}
-		if len(res.Failures) > recorded {
-			cache.failures = nil // a provision failed: read the record again
-		}
 		if !acted {
+			wait := tick
+			if w := plan.Wake(); !w.IsZero() && w.Sub(e.now()) < wait {
+				wait = max(w.Sub(e.now()), time.Millisecond)
+			}
 			select {
 			case <-ctx.Done():
 				return res, fmt.Errorf("waiting for %s: %w", waitingFor(plan), ctx.Err())
-			case <-time.After(tick):
+			case <-time.After(wait):
 			}
 		}
 	}
+}
+
+// recordGood records, for every service that converged at revision, that
+// revision with its generation and replica count: what a later rollback
+// returns to.
+func (e *Executor) recordGood(fleet, revision string, plan Plan, desired map[string]Desired, st *applyState) error {
+	for _, sp := range plan.Services {
+		d, ok := desired[sp.Service]
+		if !ok || !sp.Converged() || d.Spec == nil || d.Rollback || d.Revision != revision || d.Stalled != "" {
+			continue
+		}
+		g := Good{Revision: revision, Hash: d.Hash, Replicas: d.Spec.Replicas, Resolved: d.Resolved, At: e.now().UTC()}
+		if old, ok := st.good[sp.Service]; ok && old.Revision == g.Revision && old.Hash == g.Hash && old.Replicas == g.Replicas {
+			continue
+		}
+		if err := e.Revisions.RecordGood(fleet, sp.Service, g); err != nil {
+			return err
+		}
+		if st.good == nil {
+			st.good = map[string]Good{}
+		}
+		st.good[sp.Service] = g
+	}
+	return nil
 }
 
 func waitingFor(p Plan) string {
@@ -372,61 +287,40 @@ func waitingFor(p Plan) string {
 	return strings.Join(parts, "; ")
 }
 
-// step carries out the first step of every service: traffic, drains,
+// step carries out the first step of every service: routes, drains,
 // retires, provisions. It reports whether it changed anything.
-func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, desired map[string]Desired, obs []Observed, table router.Table, res *Result) (bool, error) {
-	log := e.logger()
+func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in Input, st *applyState, res *Result) (bool, error) {
+	log := e.logger().With("fleet", fleet.Name)
 	byID := map[string]Observed{}
-	for _, o := range obs {
+	for _, o := range in.Instances {
 		byID[o.ID] = o
 	}
 	acted := false
 
-	// 1. Traffic: one atomic table change for all services.
-	next := router.Table{Services: map[string]router.Route{}}
-	for name, r := range table.Services {
-		next.Services[name] = r
+	// 1. Traffic: one atomic change of the fleet's routes.
+	routes := maps.Clone(in.Routes)
+	if routes == nil {
+		routes = map[string]targets.Route{}
 	}
 	changed := false
 	for _, sp := range plan.Services {
-		spec := desired[sp.Service].Spec
-		if spec == nil {
-			spec = fleet.Services[sp.Service]
-		}
-		listen := ""
-		if spec != nil && spec.Expose != nil {
-			listen = spec.Expose.Listen
-		}
-		cur, had := table.Services[sp.Service]
-		if sp.Traffic == nil && (!had || cur.Listen == listen) {
+		if sp.Route == nil {
 			continue
 		}
-		tr := TrafficOf(router.Table{Services: map[string]router.Route{sp.Service: cur}})[sp.Service]
-		if sp.Traffic != nil {
-			tr = *sp.Traffic
-		}
-		if _, wanted := desired[sp.Service]; !wanted && len(tr.Instances) == 0 {
-			delete(next.Services, sp.Service)
-			changed = true
-			continue
-		}
-		route := router.Route{Listen: listen, Active: tr.Active, Previous: tr.Previous, PreviousSince: tr.PreviousSince,
-			Meta: map[string]string{metaInstances: strings.Join(tr.Instances, ",")}, Backends: []router.Backend{}}
-		for _, id := range tr.Instances {
-			o, ok := byID[id]
-			if !ok || spec == nil || spec.Expose == nil {
-				continue
-			}
-			if addr := o.Endpoints[spec.Expose.Port]; addr != "" {
-				route.Backends = append(route.Backends, router.Backend{Instance: id, Addr: addr, Generation: o.Labels.SpecHash})
-			}
-		}
-		next.Services[sp.Service] = route
 		changed = true
+		if emptyRoute(*sp.Route) {
+			delete(routes, sp.Service)
+		} else {
+			routes[sp.Service] = *sp.Route
+		}
 	}
 	if changed {
-		if _, err := e.Router.Apply(ctx, next); err != nil {
-			return false, fmt.Errorf("apply route table: %w", err)
+		list := make([]targets.Route, 0, len(routes))
+		for _, name := range slices.Sorted(maps.Keys(routes)) {
+			list = append(list, routes[name])
+		}
+		if err := e.Front.SetRoutes(ctx, fleet.Name, list); err != nil {
+			return false, fmt.Errorf("set routes: %w", err)
 		}
 		acted = true
 	}
@@ -446,14 +340,14 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, des
 		}
 	}
 	if len(drain) > 0 {
-		if err := e.Router.Drain(ctx, drain); err != nil {
+		if err := e.Front.Drain(ctx, drain); err != nil {
 			log.Warn("drain incomplete; retiring anyway", "error", err)
 		}
 	}
 	errs := parallel(ctx, len(retire), func(ctx context.Context, i int) error {
 		r := retire[i]
 		o := byID[r.Instance]
-		log.Info("retire", "service", o.Labels.Service, "instance", r.Instance, "generation", short(r.SpecHash), "reason", r.Reason)
+		log.Info("retire", "service", o.Labels.Service, "instance", r.Instance, "generation", short(r.SpecHash), "reason", r.Reason, "detail", r.Detail)
 		if err := e.Target.Retire(ctx, r.Instance); err != nil {
 			return fmt.Errorf("retire %s: %w", r.Instance, err)
 		}
@@ -474,12 +368,12 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, des
 	type job struct {
 		service string
 		d       Desired
-		reason  string
+		p       Provision
 	}
 	var jobs []job
 	for _, sp := range plan.Services {
 		for _, p := range sp.Step.Provision {
-			jobs = append(jobs, job{sp.Service, desired[sp.Service], p.Reason})
+			jobs = append(jobs, job{sp.Service, in.Desired[sp.Service], p})
 		}
 	}
 	var mu sync.Mutex
@@ -490,7 +384,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, des
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", j.service, err)
 		}
-		log.Info("provision", "service", j.service, "instance", inst.ID, "generation", short(j.d.Hash), "reason", j.reason)
+		log.Info("provision", "service", j.service, "instance", inst.ID, "generation", short(j.d.Hash), "reason", j.p.Reason)
 		mu.Lock()
 		res.Provisioned++
 		res.count(j.service, 1, 0)
@@ -498,23 +392,35 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, des
 		return nil
 	})
 	for i, err := range provErrs {
+		j := jobs[i]
 		if err == nil {
+			st.succeeded(j.service)
 			continue
 		}
 		acted = true
-		j := jobs[i]
 		if ctx.Err() != nil {
 			return acted, ctx.Err()
 		}
-		if j.d.Rollback {
-			return acted, err // nothing left to fall back to
+		switch Classify(err) {
+		case Stalling:
+			if j.p.Rollout && !j.d.Rollback {
+				fl := Failure{Fleet: fleet.Name, Service: j.service, Revision: j.d.Revision, Reason: err.Error(), At: e.now()}
+				log.Error("rollout failed; rolling back", "service", j.service, "revision", j.d.Revision, "reason", fl.Reason)
+				if rerr := e.Revisions.RecordFailure(fl); rerr != nil {
+					return acted, rerr
+				}
+				res.Failures = append(res.Failures, fl)
+				st.failures = nil
+				continue
+			}
+			if st.stalled[j.service] == "" {
+				log.Error("provision stalled: the service stays degraded until a new commit", "service", j.service, "error", err)
+			}
+			st.stalled[j.service] = err.Error()
+		default:
+			until := st.fail(j.service, err, e.now())
+			log.Warn("provision failed; retrying", "service", j.service, "class", Classify(err), "retry-at", until, "error", err)
 		}
-		fl := Failure{Service: j.service, Revision: j.d.Revision, Reason: err.Error(), At: e.now()}
-		log.Error("rollout failed; rolling back", "service", j.service, "revision", j.d.Revision, "reason", fl.Reason)
-		if rerr := e.Failures.Record(fl); rerr != nil {
-			return acted, rerr
-		}
-		res.Failures = append(res.Failures, fl)
 	}
 	return acted || len(jobs) > 0, nil
 }
@@ -541,3 +447,7 @@ func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) er
 // ErrFailed is returned by callers that turn a rolled-back rollout into an
 // error (the CLI's exit status 1).
 var ErrFailed = errors.New("rollout failed and was rolled back")
+
+// ErrDegraded is returned by callers that turn a degraded service into an
+// error (the CLI's exit status 1).
+var ErrDegraded = errors.New("degraded")

@@ -69,6 +69,7 @@ type Loop struct {
 // Outcome is what one reconcile did.
 type Outcome struct {
 	Reason   string
+	Fleet    string
 	Revision string
 	Message  string // the commit message of Revision
 	Result   Result
@@ -143,6 +144,11 @@ func (l *Loop) Run(ctx context.Context) error {
 	var retry <-chan time.Time
 	var tick <-chan time.Time
 	var tickTimer *time.Timer
+	// wake is the reconcile that the clock alone calls for (a warm
+	// generation's keepPrevious ends, a deploy window opens), whatever the
+	// poll schedule says.
+	var wake <-chan time.Time
+	var wakeTimer *time.Timer
 	arm := func() {
 		if l.Schedule == nil {
 			return
@@ -161,6 +167,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		if tickTimer != nil {
 			tickTimer.Stop()
 		}
+		if wakeTimer != nil {
+			wakeTimer.Stop()
+		}
 	}()
 	for {
 		var reason string
@@ -173,6 +182,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-retry:
 			retry = nil
 			reason = "retry"
+		case <-wake:
+			wake = nil
+			reason = "wake"
 		case reason = <-l.trigger:
 		}
 		out := l.reconcile(ctx, reason, &last, timeout)
@@ -186,6 +198,13 @@ func (l *Loop) Run(ctx context.Context) error {
 			retry = time.After(backoff)
 		} else {
 			backoff = 0
+		}
+		if w := out.Result.Plan.Wake(); !w.IsZero() {
+			if wakeTimer != nil {
+				wakeTimer.Stop()
+			}
+			wakeTimer = time.NewTimer(max(time.Until(w), 0) + 10*time.Millisecond)
+			wake = wakeTimer.C
 		}
 	}
 }
@@ -235,7 +254,7 @@ func (l *Loop) reconcile(ctx context.Context, reason string, last *Snapshot, tim
 		l.mu.Unlock()
 		*last = snap
 	}
-	out.Revision, out.Message = snap.Revision, snap.Message
+	out.Fleet, out.Revision, out.Message = snap.Fleet.Name, snap.Revision, snap.Message
 	l.mu.Lock()
 	l.status.Revision = snap.Revision
 	l.mu.Unlock()

@@ -14,6 +14,12 @@ import (
 // PlanFleet computes what it takes to move the observed fleet to the desired
 // state. It is pure: no I/O, no clock (now comes in Input), and the same
 // input always gives the same plan.
+//
+// Each service is planned alone: its instances are classified once into
+// named sets (see class), and each stage of the strategy is a function of
+// those sets that adds provisions and retires to the step and decides the
+// next traffic record; the route at the front is then built from that
+// record, so that what `molt plan` prints is what the executor does.
 func PlanFleet(in Input) Plan {
 	byService := map[string][]Observed{}
 	for _, o := range in.Instances {
@@ -32,6 +38,9 @@ func PlanFleet(in Input) Plan {
 	for n := range in.Traffic {
 		names[n] = true
 	}
+	for n := range in.Routes {
+		names[n] = true
+	}
 	sorted := make([]string, 0, len(names))
 	for n := range names {
 		sorted = append(sorted, n)
@@ -41,17 +50,25 @@ func PlanFleet(in Input) Plan {
 	p := Plan{Fleet: in.Fleet, Revision: in.Revision}
 	for _, name := range sorted {
 		tr, known := in.Traffic[name]
+		cur, hasRoute := in.Routes[name]
+		if in.Routes == nil && known {
+			// No routes given: the front is taken to be as the record says.
+			d := in.Desired[name]
+			cur, hasRoute = buildRoute(name, exposeOf(d), tr, byService[name]), true
+		}
 		sp := servicePlanner{
 			name:     name,
 			now:      in.Now,
 			insts:    byService[name],
 			traffic:  tr,
 			known:    known,
+			route:    cur,
+			hasRoute: hasRoute,
 			desired:  in.Desired[name],
-			windows:  in.DeployWindows,
 			wanted:   hasKey(in.Desired, name),
-			retiring: map[string]bool{},
-			leaving:  map[string]bool{},
+			windows:  in.DeployWindows,
+			stalled:  in.Stalled[name],
+			backoff:  in.Backoff[name],
 		}
 		p.Services = append(p.Services, sp.plan())
 	}
@@ -60,52 +77,89 @@ func PlanFleet(in Input) Plan {
 
 func hasKey[V any](m map[string]V, k string) bool { _, ok := m[k]; return ok }
 
-// servicePlanner holds the working sets of one service's plan.
-type servicePlanner struct {
-	name    string
-	now     time.Time
-	insts   []Observed
-	traffic Traffic
-	known   bool
-	desired Desired
-	wanted  bool
-	windows []schema.Window // the fleet's deploy windows
+// class is what an instance is to its service's plan. Every instance is
+// classified once, in classify, and the stages work on the sets.
+type class int
 
+const (
+	// dead: the process or container is gone; it is retired.
+	dead class = iota
+	// desired: of the generation the service should run.
+	desired
+	// serving: of the generation in traffic, when that is not the desired one.
+	serving
+	// warm: of the previous generation, kept alive out of traffic for
+	// keepPrevious (blue-green and canary only).
+	warm
+	// expired: of the previous generation, past keepPrevious.
+	expired
+	// stray: of any other generation (an interrupted rollout's).
+	stray
+)
+
+// servicePlanner holds the named sets and the working state of one
+// service's plan.
+type servicePlanner struct {
+	name     string
+	now      time.Time
+	insts    []Observed
+	traffic  Traffic // the record (rebuilt from the live fleet when not known)
+	known    bool
+	route    targets.Route // the route at the front
+	hasRoute bool
+	desired  Desired
+	wanted   bool
+	windows  []schema.Window // the fleet's deploy windows
+	stalled  string
+	backoff  Backoff
+
+	sets     map[class][]Observed
+	routed   map[string]bool // in the current record, alive
 	out      ServicePlan
-	alive    []Observed
-	dead     []Observed
-	route    map[string]bool // current route, alive instances only
 	retiring map[string]bool
-	leaving  map[string]bool // leave traffic but stay alive (warm)
+	next     Traffic // the record once the step is done
+	// decided: the stage set next itself (otherwise it is the current
+	// record less what the step retires).
+	decided bool
+	// done: out is complete (planned as another desired state).
+	done bool
+	// blocked: a provision was held back (stalled or backing off).
+	blocked bool
 }
 
 func (s *servicePlanner) plan() ServicePlan {
 	s.out = ServicePlan{Service: s.name, From: s.traffic.Active, To: s.desired.Hash,
 		ToRevision: s.desired.Revision, Rollback: s.desired.Rollback}
+	if s.desired.Spec != nil {
+		s.out.Strategy = s.desired.Spec.Rollout.Strategy
+		s.out.Replicas = s.desired.Spec.Replicas
+	}
+	s.retiring = map[string]bool{}
+	var alive []Observed
 	for _, o := range s.insts {
-		if o.State == targets.Dead {
-			s.dead = append(s.dead, o)
-		} else {
-			s.alive = append(s.alive, o)
+		if o.State != targets.Dead {
+			alive = append(alive, o)
 		}
 	}
-	sortInstances(s.alive)
-	sortInstances(s.dead)
 	if !s.known {
-		s.traffic = rebuildTraffic(s.alive)
+		s.traffic = rebuildTraffic(alive)
 		s.out.From = s.traffic.Active
 	}
-	s.route = map[string]bool{}
+	s.routed = map[string]bool{}
 	for _, id := range s.traffic.Instances {
-		s.route[id] = true
+		s.routed[id] = true
 	}
-	for _, o := range s.alive {
-		if o.Labels.SpecHash == s.traffic.Active && s.out.FromRevision == "" {
+	s.classify()
+	for _, o := range s.sets[serving] {
+		if s.out.FromRevision == "" {
 			s.out.FromRevision = o.Labels.Revision
 		}
 	}
-	for _, o := range s.dead {
-		s.retire(o, "exited")
+	if s.traffic.Active == s.desired.Hash {
+		s.out.FromRevision = s.desired.Revision
+	}
+	for _, o := range s.sets[dead] {
+		s.retire(o, ReasonExited, o.Detail)
 	}
 
 	switch {
@@ -116,50 +170,103 @@ func (s *servicePlanner) plan() ServicePlan {
 	default:
 		s.converge()
 	}
-	s.finish()
+	if !s.done {
+		s.finish()
+	}
 	return s.out
 }
 
-// prune retires every instance of a service that is no longer desired.
-func (s *servicePlanner) prune() {
-	for _, o := range s.alive {
-		s.retire(o, "service removed")
-	}
-	s.out.Retire = len(s.insts)
-	if s.known || len(s.traffic.Instances) > 0 {
-		s.out.Traffic = &Traffic{} // empty: the finish step drops the entry
+// classify sorts every instance into exactly one set.
+func (s *servicePlanner) classify() {
+	s.sets = map[class][]Observed{}
+	sortInstances(s.insts)
+	for _, o := range s.insts {
+		s.sets[s.classOf(o)] = append(s.sets[s.classOf(o)], o)
 	}
 }
 
-// hold keeps the active generation and retires everything else.
-func (s *servicePlanner) hold() {
-	s.out.Notes = append(s.out.Notes, "spec of the active generation unavailable: holding it as it is")
-	for _, o := range s.alive {
-		switch {
-		case o.Labels.SpecHash != s.traffic.Active:
-			s.retire(o, "not the active generation")
-		case o.Health == Unhealthy && s.route[o.ID]:
-			s.retire(o, "unhealthy") // never left in traffic
+func (s *servicePlanner) classOf(o Observed) class {
+	h := o.Labels.SpecHash
+	switch {
+	case o.State == targets.Dead:
+		return dead
+	case s.wanted && s.desired.Spec != nil && h == s.desired.Hash:
+		return desired
+	case h == s.traffic.Active:
+		return serving
+	case h == s.traffic.Previous && s.now.Before(s.traffic.PreviousSince.Add(s.keepFor())):
+		return warm
+	case h == s.traffic.Previous:
+		return expired
+	}
+	return stray
+}
+
+// keepFor is how long the previous generation stays warm: keepPrevious
+// for blue-green and canary, never for rolling (which keeps at most
+// replicas + maxSurge instances alive) or during a rollback.
+func (s *servicePlanner) keepFor() time.Duration {
+	spec := s.desired.Spec
+	if spec == nil || strategyOf(s.desired) == schema.Rolling {
+		return 0
+	}
+	return spec.Rollout.KeepPrevious
+}
+
+// alive returns the instances of the classes that are not retired yet.
+func (s *servicePlanner) alive(classes ...class) []Observed {
+	var out []Observed
+	for _, c := range classes {
+		for _, o := range s.sets[c] {
+			if !s.retiring[o.ID] {
+				out = append(out, o)
+			}
 		}
 	}
+	sortInstances(out)
+	return out
+}
+
+// prune retires every instance of a service that is no longer desired and
+// removes its route.
+func (s *servicePlanner) prune() {
+	for _, o := range s.alive(desired, serving, warm, expired, stray) {
+		s.retire(o, ReasonRemoved, "")
+	}
+	s.setNext(Traffic{})
+}
+
+// hold keeps the serving generation as it is (the spec to provision more of
+// it cannot be read) and retires everything else; unhealthy instances
+// leave traffic but stay (nothing could replace them).
+func (s *servicePlanner) hold() {
+	if s.desired.Stalled != "" {
+		s.degrade(DegradedStalled, s.desired.Stalled+": holding the serving generation as it is")
+	} else {
+		s.degrade(DegradedNoSpec, "the spec of the serving generation cannot be read: holding it as it is, dead instances are not replaced")
+	}
+	for _, o := range s.alive(warm, expired, stray) {
+		s.retire(o, ReasonNotServing, "")
+	}
+	next := s.traffic
+	next.Instances = nil
+	for _, o := range s.alive(serving) {
+		if s.routed[o.ID] && o.Health != Unhealthy {
+			next.Instances = append(next.Instances, o.ID)
+		}
+	}
+	s.setNext(next)
 }
 
 func (s *servicePlanner) converge() {
 	spec := s.desired.Spec
 	h := s.desired.Hash
-	s.out.Strategy = spec.Rollout.Strategy
-	s.out.Replicas = spec.Replicas
-	strategy := spec.Rollout.Strategy
-	if strategy == schema.CanaryRun {
-		then := schema.Rolling
-		if spec.Rollout.Canary != nil && spec.Rollout.Canary.Then != "" {
-			then = spec.Rollout.Canary.Then
-		}
-		s.out.Notes = append(s.out.Notes, fmt.Sprintf("canary analysis is not implemented yet: rolling out as %s", then))
-		strategy = then
+	strategy := strategyOf(s.desired)
+	if spec.Rollout.Strategy == schema.CanaryRun && !s.desired.Rollback {
+		s.out.Notes = append(s.out.Notes, fmt.Sprintf("canary analysis is not implemented yet: rolling out as %s", strategy))
 	}
 	if s.desired.Rollback {
-		strategy = schema.Rolling // a rollback goes straight back, guarded by the floor
+		// A rollback goes straight back, guarded by the floor.
 		s.out.Notes = append(s.out.Notes, fmt.Sprintf("rolling back from failed revision %s", s.desired.FailedRevision))
 	}
 
@@ -169,8 +276,8 @@ func (s *servicePlanner) converge() {
 	}
 
 	inRollout := s.traffic.Active != h
-	for _, o := range s.alive {
-		if o.Labels.SpecHash != h && s.route[o.ID] {
+	for _, o := range s.alive(serving, warm, expired, stray) {
+		if s.routed[o.ID] {
 			inRollout = true
 		}
 	}
@@ -179,9 +286,7 @@ func (s *servicePlanner) converge() {
 		// finishes, and rollbacks and reverts are never held back.
 		windows := append(slices.Clone(s.windows), spec.DeployWindows...)
 		if open, until := deployWindow(windows, s.now); !open {
-			s.out.Deferred = until
-			s.out.Provision = spec.Replicas
-			s.out.Notes = append(s.out.Notes, fmt.Sprintf("outside the deploy window: the rollout waits until %s", until.UTC().Format(time.RFC3339)))
+			s.deferUntil(until)
 			return
 		}
 	}
@@ -192,27 +297,27 @@ func (s *servicePlanner) converge() {
 		}
 	}
 
-	// Instances that belong to no generation worth keeping go now.
-	warmHash := ""
-	if s.traffic.Active == h && s.traffic.Previous != "" && s.traffic.Previous != h {
-		if s.now.Before(s.traffic.PreviousSince.Add(spec.Rollout.KeepPrevious)) {
-			warmHash = s.traffic.Previous
+	// Instances of no generation worth keeping go now; those still in
+	// traffic leave it through the strategy.
+	for _, o := range s.alive(expired) {
+		if !s.routed[o.ID] {
+			s.retire(o, ReasonExpired, "")
 		}
 	}
-	for _, o := range s.alive {
-		hh := o.Labels.SpecHash
-		switch {
-		case hh == h, s.route[o.ID]:
-		case hh == warmHash:
-		case hh == s.traffic.Active && spec.Rollout.KeepPrevious > 0:
-			// the serving generation, kept warm while it is replaced
-		case hh == s.traffic.Previous && s.traffic.Active == h:
-			s.retire(o, "previous generation expired")
-		default:
-			s.retire(o, "superseded")
+	if inRollout {
+		// A new rollout makes the serving generation the next previous
+		// one: the generation before it is no revert target any more.
+		for _, o := range s.alive(warm) {
+			if !s.routed[o.ID] {
+				s.retire(o, ReasonSuperseded, "")
+			}
 		}
 	}
-
+	for _, o := range s.alive(serving, stray) {
+		if !s.routed[o.ID] && !(strategy == schema.BlueGreen && inRollout && o.Labels.SpecHash == s.traffic.Active) {
+			s.retire(o, ReasonSuperseded, "")
+		}
+	}
 	if strategy == schema.BlueGreen && s.traffic.Active != h && s.traffic.Active != "" {
 		s.blueGreen()
 		return
@@ -220,12 +325,49 @@ func (s *servicePlanner) converge() {
 	s.rolling(inRollout)
 }
 
+// deferUntil holds a rollout that may not start before a deploy window
+// opens. Meanwhile the service is kept as its last good generation says
+// (dead instances replaced) when that is known, and as it is otherwise.
+func (s *servicePlanner) deferUntil(until time.Time) {
+	spec := s.desired.Spec
+	note := fmt.Sprintf("outside the deploy window: the rollout waits until %s", until.UTC().Format(time.RFC3339))
+	if cur := s.desired.Current; cur != nil && cur.Spec != nil && cur.Hash == s.traffic.Active {
+		sub := *s
+		sub.desired = *cur
+		sub.windows = nil
+		sub.stalled = ""
+		out := sub.plan()
+		out.To, out.ToRevision = s.desired.Hash, s.desired.Revision
+		out.Strategy, out.Replicas = spec.Rollout.Strategy, spec.Replicas
+		out.Provision = max(out.Provision, spec.Replicas)
+		out.Deferred, out.Wake = until, minTime(out.Wake, until)
+		out.Notes = append(out.Notes, note)
+		s.out = out
+		s.done = true
+		return
+	}
+	s.out.Deferred = until
+	s.out.Provision = spec.Replicas
+	s.out.Notes = append(s.out.Notes, note)
+	// Without the last good spec, the serving generation is kept as it
+	// is: unhealthy instances leave traffic, dead ones are retired.
+	next := s.traffic
+	next.Instances = nil
+	for _, id := range s.traffic.Instances {
+		if o, ok := s.find(id); ok && o.State != targets.Dead && o.Health != Unhealthy {
+			next.Instances = append(next.Instances, id)
+		}
+	}
+	s.setNext(next)
+	s.wakeAt(until)
+}
+
 // switchBack moves traffic to the warm previous generation at once when it
 // has enough healthy instances. It reports whether it did.
 func (s *servicePlanner) switchBack() bool {
 	spec := s.desired.Spec
 	var ready []Observed
-	for _, o := range s.alive {
+	for _, o := range s.alive(desired) {
 		if s.warmPrevious(o) && o.Health == Healthy {
 			ready = append(ready, o)
 		}
@@ -235,20 +377,24 @@ func (s *servicePlanner) switchBack() bool {
 	}
 	s.out.Notes = append(s.out.Notes, "revert: switching back to the warm previous generation")
 	next := Traffic{Active: s.desired.Hash, Instances: ids(ready[:spec.Replicas])}
-	if spec.Rollout.KeepPrevious > 0 {
+	keep := s.keepFor() > 0
+	if keep {
 		next.Previous, next.PreviousSince = s.traffic.Active, s.now
 	}
-	for _, o := range s.alive {
-		switch {
-		case slices.Contains(next.Instances, o.ID):
-		case o.Labels.SpecHash == s.desired.Hash:
-			s.retire(o, "scale down")
-		case o.Labels.SpecHash == s.traffic.Active && spec.Rollout.KeepPrevious > 0:
-		default:
-			s.retire(o, "superseded")
+	for _, o := range s.alive(desired) {
+		if !slices.Contains(next.Instances, o.ID) {
+			s.retire(o, ReasonScaleDown, "")
 		}
 	}
-	s.out.Traffic = &next
+	for _, o := range s.alive(serving) {
+		if !keep || o.Health == Unhealthy {
+			s.retire(o, ReasonSuperseded, "")
+		}
+	}
+	for _, o := range s.alive(warm, expired, stray) {
+		s.retire(o, ReasonSuperseded, "")
+	}
+	s.setNext(next)
 	return true
 }
 
@@ -260,13 +406,11 @@ func (s *servicePlanner) warmPrevious(o Observed) bool {
 }
 
 // failure says why the rollout to the desired generation failed, or "".
+// Only instances of the new generation can fail a rollout: the serving
+// generation's troubles are replaced, never rolled back.
 func (s *servicePlanner) failure() string {
-	h := s.desired.Hash
 	var start time.Time
-	for _, o := range s.insts {
-		if o.Labels.SpecHash != h {
-			continue
-		}
+	for _, o := range append(slices.Clone(s.sets[desired]), s.deadOf(s.desired.Hash)...) {
 		if s.warmPrevious(o) {
 			// A warm instance of the generation reverted to is no part of
 			// this rollout: its age says nothing of the deadline, and its
@@ -283,336 +427,96 @@ func (s *servicePlanner) failure() string {
 			return fmt.Sprintf("instance %s failed its health check", o.ID)
 		}
 	}
-	if d := s.desired.Spec.Rollout.ProgressDeadline; !start.IsZero() && d > 0 && s.now.Sub(start) > d {
-		return fmt.Sprintf("progress deadline of %s exceeded", d)
+	if d := s.desired.Spec.Rollout.ProgressDeadline; !start.IsZero() && d > 0 {
+		if s.now.Sub(start) > d {
+			return fmt.Sprintf("progress deadline of %s exceeded", d)
+		}
+		s.wakeAt(start.Add(d).Add(time.Millisecond))
 	}
 	return ""
 }
 
-// rolling replaces the serving instances in batches bounded by maxSurge and
-// maxUnavailable; it is also the steady state of every strategy (scale up
-// and down, replace dead and unhealthy instances).
-func (s *servicePlanner) rolling(inRollout bool) {
-	spec := s.desired.Spec
-	h := s.desired.Hash
-	r := spec.Replicas
-	surge := spec.Rollout.MaxSurge.Resolve(r, true)
-	unavail := spec.Rollout.MaxUnavailable.Resolve(r, false)
-	if surge == 0 && unavail == 0 {
-		surge = 1
-	}
-	minHealthy := spec.Rollout.MinHealthyFor
-	if s.desired.Rollback {
-		minHealthy = 0
-	}
-
-	var fresh, old []Observed // desired generation; others still in traffic
-	for _, o := range s.alive {
-		switch {
-		case s.retiring[o.ID]:
-		case o.Labels.SpecHash == h:
-			if o.Health == Unhealthy {
-				s.retire(o, "unhealthy")
-				continue
-			}
-			fresh = append(fresh, o)
-		case s.route[o.ID]:
-			if o.Health == Unhealthy {
-				s.retire(o, "unhealthy")
-				continue
-			}
-			old = append(old, o)
+func (s *servicePlanner) deadOf(hash string) []Observed {
+	var out []Observed
+	for _, o := range s.sets[dead] {
+		if o.Labels.SpecHash == hash {
+			out = append(out, o)
 		}
 	}
-
-	stable := func(o Observed) bool {
-		return o.Health == Healthy && !o.HealthySince.After(s.now.Add(-minHealthy))
-	}
-	// Replacements: drifted instances, instances whose liveness check
-	// fails, and instances older than recycle.maxAge (inside its window)
-	// are replaced one at a time, a new one first, outside rollouts.
-	var over []Observed
-	why := map[string]string{}
-	if !inRollout {
-		for _, o := range fresh {
-			switch {
-			case o.Drift != "":
-				over = append(over, o)
-				why[o.ID] = "drift: " + o.Drift
-			case o.LivenessFailed:
-				over = append(over, o)
-				why[o.ID] = "liveness check failed"
-			}
-		}
-		if rc := spec.Recycle; rc != nil && rc.MaxAge > 0 && windowOpen(rc.Window, s.now) {
-			for _, o := range fresh {
-				if why[o.ID] == "" && s.now.Sub(o.Labels.CreatedAt) > rc.MaxAge {
-					over = append(over, o)
-					why[o.ID] = "recycle: older than maxAge"
-				}
-			}
-		}
-	}
-
-	if len(fresh) > r && len(over) > 0 {
-		// A replacement is in flight: once every younger instance is
-		// proven, the oldest over-age instance goes.
-		proven := true
-		for _, o := range fresh {
-			if !slices.ContainsFunc(over, func(x Observed) bool { return x.ID == o.ID }) && !stable(o) {
-				proven = false
-			}
-		}
-		if proven {
-			s.retire(over[0], why[over[0].ID])
-			fresh = slices.DeleteFunc(fresh, func(x Observed) bool { return x.ID == over[0].ID })
-			over = over[1:]
-		} else {
-			s.out.Waiting = fmt.Sprintf("waiting for the replacement of %s (%s) to be healthy", over[0].ID, why[over[0].ID])
-		}
-	} else if len(fresh) > r {
-		// Scale down the desired generation: prefer instances not in
-		// traffic, then the least proven.
-		sort.SliceStable(fresh, func(i, j int) bool {
-			a, b := fresh[i], fresh[j]
-			if s.route[a.ID] != s.route[b.ID] {
-				return s.route[a.ID]
-			}
-			return a.Labels.CreatedAt.Before(b.Labels.CreatedAt)
-		})
-		for _, o := range fresh[r:] {
-			s.retire(o, "scale down")
-		}
-		fresh = fresh[:r]
-	}
-
-	available := len(old) // routed old instances count until proven unhealthy
-	for _, o := range fresh {
-		if stable(o) {
-			available++
-		}
-	}
-	floor := r - unavail
-
-	// Take old instances out of traffic while the floor allows, the least
-	// proven first: not healthy (yet), then not of the active generation
-	// (an interrupted rollout's), then the oldest.
-	sort.SliceStable(old, func(i, j int) bool {
-		a, b := old[i], old[j]
-		if (a.Health == Healthy) != (b.Health == Healthy) {
-			return b.Health == Healthy
-		}
-		return a.Labels.SpecHash != s.traffic.Active && b.Labels.SpecHash == s.traffic.Active
-	})
-	removed := 0
-	for _, o := range old {
-		if removed >= available-floor {
-			break
-		}
-		removed++
-		s.leaveTraffic(o, "replaced")
-	}
-	old = old[removed:]
-
-	// Provision up to replicas, bounded by the surge.
-	want := min(r-len(fresh), r+surge-len(fresh)-len(old))
-	if want <= 0 && len(over) > 0 && len(fresh) == r && len(old) == 0 {
-		switch {
-		case surge > 0:
-			s.provision(1, "replacing "+over[0].ID+" ("+why[over[0].ID]+")")
-		case available-1 >= floor:
-			s.retire(over[0], why[over[0].ID])
-		}
-	}
-	if want > 0 {
-		reason := "scale up"
-		if inRollout {
-			reason = "rollout"
-		}
-		s.provision(want, reason)
-	}
-	s.out.Provision = max(0, r-len(fresh))
-
-	// Route: the old instances still serving, plus every healthy (or already
-	// routed) instance of the desired generation.
-	route := ids(old)
-	ready := 0
-	for _, o := range fresh {
-		if o.Health == Healthy || s.route[o.ID] {
-			route = append(route, o.ID)
-			if o.Health == Healthy {
-				ready++
-			}
-		}
-	}
-	next := s.traffic
-	next.Instances = route
-	if len(old) == 0 && len(fresh) == r && ready == r {
-		if next.Active != h {
-			if next.Active != "" && spec.Rollout.KeepPrevious > 0 {
-				next.Previous, next.PreviousSince = next.Active, s.now
-			} else {
-				next.Previous, next.PreviousSince = "", time.Time{}
-			}
-			next.Active = h
-		}
-	} else if s.out.Step.Empty() {
-		s.out.Waiting = fmt.Sprintf("%d/%d instances of %s healthy", ready, r, short(h))
-		if len(old) > 0 {
-			s.out.Waiting += fmt.Sprintf(", %d old instance(s) still in traffic", len(old))
-		}
-		if minHealthy > 0 {
-			s.out.Waiting += fmt.Sprintf(" (minHealthyFor %s)", minHealthy)
-		}
-	}
-	if next.Active == "" && r == 0 && !s.desired.Rollback {
-		next.Active = h
-	}
-	s.setTraffic(next)
+	return out
 }
 
-// blueGreen provisions the whole new generation beside the serving one,
-// waits until all of it is healthy, then switches traffic in one step.
-func (s *servicePlanner) blueGreen() {
-	spec := s.desired.Spec
-	h := s.desired.Hash
-	r := spec.Replicas
-	var fresh []Observed
-	for _, o := range s.alive {
-		switch {
-		case s.retiring[o.ID]:
-		case o.Labels.SpecHash == h:
-			fresh = append(fresh, o)
-		case s.route[o.ID] && o.Health == Unhealthy:
-			s.retire(o, "unhealthy") // the serving generation keeps no unhealthy instance in traffic
+// started reports whether the rollout to the desired generation has begun:
+// an instance of it exists (or existed: a dead one is still listed).
+func (s *servicePlanner) started() bool {
+	for _, o := range s.insts {
+		if o.Labels.SpecHash == s.desired.Hash && !s.warmPrevious(o) {
+			return true
 		}
 	}
-	for _, o := range fresh[min(r, len(fresh)):] {
-		s.retire(o, "scale down")
-	}
-	fresh = fresh[:min(r, len(fresh))]
-	s.out.Provision = r - len(fresh)
-	if len(fresh) < r {
-		s.provision(r-len(fresh), "rollout")
-		s.out.Waiting = fmt.Sprintf("provisioning the new generation %s", short(h))
-		return
-	}
-	ready := 0
-	for _, o := range fresh {
-		if o.Health == Healthy && !o.HealthySince.After(s.now.Add(-spec.Rollout.MinHealthyFor)) {
-			ready++
-		}
-	}
-	if ready < r {
-		s.out.Waiting = fmt.Sprintf("%d/%d instances of %s healthy", ready, r, short(h))
-		return
-	}
-	next := Traffic{Active: h, Instances: ids(fresh)}
-	if spec.Rollout.KeepPrevious > 0 && s.traffic.Active != "" {
-		next.Previous, next.PreviousSince = s.traffic.Active, s.now
-	}
-	for _, o := range s.alive {
-		if s.route[o.ID] && o.Labels.SpecHash != h {
-			if o.Labels.SpecHash == s.traffic.Active && spec.Rollout.KeepPrevious > 0 {
-				continue // leaves traffic, kept warm
-			}
-			s.retire(o, "replaced")
-		}
-	}
-	s.setTraffic(next)
+	return false
 }
 
-// leaveTraffic takes an instance out of traffic: kept warm when it belongs
-// to the active generation and keepPrevious asks for it, retired otherwise.
-func (s *servicePlanner) leaveTraffic(o Observed, reason string) {
-	if o.Labels.SpecHash == s.traffic.Active && s.desired.Spec.Rollout.KeepPrevious > 0 && !s.desired.Rollback {
-		s.leaving[o.ID] = true // out of the route; the instance stays
-		return
+func (s *servicePlanner) find(id string) (Observed, bool) {
+	for _, o := range s.insts {
+		if o.ID == id {
+			return o, true
+		}
 	}
-	s.retire(o, reason)
+	return Observed{}, false
 }
 
-func (s *servicePlanner) retire(o Observed, reason string) {
+func (s *servicePlanner) retire(o Observed, reason Reason, detail string) {
 	if s.retiring[o.ID] {
 		return
 	}
 	s.retiring[o.ID] = true
 	s.out.Step.Retire = append(s.out.Step.Retire, Retire{
-		Instance: o.ID, SpecHash: o.Labels.SpecHash, Reason: reason, Drain: s.route[o.ID] && o.State != targets.Dead,
+		Instance: o.ID, SpecHash: o.Labels.SpecHash, Reason: reason, Detail: detail,
+		Drain: s.routed[o.ID] && o.State != targets.Dead,
 	})
 }
 
-func (s *servicePlanner) provision(n int, reason string) {
+// provision adds n provisions to the step, unless the service is stalled
+// (nothing can be provisioned before a new commit) or backs off after a
+// transient error.
+func (s *servicePlanner) provision(n int, reason Reason, detail string, rollout bool) {
+	if n <= 0 {
+		return
+	}
+	if s.stalled != "" {
+		s.blocked = true
+		return
+	}
+	if s.now.Before(s.backoff.Until) {
+		s.blocked = true
+		s.wait(WaitBackoff, fmt.Sprintf("retrying at %s after a transient error: %s", s.backoff.Until.UTC().Format(time.RFC3339), s.backoff.Err))
+		s.wakeAt(s.backoff.Until)
+		return
+	}
 	for range n {
-		s.out.Step.Provision = append(s.out.Step.Provision, Provision{Reason: reason})
+		s.out.Step.Provision = append(s.out.Step.Provision, Provision{Reason: reason, Detail: detail, Rollout: rollout})
 	}
 }
 
-// setTraffic records the new routing state when it differs from the current.
-func (s *servicePlanner) setTraffic(next Traffic) {
-	kept := next.Instances[:0:0]
-	for _, id := range next.Instances {
-		if !s.retiring[id] && !s.leaving[id] {
-			kept = append(kept, id)
-		}
+// wait says what the service waits for; a scheduled retry is what it
+// waits for first.
+func (s *servicePlanner) wait(w Wait, msg string) {
+	if s.out.WaitReason == WaitBackoff {
+		return
 	}
-	sort.Strings(kept)
-	next.Instances = kept
-	if !s.known || !sameTraffic(next, s.traffic) {
-		s.out.Traffic = &next
-	}
+	s.out.WaitReason, s.out.Waiting = w, msg
 }
 
-// finish fills in the projected totals and drops retired instances from
-// the traffic of a plan that changes nothing else.
-func (s *servicePlanner) finish() {
-	warm, retire := 0, 0
-	for _, o := range s.insts {
-		switch {
-		case s.retiring[o.ID]:
-			retire++
-		case s.wanted && o.Labels.SpecHash == s.desired.Hash:
-		case s.wanted && s.desired.Spec == nil && o.Labels.SpecHash == s.traffic.Active: // held
-		case s.keepsWarm(o):
-			warm++
-		default:
-			retire++
-		}
-	}
-	s.out.Warm = warm
-	if s.out.Retire < retire {
-		s.out.Retire = retire
-	}
-	if s.out.Retire < len(s.out.Step.Retire) {
-		s.out.Retire = len(s.out.Step.Retire)
-	}
-	if s.out.Provision < len(s.out.Step.Provision) {
-		s.out.Provision = len(s.out.Step.Provision)
-	}
-	if s.out.Traffic == nil && len(s.out.Step.Retire) > 0 {
-		// A retire of a routed instance needs a route without it.
-		for _, r := range s.out.Step.Retire {
-			if s.route[r.Instance] {
-				next := s.traffic
-				next.Instances = nil
-				for _, id := range s.traffic.Instances {
-					if !s.retiring[id] {
-						next.Instances = append(next.Instances, id)
-					}
-				}
-				s.out.Traffic = &next
-				break
-			}
-		}
-	}
-	if s.out.Traffic == nil && !s.known && s.wanted {
-		t := s.traffic // persist the rebuilt record
-		s.out.Traffic = &t
-	}
-	if s.out.Failed != "" {
-		s.out.Step = Step{}
-		s.out.Traffic = nil
-	}
+func (s *servicePlanner) degrade(d Degradation, msg string) {
+	s.out.DegradedReason, s.out.Degraded = d, msg
+}
+
+func (s *servicePlanner) wakeAt(t time.Time) { s.out.Wake = minTime(s.out.Wake, t) }
+
+// setNext decides the traffic record once the step is done.
+func (s *servicePlanner) setNext(next Traffic) {
+	s.next, s.decided = next, true
 }
 
 // rebuildTraffic reconstructs a lost routing record from the live fleet:
@@ -668,18 +572,11 @@ func short(h string) string {
 	return h
 }
 
-// keepsWarm reports whether an instance outside the desired generation is
-// kept alive out of traffic (the previous generation, for keepPrevious).
-func (s *servicePlanner) keepsWarm(o Observed) bool {
-	spec := s.desired.Spec
-	if !s.wanted || spec == nil || spec.Rollout.KeepPrevious <= 0 || s.desired.Rollback {
-		return false
+func minTime(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
 	}
-	h := o.Labels.SpecHash
-	if h == s.traffic.Active {
-		return true
-	}
-	return h == s.traffic.Previous && s.now.Before(s.traffic.PreviousSince.Add(spec.Rollout.KeepPrevious))
+	return a
 }
 
 // windowOpen reports whether now falls in a cron window: the window is open
@@ -696,15 +593,4 @@ func windowOpen(spec string, now time.Time) bool {
 	}
 	minute := now.Truncate(time.Minute)
 	return sched.Next(minute.Add(-time.Second)).Equal(minute)
-}
-
-// started reports whether the rollout to the desired generation has begun:
-// an instance of it exists (or existed: a dead one is still listed).
-func (s *servicePlanner) started() bool {
-	for _, o := range s.insts {
-		if o.Labels.SpecHash == s.desired.Hash && !s.warmPrevious(o) {
-			return true
-		}
-	}
-	return false
 }

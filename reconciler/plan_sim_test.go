@@ -263,6 +263,10 @@ func drawScenario(t *rapid.T) scenario {
 	return sc
 }
 
+// keeps reports whether the scenario keeps a warm previous generation:
+// only blue-green does (rolling keeps none, whatever keepPrevious says).
+func (sc scenario) keeps() bool { return sc.keep && sc.strategy != schema.Rolling }
+
 func (sc scenario) spec(deadlineTicks int) *schema.Service {
 	s := &schema.Service{Name: "web", Replicas: sc.replicas, Rollout: schema.Rollout{
 		Strategy: sc.strategy, MaxSurge: sc.surge, MaxUnavailable: sc.unavail,
@@ -346,7 +350,12 @@ func (w *simWorld) checkStep(in Input, d Desired, floor bool, provisioned int) {
 	if provisioned > 0 && nonWarm > limit {
 		w.fatalf("(b) %d live instances in traffic or of the desired generation, limit %d", nonWarm, limit)
 	}
-	if spec.Rollout.KeepPrevious > 0 {
+	if spec.Rollout.Strategy == schema.Rolling && total > r+surge {
+		// Rolling means rolling: never more than replicas + maxSurge
+		// instances alive, whatever keepPrevious says.
+		w.fatalf("(b) %d live instances of a rolling service, replicas %d + maxSurge %d", total, r, surge)
+	}
+	if spec.Rollout.KeepPrevious > 0 && spec.Rollout.Strategy != schema.Rolling {
 		limit += r // one warm generation
 	}
 	if total > limit {
@@ -531,7 +540,7 @@ func TestSimRollout(t *testing.T) {
 				warm = append(warm, i)
 			}
 		}
-		if sc.keep && !sc.loseTraffic && len(warm) != sc.replicas {
+		if sc.keeps() && !sc.loseTraffic && len(warm) != sc.replicas {
 			w.fatalf("%d warm instances of %s, want %d", len(warm), back, sc.replicas)
 		}
 		killWarm := len(warm) > 0 && rapid.Bool().Draw(t, "kill a warm instance")
@@ -541,7 +550,7 @@ func TestSimRollout(t *testing.T) {
 		d = desire(back, w.gens[back].spec)
 		w.now++
 		in, p := w.plan(map[string]Desired{"web": d})
-		if sp := &p.Services[0]; sc.keep && !sc.loseTraffic && !killWarm && sc.replicas > 0 {
+		if sp := &p.Services[0]; sc.keeps() && !sc.loseTraffic && !killWarm && sc.replicas > 0 {
 			if len(sp.Step.Provision) > 0 || sp.Traffic == nil || sp.Traffic.Active != back {
 				w.fatalf("revert to a warm previous generation is no instant switch: %s", describePlan(sp))
 			}

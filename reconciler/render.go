@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
+
+	"github.com/molt-dev/molt/targets"
 )
 
 // WriteText prints the plan for a terminal: one block per service, with
@@ -15,9 +19,12 @@ func (p Plan) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "fleet %s at %s\n", p.Fleet, ShortRevision(p.Revision))
 	for _, sp := range p.Services {
 		b.WriteString("\n")
-		if sp.To == "" && !sp.Rollback {
+		switch {
+		case sp.To == "" && sp.Strategy == "" && !sp.Rollback && sp.Degraded == "":
 			fmt.Fprintf(&b, "service %s: removed from the fleet\n", sp.Service)
-		} else {
+		case sp.Strategy == "":
+			fmt.Fprintf(&b, "service %s (held as it is)\n", sp.Service)
+		default:
 			fmt.Fprintf(&b, "service %s (%s, %d replicas)\n", sp.Service, sp.Strategy, sp.Replicas)
 		}
 		if sp.From != sp.To && sp.To != "" {
@@ -35,16 +42,20 @@ func (p Plan) WriteText(w io.Writer) error {
 			b.WriteString("\n")
 		}
 		for _, r := range sp.Step.Retire {
-			fmt.Fprintf(&b, "  - %s (%s)\n", r.Instance, r.Reason)
+			fmt.Fprintf(&b, "  - %s (%s)\n", r.Instance, reasonLine(r.Reason, r.Detail))
 		}
 		if n := len(sp.Step.Provision); n > 0 {
-			fmt.Fprintf(&b, "  + %d new instance(s) of %s (%s)\n", n, short(sp.To), sp.Step.Provision[0].Reason)
+			p := sp.Step.Provision[0]
+			fmt.Fprintf(&b, "  + %d new instance(s) of %s (%s)\n", n, short(sp.provisionHash()), reasonLine(p.Reason, p.Detail))
 		}
-		if sp.Traffic != nil {
-			fmt.Fprintf(&b, "  ~ traffic to %d instance(s) of %s\n", len(sp.Traffic.Instances), short(sp.Traffic.Active))
+		if line := trafficLine(sp); line != "" {
+			fmt.Fprintf(&b, "  ~ %s\n", line)
 		}
 		if sp.Waiting != "" {
 			fmt.Fprintf(&b, "  waiting: %s\n", sp.Waiting)
+		}
+		if sp.Degraded != "" {
+			fmt.Fprintf(&b, "  DEGRADED (%d/%d healthy): %s\n", sp.Healthy, sp.Replicas, sp.Degraded)
 		}
 		if sp.Failed != "" {
 			fmt.Fprintf(&b, "  FAILED: %s\n", sp.Failed)
@@ -81,6 +92,9 @@ func (p Plan) WriteMarkdown(w io.Writer) error {
 			if sp.Failed != "" {
 				notes = append(notes, "failed: "+sp.Failed)
 			}
+			if sp.Degraded != "" {
+				notes = append(notes, "degraded: "+sp.Degraded)
+			}
 			notes = append(notes, sp.Notes...)
 			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", sp.Service, orNone(string(sp.Strategy)), gen,
 				sp.Provision, sp.Retire, strings.ReplaceAll(strings.Join(notes, "; "), "|", "\\|"))
@@ -111,6 +125,53 @@ func (p Plan) LogValue() slog.Value {
 			slog.Bool("converged", sp.Converged())))
 	}
 	return slog.GroupValue(attrs...)
+}
+
+func reasonLine(r Reason, detail string) string {
+	if detail == "" {
+		return r.Text()
+	}
+	return r.Text() + ": " + detail
+}
+
+// provisionHash is the generation the step provisions: the desired one, or
+// the last good one while a rollout waits for a deploy window.
+func (sp *ServicePlan) provisionHash() string {
+	if !sp.Deferred.IsZero() {
+		return sp.From
+	}
+	return sp.To
+}
+
+// trafficLine describes the route change of a service plan ("" for none).
+func trafficLine(sp ServicePlan) string {
+	if sp.Route == nil {
+		return ""
+	}
+	if emptyRoute(*sp.Route) {
+		return "route removed"
+	}
+	var b strings.Builder
+	n := len(TrafficOf([]targets.Route{*sp.Route})[sp.Service].Instances)
+	gens := map[string]int{}
+	for _, be := range sp.Route.Backends {
+		gens[short(be.Generation)]++
+	}
+	switch {
+	case n == 0:
+		b.WriteString("traffic: no instance in traffic yet")
+	case len(gens) == 0:
+		fmt.Fprintf(&b, "traffic to %d instance(s)", n)
+	default:
+		fmt.Fprintf(&b, "traffic to %d instance(s):", n)
+		for _, g := range slices.Sorted(maps.Keys(gens)) {
+			fmt.Fprintf(&b, " %d of %s", gens[g], g)
+		}
+	}
+	if sp.Route.Listen != "" {
+		fmt.Fprintf(&b, " on %s", sp.Route.Listen)
+	}
+	return b.String()
 }
 
 func genText(hash, rev string) string {

@@ -48,8 +48,10 @@ type Observed struct {
 	LivenessFailed bool
 }
 
-// Traffic is the routing state of one service, as kept in the router's
-// table (which survives a restart of the reconciler).
+// Traffic is the reconciler's own routing record of one service. It is
+// kept, opaquely, in the Meta of the service's route at the front (see
+// Front), so it survives a restart of the reconciler, and it is rebuilt
+// from the live fleet when it is lost.
 type Traffic struct {
 	// Active is the spec hash of the generation in traffic.
 	Active string `json:"active,omitempty"`
@@ -76,6 +78,19 @@ type Desired struct {
 	// Resolved is what the target resolved for the spec (see
 	// targets.Resolver); it is part of Hash and goes to Provision.
 	Resolved map[string]string
+	// Current is the generation that last converged for the service (the
+	// last good revision, with its replica count), when it is serving and
+	// is not this one: while a rollout waits for a deploy window, or while
+	// this spec cannot be resolved, the service is kept as Current says
+	// (dead instances replaced) instead of as it happens to be.
+	Current *Desired `json:"-"`
+	// Expose is the service's exposure when Spec is nil (a hold), so that
+	// its route keeps its listen address.
+	Expose *schema.Expose `json:"-"`
+	// Stalled says why the revision's spec cannot be rolled out (it cannot
+	// be resolved: a missing executable, an image that cannot be had). The
+	// service is then kept as Current says, and reported degraded.
+	Stalled string `json:"-"`
 }
 
 // Input is everything Plan looks at.
@@ -90,11 +105,28 @@ type Input struct {
 	Instances []Observed
 	// DeployWindows of the fleet; each service's own apply too.
 	DeployWindows []schema.Window
-	// Traffic by service name; a missing entry means the router has no
+	// Traffic by service name; a missing entry means the front has no
 	// record (first deploy, or a lost state directory) and is rebuilt from
 	// the healthy instances.
 	Traffic map[string]Traffic
+	// Routes are the fleet's routes as the front has them, by service.
+	// Nil means "as Traffic says" (the plan's route changes are then
+	// computed against routes built from Traffic).
+	Routes map[string]targets.Route
+	// Stalled holds, by service, why provisioning cannot succeed without a
+	// new commit (an invalid spec outside a rollout): nothing is
+	// provisioned for it and it is reported degraded.
+	Stalled map[string]string
+	// Backoff holds, by service, when provisioning may be tried again
+	// after a transient error, and that error.
+	Backoff map[string]Backoff
 	Now     time.Time
+}
+
+// Backoff is a retry scheduled after a transient error.
+type Backoff struct {
+	Until time.Time
+	Err   string
 }
 
 // Plan is what it takes, per service, to reach the desired state.
@@ -122,10 +154,27 @@ type ServicePlan struct {
 	Warm int `json:"warm,omitempty"`
 	// Step is what to carry out now.
 	Step Step `json:"step"`
-	// Traffic is the new routing state when it changes, nil otherwise.
+	// Traffic is the new routing record when it changes, nil otherwise.
 	Traffic *Traffic `json:"traffic,omitempty"`
+	// Route is the service's new route at the front when it changes (its
+	// backends, listen address or record), nil otherwise. A route with no
+	// listen address, no backend and no Meta removes the service's route.
+	Route *targets.Route `json:"route,omitempty"`
 	// Waiting says what the service waits for when nothing can be done now.
-	Waiting string `json:"waiting,omitempty"`
+	Waiting    string `json:"waiting,omitempty"`
+	WaitReason Wait   `json:"waitReason,omitempty"`
+	// Degraded says why the service has, and will keep, fewer healthy
+	// instances in traffic than it wants until something changes (a new
+	// commit, a repaired artifact); such a service is never converged.
+	Degraded       string      `json:"degraded,omitempty"`
+	DegradedReason Degradation `json:"degradedReason,omitempty"`
+	// Healthy counts the healthy instances in traffic once the step is
+	// done; Wanted is how many the service wants.
+	Healthy int `json:"healthy"`
+	// Wake is when the plan would change by the clock alone (a warm
+	// generation expires, a deploy window opens, a retry is due); zero when
+	// nothing is due.
+	Wake time.Time `json:"wake,omitzero"`
 	// Deferred is set when a rollout waits for a deploy window: nothing is
 	// done for it until then (the service keeps running as it is).
 	Deferred time.Time `json:"deferredUntil,omitzero"`
@@ -144,14 +193,20 @@ type Step struct {
 
 // Provision asks for one new instance of the desired spec.
 type Provision struct {
-	Reason string `json:"reason"`
+	Reason Reason `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+	// Rollout: the instance is of a generation that is not serving yet,
+	// so an invalid-spec error fails the rollout (and rolls it back); any
+	// other provision (self-heal, scale, rollback) never fails a rollout.
+	Rollout bool `json:"rollout,omitempty"`
 }
 
 // Retire asks for one instance to go.
 type Retire struct {
 	Instance string `json:"instance"`
 	SpecHash string `json:"specHash"`
-	Reason   string `json:"reason"`
+	Reason   Reason `json:"reason"`
+	Detail   string `json:"detail,omitempty"`
 	// Drain: the instance was in traffic; wait for its in-flight requests
 	// after the traffic change and before the retire.
 	Drain bool `json:"drain,omitempty"`
@@ -162,13 +217,20 @@ func (s Step) Empty() bool { return len(s.Provision) == 0 && len(s.Retire) == 0 
 
 // Acts reports whether the service plan carries out anything now.
 func (sp *ServicePlan) Acts() bool {
-	return !sp.Step.Empty() || sp.Traffic != nil || sp.Failed != ""
+	return !sp.Step.Empty() || sp.Route != nil || sp.Failed != ""
 }
 
 // Converged reports whether the service is where it should be: nothing to
-// do now and nothing to wait for.
+// do now, nothing to wait for, and every instance it wants healthy.
 func (sp *ServicePlan) Converged() bool {
-	return !sp.Acts() && sp.Waiting == "" && sp.Deferred.IsZero()
+	return !sp.Acts() && sp.Waiting == "" && sp.Deferred.IsZero() && sp.Degraded == ""
+}
+
+// Settled reports whether nothing more can happen for the service without
+// a change from outside: converged, degraded, or waiting for a deploy
+// window, with nothing to do now.
+func (sp *ServicePlan) Settled() bool {
+	return !sp.Acts() && sp.Waiting == ""
 }
 
 // Deferred reports whether nothing can be done now but wait for deploy
@@ -192,6 +254,39 @@ func (p *Plan) Deferred() (time.Time, bool) {
 // or has provisions or retires ahead of it (a deferred rollout included).
 func (sp *ServicePlan) Changes() bool {
 	return sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != "" || !sp.Deferred.IsZero()
+}
+
+// Settled reports whether every service is settled (see ServicePlan.Settled).
+func (p *Plan) Settled() bool {
+	for i := range p.Services {
+		if !p.Services[i].Settled() {
+			return false
+		}
+	}
+	return true
+}
+
+// Degraded returns the services that are degraded.
+func (p *Plan) Degraded() []ServicePlan {
+	var out []ServicePlan
+	for _, sp := range p.Services {
+		if sp.Degraded != "" {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+// Wake returns the earliest time at which the plan would change by the
+// clock alone, or zero.
+func (p *Plan) Wake() time.Time {
+	var first time.Time
+	for _, sp := range p.Services {
+		if !sp.Wake.IsZero() && (first.IsZero() || sp.Wake.Before(first)) {
+			first = sp.Wake
+		}
+	}
+	return first
 }
 
 // Converged reports whether every service is converged.

@@ -57,7 +57,7 @@ func TestPlanDeployWindows(t *testing.T) {
 			want:    expect{route: "a b c", active: "v1"}},
 		{name: "a rollout under way finishes", insts: "web v1 a:h b:h c:h; web v2@1m d:h", traffic: tr3,
 			desired: web(desire("v2", closed(rolling(3, "1", "0")))),
-			want:    expect{provision: 1, retire: "replaced=1", drain: 1, route: "b c d"}},
+			want:    expect{provision: 1, retire: "Replaced=1", drain: 1, route: "b c d"}},
 		{name: "unchanged spec is not held", insts: "web v1 a:h b:h c:h", traffic: tr3,
 			desired: web(desire("v1", closed(rolling(3, "1", "0")))),
 			want:    expect{route: "a b c", converged: true, unchanged: true}},

@@ -122,6 +122,7 @@ func TestExampleFull(t *testing.T) {
 				s.Ports = map[string]int{"grpc": 9000}
 				s.Health.TCP = &TCPCheck{Port: "grpc"}
 				s.Rollout.Strategy = BlueGreen
+				s.Rollout.KeepPrevious = 10 * time.Minute
 				s.Rollout.MaxUnavailable = IntOrPercent{Value: 50, Percent: true}
 				s.Expose = &Expose{Listen: "127.0.0.1:9000", Port: "grpc"}
 			}),

@@ -56,7 +56,7 @@ func defaultService(name string) *Service {
 			MaxUnavailable:   IntOrPercent{Value: 0},
 			MinHealthyFor:    0,
 			ProgressDeadline: 5 * time.Minute,
-			KeepPrevious:     10 * time.Minute,
+			KeepPrevious:     0,
 			VerifyFor:        0,
 		},
 		StopGrace: 10 * time.Second,

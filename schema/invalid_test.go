@@ -122,10 +122,22 @@ package fleet
 
 services: web: {
 	process: command: ["./app"]
-	rollout: keepPrevious: "9999999999h"
+	rollout: {strategy: "blue-green", keepPrevious: "9999999999h"}
 }
 `,
-		want: []string{`fleet.cue:5:25: services.web.rollout.keepPrevious: invalid duration "9999999999h"`},
+		want: []string{`fleet.cue:5:50: services.web.rollout.keepPrevious: invalid duration "9999999999h"`},
+	}, {
+		name: "rolling keeps no previous generation",
+		archive: `
+-- fleet.cue --
+package fleet
+
+services: web: {
+	process: command: ["./app"]
+	rollout: keepPrevious: "10m"
+}
+`,
+		want: []string{`fleet.cue:5:25: services.web.rollout.keepPrevious: keepPrevious (10m) with strategy "rolling": keeping the previous generation warm needs blue-green or canary with then: "blue-green" (rolling keeps at most replicas + maxSurge instances alive)`},
 	}, {
 		name: "bad percent",
 		archive: `

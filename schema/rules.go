@@ -63,6 +63,12 @@ func (c *checker) serviceRules(p []string, s *Service, r rawService) {
 			"minHealthyFor (%s) must be shorter than progressDeadline (%s)",
 			r.Rollout.MinHealthyFor, r.Rollout.ProgressDeadline)
 	}
+	rolling := ro.Strategy == Rolling || (ro.Strategy == CanaryRun && ro.Canary != nil && ro.Canary.Then == Rolling)
+	if rolling && ro.KeepPrevious > 0 {
+		c.addFirst([][]string{at(p, "rollout", "keepPrevious"), at(p, "rollout", "strategy")},
+			"keepPrevious (%s) with strategy %q: keeping the previous generation warm needs blue-green or canary with then: \"blue-green\" (rolling keeps at most replicas + maxSurge instances alive)",
+			r.Rollout.KeepPrevious, ro.Strategy)
+	}
 	if s.Health.Grace >= ro.ProgressDeadline {
 		c.addFirst([][]string{at(p, "health", "grace"), deadline},
 			"health grace (%s) must be shorter than rollout.progressDeadline (%s)",

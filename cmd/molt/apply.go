@@ -29,8 +29,9 @@ apply does not try it again unless --retry is given.
 
 apply can be killed at any moment: the next apply picks up where it was.
 
-Exit status: 0 converged, 1 the rollout failed and was rolled back (or an
-error), 3 a rollout waits for a deploy window (run apply again then, or let
+Exit status: 0 converged, 1 the rollout failed and was rolled back, a
+service is degraded (fewer healthy instances than it wants, and nothing
+molt can do about it before a new commit), or an error, 3 a rollout waits for a deploy window (run apply again then, or let
 molt serve do it), 64 usage error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,7 +46,8 @@ molt serve do it), 64 usage error.`,
 			if err := invalid(e, err); err != nil {
 				return err
 			}
-			if err := recordFleet(stateDir, d.fleet.Name); err != nil {
+			renamed, err := recordFleet(stateDir, d.fleet.Name, fleetSource(src.repo, src.path))
+			if err != nil {
 				return err
 			}
 			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, startRouter: true, dockerEngines: engines})
@@ -54,8 +56,11 @@ molt serve do it), 64 usage error.`,
 			}
 			defer w.close()
 			w.exec.Specs = d.specs
+			if err := pruneRenamed(ctx, w, stateDir, renamed); err != nil {
+				return err
+			}
 			if retry {
-				n, err := w.exec.Failures.Clear(d.revision)
+				n, err := w.exec.Revisions.Clear(d.fleet.Name, d.revision)
 				if err != nil {
 					return err
 				}
@@ -85,6 +90,12 @@ molt serve do it), 64 usage error.`,
 				}
 				return &exitError{code: 1, err: fmt.Errorf("%s: %w (apply --retry tries it again)", d.commit.Revision(), reconciler.ErrFailed)}
 			}
+			if len(res.Degraded) > 0 {
+				for _, sp := range res.Degraded {
+					fmt.Fprintf(e.stdout, "degraded %s (%d/%d healthy): %s\n", sp.Service, sp.Healthy, sp.Replicas, sp.Degraded)
+				}
+				return &exitError{code: 1, err: fmt.Errorf("%s: %d service(s) %w", d.commit.Revision(), len(res.Degraded), reconciler.ErrDegraded)}
+			}
 			if !res.Deferred.IsZero() {
 				for _, sp := range res.Plan.Services {
 					if !sp.Deferred.IsZero() {
@@ -109,7 +120,7 @@ molt serve do it), 64 usage error.`,
 // failedBefore lists the services whose rollout of this revision already
 // failed in an earlier run.
 func failedBefore(x *reconciler.Executor, d desiredState) ([]reconciler.Failure, error) {
-	recorded, err := x.Failures.ForRevision(d.revision)
+	recorded, err := x.Revisions.ForRevision(d.fleet.Name, d.revision)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +145,8 @@ func progress(e *env) func(reconciler.Plan) {
 				fmt.Fprintf(&b, "failed (%s), rolling back", sp.Failed)
 			case sp.Converged():
 				b.WriteString("converged")
+			case sp.Degraded != "":
+				fmt.Fprintf(&b, "degraded (%d/%d healthy): %s", sp.Healthy, sp.Replicas, sp.Degraded)
 			default:
 				fmt.Fprintf(&b, "%d to provision, %d to retire", sp.Provision, sp.Retire)
 				if sp.Waiting != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -18,8 +19,9 @@ func newDownCmd(e *env) *cobra.Command {
 		Long: `down takes every service out of traffic, retires every instance molt
 created for the state directory — its processes, and the containers of the
 fleets it deployed (containers of other fleets on a shared engine are left
-alone) — or only one fleet's with --fleet, and stops the router (not with
---fleet). On a terminal it asks first, unless --yes is given.`,
+alone) — and stops the router. With --fleet it removes only that fleet's
+routes and retires only its instances, and keeps the router serving the
+other fleets. On a terminal it asks first, unless --yes is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -44,24 +46,8 @@ alone) — or only one fleet's with --fleet, and stops the router (not with
 			defer w.close()
 			routerUp := w.router.Ping(ctx) == nil
 			if routerUp {
-				table := router.Table{Services: map[string]router.Route{}}
-				if fleet != "" {
-					if table, err = w.router.Table(ctx); err != nil {
-						return err
-					}
-					// Keep other fleets' routes: only drop this fleet's services.
-					insts, err := w.target.List(ctx)
-					if err != nil {
-						return err
-					}
-					for _, in := range insts {
-						if in.Labels.Fleet == fleet {
-							delete(table.Services, in.Labels.Service)
-						}
-					}
-				}
-				if _, err := w.router.Apply(ctx, table); err != nil {
-					return fmt.Errorf("clear route table: %w", err)
+				if err := removeRoutes(ctx, w.router, fleet); err != nil {
+					return err
 				}
 			}
 			insts, err := w.target.List(ctx)
@@ -98,4 +84,22 @@ alone) — or only one fleet's with --fleet, and stops the router (not with
 	cmd.Flags().BoolVarP(&assumeYes, "yes", "y", false, "do not ask")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// removeRoutes takes fleet's routes out of the router, or every fleet's
+// when fleet is empty; the other fleets' routes stay as they are.
+func removeRoutes(ctx context.Context, rc *router.Client, fleet string) error {
+	fleets := []string{fleet}
+	if fleet == "" {
+		var err error
+		if fleets, err = rc.Fleets(ctx); err != nil {
+			return fmt.Errorf("clear routes: %w", err)
+		}
+	}
+	for _, f := range fleets {
+		if err := rc.SetRoutes(ctx, f, nil); err != nil {
+			return fmt.Errorf("clear routes of fleet %s: %w", f, err)
+		}
+	}
+	return nil
 }

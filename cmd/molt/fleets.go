@@ -2,46 +2,29 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/targets"
 )
 
-// fleetsFile lists the fleets a state directory has deployed, one name a
-// line. Process instances live in the state directory itself; containers
+// fleetsFile lists the fleets a state directory has deployed, one a line:
+// the fleet's name, a tab, and the source it came from (repository and
+// path). Process instances live in the state directory itself; containers
 // live on engines that other state directories (and other molts) share, so
-// `molt down` retires only the containers of the fleets listed here.
+// `molt down` retires only the containers of the fleets listed here. The
+// source is how a rename is told from a second fleet: a fleet whose source
+// now yields another name was renamed, and its instances are pruned.
 const fleetsFile = "fleets"
 
-// recordFleet adds a fleet name to the state directory's list.
-func recordFleet(stateDir, name string) error {
-	known, err := knownFleets(stateDir)
-	if err != nil {
-		return err
-	}
-	if slices.Contains(known, name) {
-		return nil
-	}
-	if err := os.MkdirAll(stateDir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(stateDir, fleetsFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("record fleet: %w", err)
-	}
-	if _, err := fmt.Fprintln(f, name); err != nil {
-		f.Close()
-		return fmt.Errorf("record fleet: %w", err)
-	}
-	return f.Close()
-}
+type fleetEntry struct{ name, source string }
 
-// knownFleets returns the fleets the state directory has deployed.
-func knownFleets(stateDir string) ([]string, error) {
+func readFleets(stateDir string) ([]fleetEntry, error) {
 	b, err := os.ReadFile(filepath.Join(stateDir, fleetsFile))
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -49,13 +32,99 @@ func knownFleets(stateDir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read fleets: %w", err)
 	}
-	var names []string
+	var out []fleetEntry
 	for _, l := range bytes.Split(b, []byte("\n")) {
-		if n := strings.TrimSpace(string(l)); n != "" {
-			names = append(names, n)
+		name, source, _ := strings.Cut(strings.TrimSpace(string(l)), "\t")
+		if name = strings.TrimSpace(name); name != "" && !slices.ContainsFunc(out, func(e fleetEntry) bool { return e.name == name }) {
+			out = append(out, fleetEntry{name, strings.TrimSpace(source)})
 		}
 	}
-	return names, nil
+	return out, nil
+}
+
+func writeFleets(stateDir string, es []fleetEntry) error {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "%s\t%s\n", e.name, e.source)
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(stateDir, "."+fleetsFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("record fleet: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(stateDir, fleetsFile))
+}
+
+// recordFleet records that the state directory deploys the fleet from
+// source, and returns the fleets recorded earlier from the same source
+// under another name: renamed away, to be pruned.
+func recordFleet(stateDir, name, source string) (renamed []string, err error) {
+	es, err := readFleets(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	found := false
+	for i, e := range es {
+		switch {
+		case e.name == name:
+			found = true
+			es[i].source = source
+		case source != "" && e.source == source:
+			renamed = append(renamed, e.name)
+		}
+	}
+	if !found {
+		es = append(es, fleetEntry{name, source})
+	}
+	return renamed, writeFleets(stateDir, es)
+}
+
+// forgetFleet drops a fleet from the record (once it has been pruned).
+func forgetFleet(stateDir, name string) error {
+	es, err := readFleets(stateDir)
+	if err != nil {
+		return err
+	}
+	es = slices.DeleteFunc(es, func(e fleetEntry) bool { return e.name == name })
+	return writeFleets(stateDir, es)
+}
+
+// knownFleets returns the fleets the state directory has deployed.
+func knownFleets(stateDir string) ([]string, error) {
+	es, err := readFleets(stateDir)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.name)
+	}
+	return names, err
+}
+
+// fleetSource names where a fleet comes from: the repository and the path
+// in it.
+func fleetSource(repo, path string) string {
+	return repoURL(repo) + "#" + strings.Trim(filepath.ToSlash(path), "/")
+}
+
+// pruneRenamed retires every instance and route of fleets that were
+// renamed away from the source now deployed, then forgets them.
+func pruneRenamed(ctx context.Context, w *world, stateDir string, names []string) error {
+	x := *w.exec
+	x.OnPass, x.Preempt = nil, nil
+	for _, name := range names {
+		x.Logger.Info("fleet renamed: pruning the old name's instances and routes", "fleet", name)
+		if _, err := x.Apply(ctx, &schema.Fleet{Name: name, Services: map[string]*schema.Service{}}, ""); err != nil {
+			return fmt.Errorf("prune renamed fleet %s: %w", name, err)
+		}
+		if err := w.exec.Revisions.Forget(name); err != nil {
+			return err
+		}
+		if err := forgetFleet(stateDir, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // owned reports whether `molt down` may retire an instance: with --fleet,

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"
+	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/router"
 	"github.com/spf13/cobra"
 )
@@ -89,38 +89,29 @@ func planOnce(ctx context.Context, o worldOptions, d desiredState) (reconciler.P
 }
 
 // planWith plans d against the live fleet of w without changing anything:
-// its own prober, and a router it only reads.
+// its own prober, and a front it only reads. It is the executor's own
+// first pass, so it shows what apply would do first.
 func planWith(ctx context.Context, w *world, d desiredState) (reconciler.Plan, error) {
 	x := *w.exec
-	x.Router = readOnlyRouter{w.router}
+	x.Front = readOnlyFront{w.router}
 	x.Prober = reconciler.NewProber()
 	x.Specs = d.specs
-	obs, table, err := x.Observe(ctx, d.fleet, map[string]string{})
-	if err != nil {
-		return reconciler.Plan{}, err
-	}
-	traffic := reconciler.TrafficOf(table)
-	desired, err := x.Desired(ctx, d.fleet, d.revision, traffic, obs)
-	if err != nil {
-		return reconciler.Plan{}, err
-	}
-	return reconciler.PlanFleet(reconciler.Input{Fleet: d.fleet.Name, Revision: d.revision, Desired: desired,
-		Instances: obs, Traffic: traffic, DeployWindows: d.fleet.DeployWindows, Now: time.Now()}), nil
+	return x.Plan(ctx, d.fleet, d.revision)
 }
 
-// readOnlyRouter reads the route table when a router runs and an empty one
+// readOnlyFront reads the fleet's routes when a router runs and none
 // otherwise; it never changes anything.
-type readOnlyRouter struct{ c *router.Client }
+type readOnlyFront struct{ c *router.Client }
 
-func (r readOnlyRouter) Table(ctx context.Context) (router.Table, error) {
+func (r readOnlyFront) Routes(ctx context.Context, fleet string) ([]targets.Route, error) {
 	if r.c.Ping(ctx) != nil {
-		return router.Table{}, nil
+		return nil, nil
 	}
-	return r.c.Table(ctx)
+	return r.c.Routes(ctx, fleet)
 }
 
-func (readOnlyRouter) Apply(context.Context, router.Table) (router.Table, error) {
-	return router.Table{}, errors.New("read-only")
+func (readOnlyFront) SetRoutes(context.Context, string, []targets.Route) error {
+	return errors.New("read-only")
 }
 
-func (readOnlyRouter) Drain(context.Context, []string) error { return errors.New("read-only") }
+func (readOnlyFront) Drain(context.Context, []string) error { return errors.New("read-only") }

@@ -21,12 +21,13 @@ import (
 // tracked branch) into reports for GitHub, through a persistent queue that
 // never blocks a reconcile. Without a token it only logs them.
 type reporter struct {
-	queue    *github.Queue
-	repo     github.RepoRef
-	branch   string
-	revertPR bool
-	log      *slog.Logger
-	failures *reconciler.Failures
+	queue     *github.Queue
+	repo      github.RepoRef
+	branch    string
+	revertPR  bool
+	log       *slog.Logger
+	revisions *reconciler.Revisions
+	fleet     func() string // the fleet name of the newest snapshot
 
 	mu         sync.Mutex
 	pendingFor string // the revision whose deploy status is pending
@@ -82,7 +83,7 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 	if !failed {
 		// A revision that failed earlier (maybe before a restart of molt)
 		// and now serves its rollback is not a success.
-		if recorded, _ := r.failures.ForRevision(o.Revision); len(recorded) > 0 {
+		if recorded, _ := r.revisions.ForRevision(o.Fleet, o.Revision); len(recorded) > 0 {
 			r.reported = o.Revision
 			return
 		}

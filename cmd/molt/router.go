@@ -10,11 +10,12 @@ func newRouterCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "router",
 		Short: "Run the traffic router (the data plane) for a state directory",
-		Long: `router serves the exposed services of the fleet, forwarding each to the
-instances of its active generation. molt apply and molt serve start it
-detached when none runs for their state directory; run it yourself under a
-supervisor if you prefer. It keeps serving with its last route table while
-no molt runs, and stops on SIGTERM after in-flight requests finish.`,
+		Long: `router serves the exposed services of every fleet of the state directory,
+forwarding each to the instances that its fleet's routes list. molt apply
+and molt serve start it detached when none runs for their state directory;
+run it yourself under a supervisor if you prefer. It keeps serving with its
+last routes while no molt runs, and stops on SIGTERM after in-flight
+requests finish.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			srv, err := router.NewServer(router.Options{StateDir: stateDir, Logger: logger(e, level)})

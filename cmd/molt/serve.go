@@ -149,7 +149,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		ln.Close()
 		return err
 	}
-	src := &gitSource{repo: repo, opts: gopts, branch: f.branch, path: f.src.path, fetchTimeout: f.fetchTimeout, stateDir: f.stateDir, metrics: m}
+	src := &gitSource{repo: repo, opts: gopts, branch: f.branch, path: f.src.path, fetchTimeout: f.fetchTimeout, stateDir: f.stateDir, metrics: m,
+		source: fleetSource(f.src.repo, f.src.path),
+		prune:  func(ctx context.Context, names []string) error { return pruneRenamed(ctx, w, f.stateDir, names) }}
 	defer func() { src.repo.Close() }()
 	loop := &reconciler.Loop{
 		Source: src, Executor: w.exec, Schedule: sched, Logger: log,
@@ -275,7 +277,7 @@ func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, error) {
 		return nil, err
 	}
 	return &reporter{queue: q, repo: ref, branch: f.branch, revertPR: f.githubRevertPR, log: log,
-		failures: w.exec.Failures, prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, nil
+		revisions: w.exec.Revisions, prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, nil
 }
 
 // gitSource is the loop's view of the tracked branch: fetch (one ref
@@ -294,6 +296,10 @@ type gitSource struct {
 	hash string
 	snap reconciler.Snapshot
 	err  error
+	// source names the repository and path (see fleetSource); prune
+	// retires the fleets renamed away from it.
+	source string
+	prune  func(ctx context.Context, names []string) error
 }
 
 func (s *gitSource) Latest(ctx context.Context) (reconciler.Snapshot, error) {
@@ -334,8 +340,14 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 	}
 	c.Ref = s.branch
 	if err == nil {
-		if rerr := recordFleet(s.stateDir, d.fleet.Name); rerr != nil {
+		renamed, rerr := recordFleet(s.stateDir, d.fleet.Name, s.source)
+		if rerr != nil {
 			return reconciler.Snapshot{}, rerr
+		}
+		if len(renamed) > 0 && s.prune != nil {
+			if err := s.prune(ctx, renamed); err != nil {
+				return reconciler.Snapshot{}, err
+			}
 		}
 	}
 	s.hash, s.err = c.Hash, err
@@ -414,12 +426,18 @@ func (m *serveMetrics) observe(o reconciler.Outcome, log *slog.Logger) {
 		result = "failed"
 	case o.Result.Preempted:
 		result = "preempted"
+	case len(o.Result.Degraded) > 0:
+		result = "degraded"
 	case !o.Result.Converged:
 		result = "idle"
 	}
 	m.reconciles.WithLabelValues(result).Inc()
 	m.provisioned.Add(float64(o.Result.Provisioned))
 	m.retired.Add(float64(o.Result.Retired))
+	for _, sp := range o.Result.Degraded {
+		log.Warn("service degraded", "fleet", o.Fleet, "service", sp.Service, "reason", sp.DegradedReason,
+			"healthy", sp.Healthy, "replicas", sp.Replicas, "detail", sp.Degraded)
+	}
 	if o.Result.Provisioned+o.Result.Retired > 0 || len(o.Result.Failures) > 0 {
 		log.Info("reconciled", "reason", o.Reason, "revision", o.Revision, "result", result,
 			"provisioned", o.Result.Provisioned, "retired", o.Result.Retired, "took", o.Finished.Sub(o.Started).Round(time.Millisecond))

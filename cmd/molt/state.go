@@ -118,11 +118,11 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 	}
 	w.router = router.NewClient(abs)
 	w.exec = &reconciler.Executor{
-		Target:   w.target,
-		Router:   w.router,
-		Prober:   reconciler.NewProber(),
-		Failures: reconciler.NewFailures(abs),
-		Logger:   log,
+		Target:    w.target,
+		Front:     w.router,
+		Prober:    reconciler.NewProber(),
+		Revisions: reconciler.NewRevisions(abs, log),
+		Logger:    log,
 	}
 	return w, nil
 }

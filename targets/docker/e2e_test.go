@@ -53,7 +53,7 @@ func newWorld(t *testing.T) *world {
 	targetstest.Eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
 	w := &world{t: t, e: e, fleet: "e2e-" + dockertest.Token(3), port: freePort(t), target: tgt, router: rc, fleets: map[string]*schema.Fleet{}}
 	w.exec = &reconciler.Executor{
-		Target: targets.ByKind{Docker: tgt}, Router: rc, Prober: reconciler.NewProber(), Failures: reconciler.NewFailures(state),
+		Target: targets.ByKind{Docker: tgt}, Front: rc, Prober: reconciler.NewProber(), Revisions: reconciler.NewRevisions(state, nil),
 		Tick: 50 * time.Millisecond,
 		Specs: func(_ context.Context, rev string) (*schema.Fleet, error) {
 			if f := w.fleets[rev]; f != nil {
@@ -217,11 +217,11 @@ func TestE2ERetagReplaces(t *testing.T) {
 	if gens[after] != 3 || gens[before]+gens[after] != len(w.running()) {
 		t.Errorf("running generations %v; want 3 of %s (the retagged image)", gens, after)
 	}
-	table, err := w.router.Table(t.Context())
+	routes, err := w.router.Routes(t.Context(), w.fleet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := table.Services["web"].Active; got != after {
+	if got := reconciler.TrafficOf(routes)["web"].Active; got != after {
 		t.Errorf("the router sends traffic to generation %s, want %s", got, after)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -129,4 +130,13 @@ func pidfdExited(fd uintptr) bool {
 		}
 		return err == nil && n > 0
 	}
+}
+
+// inodeOf returns the device, inode and change time of fi.
+func inodeOf(fi os.FileInfo) (dev, ino uint64, ctime time.Time, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, time.Time{}, false
+	}
+	return uint64(st.Dev), st.Ino, time.Unix(st.Ctim.Unix()), true
 }

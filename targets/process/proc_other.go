@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"syscall"
+	"time"
 )
 
 // The process target reads /proc and relies on Linux process semantics;
@@ -34,3 +35,5 @@ func sysProcAttr() *syscall.SysProcAttr { return nil }
 func openPidfd(int) *os.File { return nil }
 
 func pidfdExited(uintptr) bool { return false }
+
+func inodeOf(os.FileInfo) (uint64, uint64, time.Time, bool) { return 0, 0, time.Time{}, false }

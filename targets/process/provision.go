@@ -3,15 +3,14 @@ package process
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/molt-dev/molt/targets"
 )
@@ -20,18 +19,31 @@ import (
 // the process has started (not once it listens or is healthy).
 //
 // Before anything is created it checks the spec (a process service, molt's
-// labels, env names) and, when the service pins Process.SHA256, the digest
-// of the executable; a failed check returns an error wrapping
-// targets.ErrInvalidSpec. The executable is resolved to an absolute path
-// (a relative one against molt's working directory); the process runs in
-// its instance directory, in a session of its own, stdin from /dev/null and
-// stdout and stderr appended to the instance log. The instance directory
-// is assembled under a hidden name and renamed into place once
-// instance.json is written, so List never sees half an instance.
+// labels, env names) and the digest of the executable: the one in
+// spec.Resolved[ResolvedSHA256] (what Resolve returned when the plan was
+// made) or, without one, the one Resolve would return now. A digest that
+// differs from the service's pin Process.SHA256, or a failed check, is an
+// error wrapping targets.ErrInvalidSpec.
+//
+// The process runs the artifact store's copy of that digest,
+// Artifacts/sha256/<digest>, with argv[0] as the command wrote it: every
+// instance of a generation runs the same file whatever happens at the
+// command's path later. When the store lacks the digest, Provision copies
+// the file at the command's path into it (as Resolve finds it); if that
+// file no longer has the digest (it changed since the plan) Provision
+// fails with a plain error, to be retried with a new plan. The store is
+// shared by all instances and is pruned by Retire and PruneArtifacts.
+//
+// The process runs in its instance directory, in a session of its own,
+// stdin from /dev/null and stdout and stderr appended to the instance log.
+// The instance directory is assembled under a hidden name and renamed into
+// place once instance.json (which names the digest) is written, so List
+// never sees half an instance.
 //
 // A cancelled ctx stops Provision before the process starts; once it has
 // started, the instance is complete and ctx no longer matters (it never
-// stops the instance). On error nothing is left behind.
+// stops the instance). On error nothing is left behind, a copy made into
+// the store included.
 func (t *Target) Provision(ctx context.Context, spec targets.Spec) (targets.Instance, error) {
 	inst, err := t.provision(ctx, spec)
 	if err != nil {
@@ -44,15 +56,9 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	if err := checkSpec(spec); err != nil {
 		return targets.Instance{}, err
 	}
-	svc := spec.Service
-	exe, err := resolveExecutable(svc.Process.Command[0])
+	digest, err := t.plannedDigest(spec)
 	if err != nil {
 		return targets.Instance{}, err
-	}
-	if svc.Process.SHA256 != "" {
-		if err := checkDigest(exe, svc.Process.SHA256); err != nil {
-			return targets.Instance{}, err
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		return targets.Instance{}, err
@@ -68,35 +74,31 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	if err != nil {
 		return targets.Instance{}, err
 	}
-	ports, err := t.assignPorts(svc.Ports)
+	ports, err := t.assignPorts(spec.Service.Ports)
 	if err != nil {
 		return targets.Instance{}, err
 	}
-	if err := os.MkdirAll(t.dir, 0o750); err != nil {
-		return targets.Instance{}, err
-	}
-	stage := filepath.Join(t.dir, ".provision-"+id)
-	if err := os.Mkdir(stage, 0o750); err != nil {
-		return targets.Instance{}, err
-	}
-	cmd, rec, err := t.start(ctx, stage, id, exe, spec, ports)
-	if err != nil {
-		os.RemoveAll(stage)
-		return targets.Instance{}, err
-	}
-	err = writeRecord(stage, rec)
+	// From ensuring the artifact until the instance record names it, no
+	// prune may run: it would see the artifact unused.
+	t.store.RLock()
+	added, err := t.ensureArtifact(ctx, digest, spec.Service.Process.Command[0])
+	var (
+		cmd *exec.Cmd
+		rec *record
+	)
 	if err == nil {
-		err = os.Rename(stage, filepath.Join(t.dir, id))
+		cmd, rec, err = t.create(ctx, id, digest, spec, ports)
 	}
+	t.store.RUnlock()
 	if err != nil {
-		signalGroup(rec.PID, syscall.SIGKILL)
-		cmd.Wait()
-		os.RemoveAll(stage)
+		if added {
+			t.dropArtifact(digest)
+		}
 		return targets.Instance{}, err
 	}
 	t.track(id, cmd)
 	t.log.Info("provisioned instance", "instance", id, "service", spec.Labels.Service,
-		"pid", rec.PID, "ports", ports)
+		"pid", rec.PID, "ports", ports, "sha256", digest)
 	return targets.Instance{
 		ID:        id,
 		Labels:    spec.Labels,
@@ -106,9 +108,60 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	}, nil
 }
 
-// start starts the process of instance id in dir and returns its record.
-// On error no process is left running.
-func (t *Target) start(ctx context.Context, dir, id, exe string, spec targets.Spec, ports map[string]int) (*exec.Cmd, *record, error) {
+// plannedDigest returns the digest the instance of spec must run: the
+// resolved one, else the one the executable has now.
+func (t *Target) plannedDigest(spec targets.Spec) (string, error) {
+	svc := spec.Service
+	want := spec.Resolved[ResolvedSHA256]
+	if want == "" {
+		return t.resolve(svc, false)
+	}
+	if !validDigest(want) {
+		return "", fmt.Errorf("%w: resolved sha256 %q is not 64 lower-case hex digits", targets.ErrInvalidSpec, want)
+	}
+	pin, err := pinOf(svc)
+	if err != nil {
+		return "", err
+	}
+	if pin != "" && pin != want {
+		return "", fmt.Errorf("%w: the plan resolved the executable to sha256 %s, the spec pins %s",
+			targets.ErrInvalidSpec, want, pin)
+	}
+	return want, nil
+}
+
+// create starts the process of instance id from the store file of digest
+// in a staged instance directory, writes its record and moves the
+// directory into place. On error no process and no directory is left.
+func (t *Target) create(ctx context.Context, id, digest string, spec targets.Spec, ports map[string]int) (*exec.Cmd, *record, error) {
+	if err := os.MkdirAll(t.dir, 0o750); err != nil {
+		return nil, nil, err
+	}
+	stage := filepath.Join(t.dir, ".provision-"+id)
+	if err := os.Mkdir(stage, 0o750); err != nil {
+		return nil, nil, err
+	}
+	cmd, rec, err := t.start(ctx, stage, id, digest, spec, ports)
+	if err != nil {
+		os.RemoveAll(stage)
+		return nil, nil, err
+	}
+	err = writeRecord(stage, rec)
+	if err == nil {
+		err = os.Rename(stage, filepath.Join(t.dir, id))
+	}
+	if err != nil {
+		signalGroup(rec.PID, syscall.SIGKILL)
+		cmd.Wait()
+		os.RemoveAll(stage)
+		return nil, nil, err
+	}
+	return cmd, rec, nil
+}
+
+// start starts the process of instance id in dir, running the store file
+// of digest, and returns its record. On error no process is left running.
+func (t *Target) start(ctx context.Context, dir, id, digest string, spec targets.Spec, ports map[string]int) (*exec.Cmd, *record, error) {
 	env := instanceEnv(id, spec, ports)
 	logf, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
@@ -116,19 +169,22 @@ func (t *Target) start(ctx context.Context, dir, id, exe string, spec targets.Sp
 	}
 	defer logf.Close() // the child has its own descriptor
 	command := spec.Service.Process.Command
-	cmd := &exec.Cmd{
-		Path:        exe,
-		Args:        append([]string(nil), command...),
-		Env:         env,
-		Dir:         dir,
-		Stdout:      logf, // an *os.File: handed to the child, no copying goroutine
-		Stderr:      logf,
-		SysProcAttr: sysProcAttr(),
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{
+			Path:        t.artifactPath(digest),
+			Args:        append([]string(nil), command...), // argv[0] as written
+			Env:         env,
+			Dir:         dir,
+			Stdout:      logf, // an *os.File: handed to the child, no copying goroutine
+			Stderr:      logf,
+			SysProcAttr: sysProcAttr(),
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd, err := startBusy(newCmd)
+	if err != nil {
 		return nil, nil, fmt.Errorf("start: %w", err)
 	}
 	pid := cmd.Process.Pid
@@ -138,11 +194,16 @@ func (t *Target) start(ctx context.Context, dir, id, exe string, spec targets.Sp
 		cmd.Wait()
 		return nil, nil, fmt.Errorf("read start time: %w", err)
 	}
+	exe := command[0]
+	if abs, err := resolveExecutable(exe); err == nil {
+		exe = abs
+	}
 	return cmd, &record{
 		Version:   recordVersion,
 		ID:        id,
 		Labels:    spec.Labels,
 		Command:   append([]string{exe}, command[1:]...),
+		Artifact:  digest,
 		PID:       pid,
 		StartTime: st.startTime,
 		BootID:    t.bootID,
@@ -150,6 +211,21 @@ func (t *Target) start(ctx context.Context, dir, id, exe string, spec targets.Sp
 		Ports:     ports,
 		StopGrace: duration(spec.Service.StopGrace),
 	}, nil
+}
+
+// startBusy starts the command newCmd builds, again a few times while the
+// kernel says the executable is busy: a store file just written may still
+// be open for writing in a child that another goroutine forked and that
+// has not yet reached its exec (golang.org/issue/22315).
+func startBusy(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	for wait := time.Millisecond; ; wait *= 2 {
+		cmd := newCmd()
+		err := cmd.Start()
+		if err == nil || !errors.Is(err, syscall.ETXTBSY) || wait > 200*time.Millisecond {
+			return cmd, err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // checkSpec reports what makes spec impossible for this target.
@@ -180,40 +256,6 @@ func checkSpec(spec targets.Spec) error {
 			return fmt.Errorf("%w: port names %q and %q both map to %s", targets.ErrInvalidSpec, other, name, v)
 		}
 		seen[v] = name
-	}
-	return nil
-}
-
-// resolveExecutable returns the absolute path of the executable name: a
-// name with a slash is a path (relative to molt's working directory), any
-// other is looked up in molt's PATH.
-func resolveExecutable(name string) (string, error) {
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("resolve executable: %w", err)
-	}
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", fmt.Errorf("resolve executable: %w", err)
-	}
-	return abs, nil
-}
-
-// checkDigest compares the SHA-256 of file with the hex digest want.
-func checkDigest(file, want string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return fmt.Errorf("hash executable: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("hash executable: %w", err)
-	}
-	got := hex.EncodeToString(h.Sum(nil))
-	if !strings.EqualFold(got, want) {
-		return fmt.Errorf("%w: executable %s has sha256 %s, the spec expects %s",
-			targets.ErrInvalidSpec, file, got, strings.ToLower(want))
 	}
 	return nil
 }

@@ -27,9 +27,14 @@ type record struct {
 	Version int            `json:"version"`
 	ID      string         `json:"id"`
 	Labels  targets.Labels `json:"labels"`
-	// Command is the argv, its executable resolved to an absolute path.
+	// Command is the argv, its executable resolved to an absolute path
+	// (where it was when the instance was provisioned).
 	Command []string `json:"command"`
-	PID     int      `json:"pid"`
+	// Artifact is the SHA-256 of the executable the process runs: the
+	// store file Artifacts/sha256/<Artifact>. Empty in records written
+	// before the store; such processes ran Command[0] itself.
+	Artifact string `json:"artifact,omitempty"`
+	PID      int    `json:"pid"`
 	// StartTime is field 22 of /proc/<pid>/stat: clock ticks after boot.
 	StartTime uint64         `json:"startTime"`
 	BootID    string         `json:"bootId"`
@@ -74,6 +79,8 @@ func (r *record) validate() error {
 		return fmt.Errorf("invalid host %q", r.Host)
 	case r.StopGrace < 0:
 		return errors.New("negative stop grace")
+	case r.Artifact != "" && !validDigest(r.Artifact):
+		return fmt.Errorf("invalid artifact %q", r.Artifact)
 	}
 	return nil
 }

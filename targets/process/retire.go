@@ -19,7 +19,9 @@ const (
 )
 
 // Retire stops instance id and removes its directory, log included (copy
-// the log first if it matters).
+// the log first if it matters). Then it prunes the artifact store (see
+// PruneArtifacts), so that an executable no instance runs any more goes
+// too; a failed prune is logged, not returned.
 //
 // It sends SIGTERM to the instance's process group, waits up to the
 // recorded stop grace for the group to end, then sends SIGKILL. The group
@@ -66,6 +68,9 @@ func (t *Target) Retire(ctx context.Context, id string) error {
 		return fmt.Errorf("retire %s: %w", id, err)
 	}
 	t.log.Info("retired instance", "instance", id, "service", rec.Labels.Service, "stop", how)
+	if _, err := t.PruneArtifacts(ctx); err != nil {
+		t.log.Warn("cannot prune the artifact store", "err", err)
+	}
 	return nil
 }
 

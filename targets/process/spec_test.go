@@ -248,6 +248,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"ipv6 host", Options{Dir: "d", Host: "::1"}, true},
 		{"no dir", Options{}, false},
 		{"host name", Options{Dir: "d", Host: "localhost"}, false},
+		{"artifacts", Options{Dir: "state/instances", Artifacts: "state/artifacts"}, true},
+		{"artifacts in dir itself", Options{Dir: "d", Artifacts: "d/"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,9 +2,23 @@
 // started detached in its own session, with its record and its log in a
 // directory of its own under Options.Dir:
 //
-//	Dir/<id>/instance.json   labels, command, pid, process start time, ports,
-//	                         stop grace, boot id (written atomically)
+//	Dir/<id>/instance.json   labels, command, artifact digest, pid, process
+//	                         start time, ports, stop grace, boot id (written
+//	                         atomically)
 //	Dir/<id>/log             the process's stdout and stderr, appended
+//
+// What an instance runs is pinned by content. Resolve hashes the
+// executable the service's command names (SHA-256) when the plan is made,
+// and the reconciler mixes the digest into the spec hash, so a binary
+// rebuilt at the same path is a new generation. Provision copies that
+// executable into a content-addressed store and runs the copy:
+//
+//	Artifacts/sha256/<digest>   read-only (0555), written atomically
+//
+// so every instance of a generation runs the same bytes, whatever is at
+// the command's path later, and an instance keeps running its own bytes.
+// A store file goes once no instance record names it (Retire prunes the
+// store; so does PruneArtifacts).
 //
 // Instances outlive molt: the instance directories are the only record, and
 // a new Target over the same Dir (after a restart) lists the same instances.
@@ -15,13 +29,21 @@
 // Instances are hermetic: a process sees PATH and HOME from molt's
 // environment and nothing else of it, plus the service's env, PORT_<NAME>
 // for every named port, PORT, and MOLT_INSTANCE, MOLT_FLEET, MOLT_SERVICE,
-// MOLT_REVISION.
+// MOLT_REVISION. argv[0] is the command's first word as written; the
+// executable (/proc/self/exe) is the store file.
 //
 // The package deliberately does not restart, supervise, sandbox or limit its
 // processes (molt replaces dead instances by provisioning new ones), does
 // not health-check them, and never touches a directory or process it did
 // not create: an entry of Dir without a valid instance.json is skipped.
-// It needs Linux (/proc, pidfd); New fails elsewhere.
+// It pins the executable only: files the program reads or runs itself
+// (shared libraries, an interpreter's script given as an argument, its
+// data) are whatever they are at run time. It keeps no artifact that no
+// instance uses (a rollback to a generation whose instances are all gone
+// copies its executable again, if the file at the path still has its
+// digest). Provision and prune are serialised within one Target; two
+// Targets over one store must not run at once (molt's state directory
+// lock sees to that). It needs Linux (/proc, pidfd); New fails elsewhere.
 package process
 
 import (
@@ -49,6 +71,11 @@ type Options struct {
 	// Host is the loopback address on which ports are assigned and which
 	// endpoints name; the instance must listen on it. Default 127.0.0.1.
 	Host string
+	// Artifacts is the content-addressed store of the executables that
+	// instances run, typically STATE/artifacts; it must not be Dir. Default
+	// the directory "artifacts" beside Dir. It is created on the first
+	// Provision, and must allow executing its files (no noexec mount).
+	Artifacts string
 }
 
 // Validate reports whether the options can build a Target.
@@ -59,16 +86,31 @@ func (o Options) Validate() error {
 	if o.Host != "" && net.ParseIP(o.Host) == nil {
 		return fmt.Errorf("process target: Host %q is not an IP address", o.Host)
 	}
+	if o.Artifacts != "" && filepath.Clean(o.Artifacts) == filepath.Clean(o.Dir) {
+		return errors.New("process target: Artifacts must not be Dir")
+	}
 	return nil
 }
 
 // Target runs instances as local processes. Its methods are safe for
 // concurrent use. Dropping or closing a Target never stops an instance.
 type Target struct {
-	dir    string
-	host   string
-	log    *slog.Logger
-	bootID string
+	dir       string
+	artifacts string
+	host      string
+	log       *slog.Logger
+	bootID    string
+	now       func() time.Time
+
+	// store is held for reading by a provision from the moment it ensured
+	// its artifact until the instance record naming it is in place, and
+	// for writing by a prune: no prune sees an artifact about to be used
+	// as unused.
+	store  sync.RWMutex
+	copyMu sync.Mutex // serialises copies into the store
+
+	cacheMu sync.Mutex
+	digests map[string]cachedDigest // by absolute path
 
 	mu      sync.Mutex
 	closed  bool
@@ -99,14 +141,26 @@ func New(opts Options) (*Target, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	artifacts := filepath.Join(filepath.Dir(dir), "artifacts")
+	if opts.Artifacts != "" {
+		if artifacts, err = filepath.Abs(opts.Artifacts); err != nil {
+			return nil, fmt.Errorf("process target: %w", err)
+		}
+	}
+	if artifacts == dir {
+		return nil, errors.New("process target: Artifacts must not be Dir")
+	}
 	return &Target{
-		dir:     dir,
-		host:    host,
-		log:     log.With("target", "process"),
-		bootID:  boot,
-		recent:  make(map[int]time.Time),
-		reapers: make(map[string]*reaper),
-		exits:   make(map[string]string),
+		dir:       dir,
+		artifacts: artifacts,
+		host:      host,
+		log:       log.With("target", "process"),
+		bootID:    boot,
+		now:       time.Now,
+		digests:   make(map[string]cachedDigest),
+		recent:    make(map[int]time.Time),
+		reapers:   make(map[string]*reaper),
+		exits:     make(map[string]string),
 	}, nil
 }
 

@@ -3,22 +3,32 @@ package router
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+
+	"github.com/molt-dev/molt/targets"
 )
 
 // The admin protocol: JSON over HTTP on the unix socket STATE/router/admin.sock.
+// FLEET is one path segment, escaped (url.PathEscape): a non-empty name
+// without "/", other than "." and "..".
 //
-//	GET  /ping      {"pid": N, "version": V}
-//	GET  /table     the table in effect
-//	PUT  /table     apply a table; answers the table in effect (with its version)
-//	POST /drain     {"addrs": [...]}; answers once nothing is in flight to them
-//	GET  /stats     counters since start
-//	POST /shutdown  make the router exit
+//	GET  /ping                 {"pid": N, "version": V}
+//	GET  /fleets               the fleets that have routes, sorted: ["alpha", "beta"]
+//	GET  /fleets/FLEET/routes  the fleet's routes, sorted by service ([] for none)
+//	PUT  /fleets/FLEET/routes  replace the fleet's routes with the body (a JSON
+//	                           list of routes; [] or null removes the fleet);
+//	                           answers the fleet's routes in effect
+//	GET  /fleets/FLEET/stats   the fleet's counters since start (FleetStats)
+//	POST /drain                {"addrs": [...]}; answers {} once nothing is in flight to them
+//	GET  /stats                every fleet's counters since start (Stats)
+//	GET  /table                the whole table in effect, for debugging (Table)
+//	POST /shutdown             make the router exit
 //
-// Errors are {"error": "..."} with status 400 (invalid table), 409 (a
-// listen address cannot be bound; a drained address still in the table),
-// 504 (drain timed out) or 500.
+// Errors are {"error": "..."} with status 400 (invalid routes or fleet
+// name), 409 (a listen address cannot be bound; a drained address still in
+// the table), 504 (drain timed out) or 500.
 
 type pingReply struct {
 	PID     int   `json:"pid"`
@@ -33,7 +43,8 @@ type errorReply struct {
 	Error string `json:"error"`
 }
 
-// maxTableBytes caps the size of an applied table.
+// maxTableBytes caps the size of a fleet's routes sent to the router, and
+// of an answer read by the client.
 const maxTableBytes = 16 << 20
 
 func (s *Server) adminHandler() http.Handler {
@@ -44,13 +55,27 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /table", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.current.Load().table)
 	})
-	mux.HandleFunc("PUT /table", func(w http.ResponseWriter, r *http.Request) {
-		var t Table
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTableBytes)).Decode(&t); err != nil {
-			writeError(w, http.StatusBadRequest, err)
+	mux.HandleFunc("GET /fleets", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.current.Load().table.fleetNames())
+	})
+	mux.HandleFunc("GET /fleets/{fleet}/routes", func(w http.ResponseWriter, r *http.Request) {
+		fleet, ok := pathFleet(w, r)
+		if !ok {
 			return
 		}
-		applied, err := s.apply(t)
+		writeJSON(w, http.StatusOK, fleetRoutes(s.current.Load().table, fleet))
+	})
+	mux.HandleFunc("PUT /fleets/{fleet}/routes", func(w http.ResponseWriter, r *http.Request) {
+		fleet, ok := pathFleet(w, r)
+		if !ok {
+			return
+		}
+		var routes []targets.Route
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTableBytes)).Decode(&routes); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("%w: %w", ErrInvalidTable, err))
+			return
+		}
+		inEffect, err := s.setRoutes(fleet, routes)
 		switch {
 		case errors.Is(err, ErrInvalidTable):
 			writeError(w, http.StatusBadRequest, err)
@@ -59,8 +84,15 @@ func (s *Server) adminHandler() http.Handler {
 		case err != nil:
 			writeError(w, http.StatusInternalServerError, err)
 		default:
-			writeJSON(w, http.StatusOK, applied)
+			writeJSON(w, http.StatusOK, inEffect)
 		}
+	})
+	mux.HandleFunc("GET /fleets/{fleet}/stats", func(w http.ResponseWriter, r *http.Request) {
+		fleet, ok := pathFleet(w, r)
+		if !ok {
+			return
+		}
+		writeJSON(w, http.StatusOK, s.stats.fleet(fleet))
 	})
 	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, r *http.Request) {
 		var d drainRequest
@@ -77,7 +109,6 @@ func (s *Server) adminHandler() http.Handler {
 		default:
 			writeJSON(w, http.StatusOK, struct{}{})
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.stats.snapshot())
@@ -88,6 +119,17 @@ func (s *Server) adminHandler() http.Handler {
 		s.requestStop()
 	})
 	return mux
+}
+
+// pathFleet returns the request's fleet name, or answers 400 and false if
+// it is not one.
+func pathFleet(w http.ResponseWriter, r *http.Request) (string, bool) {
+	fleet := r.PathValue("fleet")
+	if err := checkFleetName(fleet); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%w: %w", ErrInvalidTable, err))
+		return "", false
+	}
+	return fleet, true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

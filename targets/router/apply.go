@@ -4,35 +4,37 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
+
+	"github.com/molt-dev/molt/targets"
 )
 
-// apply makes t the routing table: it binds t's new listen addresses,
-// persists t, swaps it in, starts serving the new addresses and closes the
-// ones t no longer uses (letting their requests finish). On error nothing
-// has changed.
+// setRoutes makes routes the routes of fleet, leaving the other fleets'
+// routes as they are: it checks them against the whole table, binds their
+// new listen addresses, persists the new table, swaps it in, starts serving
+// the new addresses and closes the ones no route uses any more (letting
+// their requests finish). No routes removes the fleet. It returns the
+// fleet's routes in effect. On error nothing has changed.
 //
-// Once apply returns, a backend that left the table gets no new request.
-// A request that picked it before the swap may still be on its way there;
-// it is counted in flight, so Drain waits for it.
-func (s *Server) apply(t Table) (Table, error) {
-	if t.Services == nil {
-		t.Services = map[string]Route{}
-	}
-	if err := t.Validate(); err != nil {
-		return Table{}, err
-	}
+// Once setRoutes returns, a backend that left the table gets no new
+// request. A request that picked it before the swap may still be on its way
+// there; it is counted in flight, so Drain waits for it.
+func (s *Server) setRoutes(fleet string, routes []targets.Route) ([]targets.Route, error) {
+	routes = sortedRoutes(routes)
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	select {
 	case <-s.stop:
-		return Table{}, errors.New("router is stopping")
+		return nil, errors.New("router is stopping")
 	default:
 	}
 
-	old := s.current.Load()
-	t.Version = old.table.Version + 1
-	wanted := listenAddrs(t)
+	old := s.current.Load().table
+	if err := checkRoutes(old, fleet, routes); err != nil {
+		return nil, err
+	}
+	t := old.with(fleet, routes)
+	t.Version = old.Version + 1
+	wanted := t.listenAddrs()
 	var added []*listener
 	for _, addr := range wanted {
 		if _, ok := s.listeners[addr]; ok {
@@ -41,13 +43,13 @@ func (s *Server) apply(t Table) (Table, error) {
 		l, err := s.bind(addr)
 		if err != nil {
 			closeAll(added)
-			return Table{}, fmt.Errorf("%w on %s: %w", ErrListen, addr, err)
+			return nil, fmt.Errorf("%w on %s: %w", ErrListen, addr, err)
 		}
 		added = append(added, l)
 	}
 	if err := saveTable(filepath.Join(s.dir, tableName), t); err != nil {
 		closeAll(added)
-		return Table{}, err
+		return nil, err
 	}
 
 	c := compile(t, s.upstreams, s.stats)
@@ -61,16 +63,26 @@ func (s *Server) apply(t Table) (Table, error) {
 	for _, addr := range wanted {
 		keep[addr] = true
 	}
+	var closed []string
 	for addr, l := range s.listeners {
 		if !keep[addr] {
 			delete(s.listeners, addr)
 			s.retire(l)
+			closed = append(closed, addr)
 		}
 	}
 	s.upstreams.prune(c.exposed)
-	s.log.Info("routes applied", "version", t.Version, "services", len(t.Services),
-		"added", len(added), "listen", wanted)
-	return t, nil
+	s.log.Info("routes set", "fleet", fleet, "version", t.Version, "services", len(routes),
+		"opened", listenerAddrs(added), "closed", closed)
+	return fleetRoutes(t, fleet), nil
+}
+
+// fleetRoutes returns fleet's routes in t, an empty list if it has none.
+func fleetRoutes(t Table, fleet string) []targets.Route {
+	if rs := t.Fleets[fleet]; rs != nil {
+		return rs
+	}
+	return []targets.Route{}
 }
 
 func closeAll(ls []*listener) {
@@ -79,13 +91,10 @@ func closeAll(ls []*listener) {
 	}
 }
 
-func listenAddrs(t Table) []string {
-	var addrs []string
-	for _, r := range t.Services {
-		if r.Listen != "" {
-			addrs = append(addrs, r.Listen)
-		}
+func listenerAddrs(ls []*listener) []string {
+	addrs := make([]string, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.addr
 	}
-	sort.Strings(addrs)
 	return addrs
 }

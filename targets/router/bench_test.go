@@ -32,7 +32,7 @@ func BenchmarkProxy(b *testing.B) {
 	b.Run("router", func(b *testing.B) {
 		r := startRouter(b, shortDir(b), func(o *Options) { o.Logger = nil })
 		listen := freeAddr(b)
-		mustApply(b, r.Client, webTable(listen, backend.backend(0)))
+		mustSetWeb(b, r.Client, listen, backend.backend(0))
 		benchGet(b, "http://"+listen+"/")
 	})
 

@@ -9,9 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/molt-dev/molt/targets"
 )
 
 // ErrNotRunning says that no router answers on the state directory's socket.
@@ -19,7 +22,8 @@ var ErrNotRunning = errors.New("router not running")
 
 // Client talks to the router of a state directory over its admin socket.
 // Its methods are safe for concurrent use; cancelling ctx abandons the call
-// (an Apply already received by the router still completes there).
+// (a SetRoutes already received by the router still completes there). Every
+// method returns an error wrapping ErrNotRunning when no router answers.
 type Client struct {
 	stateDir string
 	hc       *http.Client
@@ -56,38 +60,92 @@ func (c *Client) Ping(ctx context.Context) error {
 	return c.call(ctx, http.MethodGet, "/ping", nil, &p)
 }
 
-// Table returns the table in effect.
-func (c *Client) Table(ctx context.Context) (Table, error) {
-	var t Table
-	err := c.call(ctx, http.MethodGet, "/table", nil, &t)
-	return t, err
+// Routes returns fleet's routes in effect, sorted by service; a fleet
+// without routes has an empty list. A malformed fleet name gives an error
+// wrapping ErrInvalidTable.
+func (c *Client) Routes(ctx context.Context, fleet string) ([]targets.Route, error) {
+	path, err := fleetPath(fleet, "routes")
+	if err != nil {
+		return nil, err
+	}
+	var routes []targets.Route
+	if err := c.call(ctx, http.MethodGet, path, nil, &routes); err != nil {
+		return nil, err
+	}
+	if routes == nil {
+		routes = []targets.Route{}
+	}
+	return routes, nil
 }
 
-// Apply makes t the routing table and returns it with the version the
-// router gave it. It returns once the table is in effect (every listen
-// address bound, new requests routed by it) and persisted. If a listen
-// address cannot be bound the error wraps ErrListen; if the table is
-// invalid it wraps ErrInvalidTable; either way the old table stays in
-// effect. Applying the same table twice is harmless (only the version
-// changes).
-func (c *Client) Apply(ctx context.Context, t Table) (Table, error) {
-	var out Table
-	err := c.call(ctx, http.MethodPut, "/table", t, &out)
-	return out, err
+// SetRoutes replaces every route of fleet with routes, atomically: either
+// all of them are in effect afterwards or none, and the routes of other
+// fleets never change. An empty list removes the fleet from the router. It
+// returns once the routes are in effect (every listen address bound, new
+// requests routed by them) and persisted. The router stores each route's
+// Meta verbatim and does not interpret it.
+//
+// If the routes are invalid (see ErrInvalidTable; among them a listen
+// address used by another fleet's route or another service's, named in the
+// error) the error wraps ErrInvalidTable; if a listen address cannot be
+// bound it wraps ErrListen; either way nothing changes. Setting the same
+// routes twice is harmless (only the table's version changes).
+func (c *Client) SetRoutes(ctx context.Context, fleet string, routes []targets.Route) error {
+	path, err := fleetPath(fleet, "routes")
+	if err != nil {
+		return err
+	}
+	if routes == nil {
+		routes = []targets.Route{}
+	}
+	return c.call(ctx, http.MethodPut, path, routes, nil)
+}
+
+// Fleets returns the fleets that have routes, sorted.
+func (c *Client) Fleets(ctx context.Context) ([]string, error) {
+	var fleets []string
+	if err := c.call(ctx, http.MethodGet, "/fleets", nil, &fleets); err != nil {
+		return nil, err
+	}
+	if fleets == nil {
+		fleets = []string{}
+	}
+	return fleets, nil
+}
+
+// fleetPath returns the admin path of one of fleet's resources, or an
+// error wrapping ErrInvalidTable if fleet cannot be a fleet's name.
+func fleetPath(fleet, resource string) (string, error) {
+	if err := checkFleetName(fleet); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidTable, err)
+	}
+	return "/fleets/" + url.PathEscape(fleet) + "/" + resource, nil
 }
 
 // Drain waits until no request is in flight to any of the backend
-// addresses, which must already be out of the table. It gives up when ctx
-// is done or after the router's drain timeout.
+// addresses, which must already be out of every fleet's routes. It gives
+// up when ctx is done or after the router's drain timeout (the error then
+// wraps ErrDrainTimeout).
 func (c *Client) Drain(ctx context.Context, addrs []string) error {
 	return c.call(ctx, http.MethodPost, "/drain", drainRequest{Addrs: addrs}, nil)
 }
 
-// Stats returns the router's counters since it started.
-func (c *Client) Stats(ctx context.Context) (Stats, error) {
-	var s Stats
-	err := c.call(ctx, http.MethodGet, "/stats", nil, &s)
-	return s, err
+// Stats returns the counters of fleet's services since the router
+// started, by service and generation. Another fleet's service of the same
+// name is counted apart.
+func (c *Client) Stats(ctx context.Context, fleet string) (FleetStats, error) {
+	path, err := fleetPath(fleet, "stats")
+	if err != nil {
+		return FleetStats{}, err
+	}
+	var s FleetStats
+	if err := c.call(ctx, http.MethodGet, path, nil, &s); err != nil {
+		return FleetStats{}, err
+	}
+	if s.Services == nil {
+		s.Services = map[string]ServiceStats{}
+	}
+	return s, nil
 }
 
 // Shutdown asks the router to exit and waits until it has (its listeners

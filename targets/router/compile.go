@@ -3,22 +3,24 @@ package router
 import (
 	"math"
 	"sync/atomic"
+
+	"github.com/molt-dev/molt/targets"
 )
 
 // compiled is a Table made ready for the data plane. It is immutable once
 // published, except for the routes' round-robin positions.
 type compiled struct {
 	table Table
-	// byListen maps each exposed listen address to its route.
+	// byListen maps each exposed listen address, of any fleet, to its route.
 	byListen map[string]*route
 	// exposed holds the backend addresses that can receive traffic.
 	exposed map[string]bool
 }
 
-// route is one exposed service.
+// route is one exposed service of one fleet.
 type route struct {
-	service  string
-	backends []*backend
+	fleet, service string
+	backends       []*backend
 	// order is the smooth weighted round-robin schedule: indexes into
 	// backends, each appearing in proportion to its weight, interleaved.
 	order []int
@@ -28,7 +30,7 @@ type route struct {
 
 // backend is a Backend with its connection pool and its counters.
 type backend struct {
-	Backend
+	targets.Backend
 	up  *upstream
 	gen *counters
 }
@@ -37,23 +39,26 @@ type backend struct {
 // the upstreams and counters it needs.
 func compile(t Table, ups *upstreams, st *statsRegistry) *compiled {
 	c := &compiled{table: t, byListen: map[string]*route{}, exposed: map[string]bool{}}
-	for name, r := range t.Services {
-		if r.Listen == "" {
-			continue
+	for fleet, routes := range t.Fleets {
+		for _, r := range routes {
+			if r.Listen == "" {
+				continue
+			}
+			key := serviceKey{fleet: fleet, service: r.Service}
+			rt := &route{fleet: fleet, service: r.Service, stats: st.service(key)}
+			weights := make([]int, len(r.Backends))
+			for i, b := range r.Backends {
+				rt.backends = append(rt.backends, &backend{
+					Backend: b,
+					up:      ups.get(b.Addr),
+					gen:     st.generation(key, b.Generation),
+				})
+				weights[i] = b.Weight
+				c.exposed[b.Addr] = true
+			}
+			rt.order = schedule(weights)
+			c.byListen[r.Listen] = rt
 		}
-		rt := &route{service: name, stats: st.service(name)}
-		weights := make([]int, len(r.Backends))
-		for i, b := range r.Backends {
-			rt.backends = append(rt.backends, &backend{
-				Backend: b,
-				up:      ups.get(b.Addr),
-				gen:     st.generation(name, b.Generation),
-			})
-			weights[i] = b.Weight
-			c.exposed[b.Addr] = true
-		}
-		rt.order = schedule(weights)
-		c.byListen[r.Listen] = rt
 	}
 	return c
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/molt-dev/molt/targets"
 )
 
 func TestSchedule(t *testing.T) {
@@ -42,7 +43,7 @@ func TestSchedule(t *testing.T) {
 
 func TestPickExcludes(t *testing.T) {
 	rt := &route{
-		backends: []*backend{{Backend: Backend{Addr: "a"}}, {Backend: Backend{Addr: "b"}}},
+		backends: []*backend{{Backend: targets.Backend{Addr: "a"}}, {Backend: targets.Backend{Addr: "b"}}},
 		order:    schedule([]int{5, 1}),
 	}
 	for range 20 {
@@ -50,7 +51,7 @@ func TestPickExcludes(t *testing.T) {
 			t.Fatalf("pick excluding a = %v, want b", b)
 		}
 	}
-	one := &route{backends: []*backend{{Backend: Backend{Addr: "a"}}}, order: []int{0}}
+	one := &route{backends: []*backend{{Backend: targets.Backend{Addr: "a"}}}, order: []int{0}}
 	if b := one.pick("a"); b != nil {
 		t.Errorf("pick excluding the only backend = %v, want nil", b)
 	}

@@ -10,12 +10,12 @@ import (
 const drainPoll = 5 * time.Millisecond
 
 // drain waits until no request is in flight to any of addrs, which must be
-// out of the table, for up to the drain timeout.
+// out of every fleet's routes, for up to the drain timeout.
 func (s *Server) drain(ctx context.Context, addrs []string) error {
 	cur := s.current.Load()
 	for _, a := range addrs {
 		if cur.exposed[a] {
-			return fmt.Errorf("drain %s: the backend is still in the route table", a)
+			return fmt.Errorf("drain %s: the backend is still in a route", a)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.drainTimeout())

@@ -32,7 +32,7 @@ func TestDrainWaitsForInFlightRequest(t *testing.T) {
 	slow, entered, release := slowBackend(t, "slow", "gena")
 	fast := newBackend(t, "fast", "genb", nil)
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, slow.backend(0)))
+	mustSetWeb(t, r.Client, listen, slow.backend(0))
 
 	hc := newHTTPClient(t)
 	result := make(chan reply, 1)
@@ -44,7 +44,7 @@ func TestDrainWaitsForInFlightRequest(t *testing.T) {
 		result <- got
 	}()
 	<-entered
-	mustApply(t, r.Client, webTable(listen, fast.backend(0)))
+	mustSetWeb(t, r.Client, listen, fast.backend(0))
 	if got := mustGet(t, hc, "http://"+listen); got.body != "fast" {
 		t.Errorf("new request after the switch answered by %q, want fast", got.body)
 	}
@@ -79,14 +79,14 @@ func TestDrainTimeout(t *testing.T) {
 	r := startRouter(t, shortDir(t), func(o *Options) { o.DrainTimeout = 100 * time.Millisecond })
 	slow, entered, release := slowBackend(t, "slow", "gena")
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, slow.backend(0)))
+	mustSetWeb(t, r.Client, listen, slow.backend(0))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		get(newHTTPClient(t), "http://"+listen)
 	}()
 	<-entered
-	mustApply(t, r.Client, webTable(listen))
+	mustSetWeb(t, r.Client, listen)
 	err := r.Drain(t.Context(), []string{slow.addr})
 	if !errors.Is(err, ErrDrainTimeout) {
 		t.Errorf("Drain with a request stuck in flight = %v, want ErrDrainTimeout", err)
@@ -98,7 +98,7 @@ func TestDrainTimeout(t *testing.T) {
 func TestDrainRefusesRoutedBackend(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	a := newBackend(t, "a1", "gena", nil)
-	mustApply(t, r.Client, webTable(freeAddr(t), a.backend(0)))
+	mustSetWeb(t, r.Client, freeAddr(t), a.backend(0))
 	err := r.Drain(t.Context(), []string{a.addr})
 	if err == nil || errors.Is(err, ErrDrainTimeout) {
 		t.Errorf("Drain of a backend still in the table = %v, want a refusal", err)

@@ -98,7 +98,7 @@ func TestEnsureRunning(t *testing.T) {
 	c := NewClient(dir)
 	a := newBackend(t, "a1", "gena", nil)
 	listen := freeAddr(t)
-	mustApply(t, c, webTable(listen, a.backend(0)))
+	mustSetWeb(t, c, listen, a.backend(0))
 	if got := mustGet(t, newHTTPClient(t), "http://"+listen); got.body != "a1" {
 		t.Errorf("through the router process: %+v", got)
 	}
@@ -172,7 +172,7 @@ func TestRouterOutlivesCaller(t *testing.T) {
 	}
 	a := newBackend(t, "a1", "gena", nil)
 	listen := freeAddr(t)
-	mustApply(t, c, webTable(listen, a.backend(0)))
+	mustSetWeb(t, c, listen, a.backend(0))
 	if got := mustGet(t, newHTTPClient(t), "http://"+listen); got.body != "a1" {
 		t.Errorf("through the orphaned router: %+v", got)
 	}

@@ -2,7 +2,6 @@ package router
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -49,64 +48,6 @@ func makeDir(stateDir string) (string, error) {
 		return "", fmt.Errorf("create router directory: %w", err)
 	}
 	return dir, nil
-}
-
-// loadTable reads the persisted table. A missing file is an empty table.
-func loadTable(path string) (Table, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Table{Services: map[string]Route{}}, nil
-	}
-	if err != nil {
-		return Table{}, fmt.Errorf("load routes: %w", err)
-	}
-	var t Table
-	if err := json.Unmarshal(data, &t); err != nil {
-		return Table{}, fmt.Errorf("load routes %s: %w", path, err)
-	}
-	if t.Services == nil {
-		t.Services = map[string]Route{}
-	}
-	return t, nil
-}
-
-// saveTable writes the table atomically: a temporary file in the same
-// directory, fsynced, renamed over the old one, and the directory fsynced.
-func saveTable(path string, t Table) error {
-	data, err := json.MarshalIndent(t, "", "  ")
-	if err != nil {
-		return fmt.Errorf("save routes: %w", err)
-	}
-	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".routes-*.tmp")
-	if err != nil {
-		return fmt.Errorf("save routes: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("save routes: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save routes: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save routes: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save routes: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("save routes: sync directory: %w", err)
-		}
-	}
-	return nil
 }
 
 // errLocked says that another process holds a lock file.

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/molt-dev/molt/targets"
 )
 
 // shortDir returns a fresh state directory with a short path, since the
@@ -108,12 +111,12 @@ func newBackend(t testing.TB, name, gen string, handler http.HandlerFunc) *testB
 	return b
 }
 
-func (b *testBackend) backend(weight int) Backend {
-	return Backend{Instance: b.name, Addr: b.addr, Generation: b.gen, Weight: weight}
+func (b *testBackend) backend(weight int) targets.Backend {
+	return targets.Backend{Instance: b.name, Addr: b.addr, Generation: b.gen, Weight: weight}
 }
 
-func backends(bs ...*testBackend) []Backend {
-	out := make([]Backend, len(bs))
+func backends(bs ...*testBackend) []targets.Backend {
+	out := make([]targets.Backend, len(bs))
 	for i, b := range bs {
 		out[i] = b.backend(0)
 	}
@@ -132,18 +135,59 @@ func freeAddr(t testing.TB) string {
 	return addr
 }
 
-// webTable is a table with one service, web, on listen.
-func webTable(listen string, bs ...Backend) Table {
-	return Table{Services: map[string]Route{"web": {Listen: listen, Backends: bs}}}
+// testFleet is the fleet of the tests that need only one.
+const testFleet = "shop"
+
+// webRoutes are the routes of a fleet with one service, web, on listen.
+func webRoutes(listen string, bs ...targets.Backend) []targets.Route {
+	if bs == nil {
+		bs = []targets.Backend{}
+	}
+	return []targets.Route{{Service: "web", Listen: listen, Backends: bs}}
 }
 
-func mustApply(t testing.TB, c *Client, tbl Table) Table {
+// mustSet sets the routes of fleet.
+func mustSet(t testing.TB, c *Client, fleet string, routes []targets.Route) {
 	t.Helper()
-	out, err := c.Apply(t.Context(), tbl)
-	if err != nil {
-		t.Fatalf("apply: %v", err)
+	if err := c.SetRoutes(t.Context(), fleet, routes); err != nil {
+		t.Fatalf("set routes of %s: %v", fleet, err)
 	}
-	return out
+}
+
+// mustSetWeb sets the routes of testFleet to webRoutes(listen, bs...).
+func mustSetWeb(t testing.TB, c *Client, listen string, bs ...targets.Backend) {
+	t.Helper()
+	mustSet(t, c, testFleet, webRoutes(listen, bs...))
+}
+
+// mustRoutes returns the routes of fleet.
+func mustRoutes(t testing.TB, c *Client, fleet string) []targets.Route {
+	t.Helper()
+	routes, err := c.Routes(t.Context(), fleet)
+	if err != nil {
+		t.Fatalf("routes of %s: %v", fleet, err)
+	}
+	return routes
+}
+
+// tableOf reads the whole table (GET /table, for debugging).
+func tableOf(t testing.TB, c *Client) Table {
+	t.Helper()
+	var tbl Table
+	if err := c.call(t.Context(), http.MethodGet, "/table", nil, &tbl); err != nil {
+		t.Fatalf("table: %v", err)
+	}
+	return tbl
+}
+
+// webCounts returns the counters per generation of fleet's web.
+func webCounts(t testing.TB, c *Client, fleet string) map[string]Counts {
+	t.Helper()
+	st, err := c.Stats(t.Context(), fleet)
+	if err != nil {
+		t.Fatalf("stats of %s: %v", fleet, err)
+	}
+	return st.Services["web"].Generations
 }
 
 // newHTTPClient returns a keep-alive client that does not follow redirects.
@@ -191,6 +235,35 @@ func mustGet(t *testing.T, hc *http.Client, url string) reply {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return r
+}
+
+// keptAlive opens one connection to addr and returns a function that sends
+// a GET on it and returns the answer's body. It fails the test if the
+// connection breaks, such as when the router closes its listener.
+func keptAlive(t *testing.T, addr string) func() string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	br := bufio.NewReader(conn)
+	return func() string {
+		t.Helper()
+		if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: web\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
 }
 
 // refused reports whether connecting to addr is refused.

@@ -33,7 +33,7 @@ func attemptFrom(ctx context.Context) *attempt {
 // acquire picks a backend for a request arriving on listen and counts it in
 // flight, all from one table: it increments the backend's counter, then
 // checks that the table is still current, and picks again if it is not.
-// So once Apply has swapped a table in, a backend that left it gets no new
+// So once SetRoutes has swapped a table in, a backend that left it gets no new
 // request, and every request still headed to it is already counted for
 // Drain. It returns a nil route if nothing is exposed on listen, and a nil
 // backend if the route has none (other than exclude).
@@ -115,7 +115,7 @@ func (s *Server) roundTrip(req *http.Request) (*http.Response, error) {
 	if next == nil {
 		return nil, err
 	}
-	s.log.Debug("backend unreachable, retrying on another", "service", at.route.service,
+	s.log.Debug("backend unreachable, retrying on another", "fleet", at.route.fleet, "service", at.route.service,
 		"backend", at.backend.Addr, "retry", next.Addr, "err", err)
 	at.backend.up.inflight.Add(-1)
 	at.backend = next
@@ -159,7 +159,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	at := attemptFrom(r.Context())
-	s.log.Warn("backend did not answer", "service", at.route.service,
+	s.log.Warn("backend did not answer", "fleet", at.route.fleet, "service", at.route.service,
 		"backend", at.backend.Addr, "instance", at.backend.Instance, "err", err)
 	http.Error(w, "no answer from an instance of "+at.route.service, http.StatusBadGateway)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/molt-dev/molt/targets"
 )
 
 // TestGenerationSwitchUnderLoad switches a service between generations A
@@ -27,12 +28,12 @@ func TestGenerationSwitchUnderLoad(t *testing.T) {
 	}
 	genOf := map[string]int{"a1": 0, "a2": 0, "b1": 1, "b2": 1}
 	listen := freeAddr(t)
-	table := func(k int64) Table { return webTable(listen, backends(gens[k%2]...)...) }
-	mustApply(t, r.Client, table(0))
+	routes := func(k int64) []targets.Route { return webRoutes(listen, backends(gens[k%2]...)...) }
+	mustSet(t, r.Client, testFleet, routes(0))
 
-	// Table k (generation k%2) may be in effect from begun >= k until
+	// Routes k (generation k%2) may be in effect from begun >= k until
 	// applied > k; a request that starts after applied == k and ends before
-	// begun == k+1 can only see table k.
+	// begun == k+1 can only see routes k.
 	var begun, applied atomic.Int64
 	const (
 		switches = 40
@@ -47,7 +48,7 @@ func TestGenerationSwitchUnderLoad(t *testing.T) {
 		defer close(applierDone)
 		for k := int64(1); k <= switches; k++ {
 			begun.Store(k)
-			if _, err := r.Apply(t.Context(), table(k)); err != nil {
+			if err := r.SetRoutes(t.Context(), testFleet, routes(k)); err != nil {
 				t.Errorf("apply %d: %v", k, err)
 				return
 			}
@@ -102,7 +103,7 @@ func TestGenerationSwitchUnderLoad(t *testing.T) {
 	}
 }
 
-// TestRemovedBackendGetsNoNewRequest checks that after Apply returns, a
+// TestRemovedBackendGetsNoNewRequest checks that after SetRoutes returns, a
 // backend that left the table receives nothing more, even from clients
 // whose connections to the router are kept alive.
 func TestRemovedBackendGetsNoNewRequest(t *testing.T) {
@@ -110,7 +111,7 @@ func TestRemovedBackendGetsNoNewRequest(t *testing.T) {
 	a := newBackend(t, "a1", "gena", nil)
 	b := newBackend(t, "b1", "genb", nil)
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, a.backend(0)))
+	mustSetWeb(t, r.Client, listen, a.backend(0))
 
 	hc := newHTTPClient(t)
 	var reused atomic.Int64
@@ -141,7 +142,7 @@ func TestRemovedBackendGetsNoNewRequest(t *testing.T) {
 			t.Fatalf("before switch: %+v", got)
 		}
 	}
-	mustApply(t, r.Client, webTable(listen, b.backend(0)))
+	mustSetWeb(t, r.Client, listen, b.backend(0))
 	hitsA := a.hits.Load()
 	reusedBefore := reused.Load()
 	for range 20 {
@@ -150,7 +151,7 @@ func TestRemovedBackendGetsNoNewRequest(t *testing.T) {
 		}
 	}
 	if n := a.hits.Load(); n != hitsA {
-		t.Errorf("removed backend got %d requests after Apply returned", n-hitsA)
+		t.Errorf("removed backend got %d requests after SetRoutes returned", n-hitsA)
 	}
 	if reused.Load() == reusedBefore {
 		t.Error("no kept-alive connection was reused after the switch; the test proves less than it claims")
@@ -162,7 +163,7 @@ func TestWeights(t *testing.T) {
 	a := newBackend(t, "a1", "gena", nil)
 	c := newBackend(t, "c1", "genc", nil) // canary
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, a.backend(90), c.backend(10)))
+	mustSetWeb(t, r.Client, listen, a.backend(90), c.backend(10))
 	hc := newHTTPClient(t)
 	counts := map[string]int{}
 	for range 1000 {
@@ -179,7 +180,7 @@ func TestRetryOnDeadBackend(t *testing.T) {
 	dead := newBackend(t, "dead", "gena", nil)
 	dead.srv.Close() // refuses connections from now on
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, live.backend(0), dead.backend(0)))
+	mustSetWeb(t, r.Client, listen, live.backend(0), dead.backend(0))
 
 	hc := newHTTPClient(t)
 	const n = 50
@@ -191,7 +192,7 @@ func TestRetryOnDeadBackend(t *testing.T) {
 			}
 		}
 	}
-	st, err := r.Stats(t.Context())
+	st, err := r.Stats(t.Context(), testFleet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,12 +226,12 @@ func TestRetryOnDeadBackend(t *testing.T) {
 func TestNoBackend(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen))
+	mustSetWeb(t, r.Client, listen)
 	got := mustGet(t, newHTTPClient(t), "http://"+listen)
 	if got.status != http.StatusServiceUnavailable || !strings.Contains(got.body, "no healthy instance for web") {
 		t.Errorf("route without backends answered %+v, want 503 no healthy instance for web", got)
 	}
-	st, err := r.Stats(t.Context())
+	st, err := r.Stats(t.Context(), testFleet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,12 +261,12 @@ func TestStatsPerGeneration(t *testing.T) {
 			}
 		}
 	}
-	mustApply(t, r.Client, webTable(listen, a.backend(0)))
+	mustSetWeb(t, r.Client, listen, a.backend(0))
 	send(200, 200, 200, 301, 404)
-	mustApply(t, r.Client, webTable(listen, b.backend(0)))
+	mustSetWeb(t, r.Client, listen, b.backend(0))
 	send(200, 500, 503)
 
-	st, err := r.Stats(t.Context())
+	st, err := r.Stats(t.Context(), testFleet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ func TestForwardingHeaders(t *testing.T) {
 		})
 	})
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, echo.backend(0)))
+	mustSetWeb(t, r.Client, listen, echo.backend(0))
 	req, err := http.NewRequest("GET", "http://"+listen+"/a/b?c=d", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,9 @@ import (
 	"time"
 )
 
-// ErrListen wraps the error of an Apply whose listen address could not be
-// bound (in use, not local, not permitted). The old table stays in effect.
+// ErrListen wraps the error of a SetRoutes whose listen address could not
+// be bound (in use, not local, not permitted). The old routes stay in
+// effect.
 var ErrListen = errors.New("cannot listen")
 
 // ErrDrainTimeout wraps the error of a Drain that gave up with requests
@@ -36,7 +37,7 @@ type Server struct {
 	upstreams *upstreams
 	stats     *statsRegistry
 
-	applyMu   sync.Mutex           // serializes applies, drains' pruning and shutdown
+	applyMu   sync.Mutex           // serializes route changes, drains' pruning and shutdown
 	listeners map[string]*listener // by address; guarded by applyMu
 
 	wg       sync.WaitGroup // serving and closing goroutines
@@ -59,7 +60,7 @@ func NewServer(opts Options) (*Server, error) {
 		stop:      make(chan struct{}),
 	}
 	s.proxy = s.newProxy()
-	s.current.Store(compile(Table{Services: map[string]Route{}}, s.upstreams, s.stats))
+	s.current.Store(compile(emptyTable(), s.upstreams, s.stats))
 	return s, nil
 }
 
@@ -69,7 +70,8 @@ func NewServer(opts Options) (*Server, error) {
 //
 // On start it takes the directory's pid lock (failing if another router
 // holds it), loads the persisted table and serves it; a listen address of
-// that table that cannot be bound is logged and skipped. Run returns nil
+// that table that cannot be bound is logged and skipped, and a routes file
+// it cannot use is moved aside (see loadTable). Run returns nil
 // after a requested stop, and an error if the router could not start.
 func (s *Server) Run(ctx context.Context) error {
 	if _, err := makeDir(s.opts.StateDir); err != nil {
@@ -81,12 +83,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	defer pid.release()
 
-	t, err := loadTable(filepath.Join(s.dir, tableName))
+	t, err := s.loadTable()
 	if err != nil {
 		return err
-	}
-	if err := t.Validate(); err != nil {
-		return fmt.Errorf("load routes: %w", err)
 	}
 	s.start(t)
 
@@ -132,15 +131,34 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// loadTable reads the persisted table. A file it cannot use is moved aside
+// (and a warning logged): the router then starts with no routes, which the
+// reconciler sets again from the live fleet. Only a file that cannot be
+// moved aside is an error.
+func (s *Server) loadTable() (Table, error) {
+	path := filepath.Join(s.dir, tableName)
+	t, err := readTable(path)
+	if err == nil {
+		return t, nil
+	}
+	aside, merr := moveAside(path, time.Now())
+	if merr != nil {
+		return Table{}, fmt.Errorf("load routes: %w; move it aside: %w", err, merr)
+	}
+	s.log.Warn("cannot use the routes file: moved it aside, starting with no routes",
+		"path", path, "moved_to", aside, "err", err)
+	return emptyTable(), nil
+}
+
 // start serves the persisted table, skipping the addresses it cannot bind.
 func (s *Server) start(t Table) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.current.Store(compile(t, s.upstreams, s.stats))
-	for _, addr := range listenAddrs(t) {
+	for _, addr := range t.listenAddrs() {
 		l, err := s.bind(addr)
 		if err != nil {
-			s.log.Error("cannot listen; the route is not served until a new table is applied", "listen", addr, "err", err)
+			s.log.Error("cannot listen; the route is not served until its routes are set again", "listen", addr, "err", err)
 			continue
 		}
 		s.listeners[addr] = l

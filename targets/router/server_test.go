@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"net"
@@ -10,70 +9,69 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/molt-dev/molt/targets"
 )
 
-func TestApplyTableRoundTrip(t *testing.T) {
+func TestSetRoutesRoundTrip(t *testing.T) {
 	dir := shortDir(t)
 	r := startRouter(t, dir)
 	a := newBackend(t, "a1", "gena", nil)
 
-	empty, err := r.Table(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	if got := mustRoutes(t, r.Client, testFleet); got == nil || len(got) != 0 {
+		t.Fatalf("routes of a fleet on a fresh router = %#v, want an empty list", got)
 	}
-	if empty.Version != 0 || len(empty.Services) != 0 {
-		t.Fatalf("fresh router table = %+v, want version 0 and no services", empty)
+	if fleets, err := r.Fleets(t.Context()); err != nil || fleets == nil || len(fleets) != 0 {
+		t.Fatalf("fleets of a fresh router = %#v, %v; want an empty list", fleets, err)
+	}
+	if v := tableOf(t, r.Client).Version; v != 0 {
+		t.Fatalf("fresh router version = %d, want 0", v)
 	}
 
-	since := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	in := Table{
-		Version: 42, // ignored
-		Services: map[string]Route{
-			"web": {
-				Listen:        freeAddr(t),
-				Backends:      []Backend{a.backend(3)},
-				Active:        "gena",
-				Previous:      "genz",
-				PreviousSince: since,
-				Meta:          map[string]string{"revision": "main@sha1:abc123"},
-			},
-			"batch": {Backends: []Backend{}, Meta: map[string]string{"note": "not exposed"}},
-		},
+	meta := map[string]string{
+		"traffic": `{"active":"gena","previous":"genz","since":"2025-03-01T12:00:00Z"}`,
+		"empty":   "",
+		"text":    "é ✓\n\ttab, \"quoted\"",
 	}
-	out := mustApply(t, r.Client, in)
-	if out.Version != 1 {
-		t.Errorf("first apply version = %d, want 1", out.Version)
+	in := []targets.Route{ // not sorted
+		{Service: "web", Listen: freeAddr(t), Backends: []targets.Backend{a.backend(3)}, Meta: meta},
+		{Service: "batch", Backends: []targets.Backend{}, Meta: map[string]string{"note": "not exposed"}},
 	}
-	want := in
-	want.Version = 1
-	if diff := cmp.Diff(want, out); diff != "" {
-		t.Errorf("apply returned (-want +got):\n%s", diff)
+	mustSet(t, r.Client, testFleet, in)
+	want := []targets.Route{in[1], in[0]}
+	if diff := cmp.Diff(want, mustRoutes(t, r.Client, testFleet)); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
 	}
-	got, err := r.Table(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(Table{Version: 1, Fleets: map[string][]targets.Route{testFleet: want}}, tableOf(t, r.Client)); diff != "" {
 		t.Errorf("table (-want +got):\n%s", diff)
+	}
+	if fleets, err := r.Fleets(t.Context()); err != nil || !cmp.Equal(fleets, []string{testFleet}) {
+		t.Errorf("fleets = %v, %v; want [%s]", fleets, err, testFleet)
 	}
 
 	data, err := os.ReadFile(filepath.Join(dir, "router", "routes.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var saved Table
+	var saved struct {
+		Format  int                        `json:"format"`
+		Version int64                      `json:"version"`
+		Fleets  map[string][]targets.Route `json:"fleets"`
+	}
 	if err := json.Unmarshal(data, &saved); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, saved); diff != "" {
+	if saved.Format != 2 || saved.Version != 1 {
+		t.Errorf("routes.json has format %d, version %d; want 2 and 1", saved.Format, saved.Version)
+	}
+	if diff := cmp.Diff(map[string][]targets.Route{testFleet: want}, saved.Fleets); diff != "" {
 		t.Errorf("routes.json (-want +got):\n%s", diff)
 	}
 
-	if again := mustApply(t, r.Client, in); again.Version != 2 {
-		t.Errorf("second apply version = %d, want 2", again.Version)
+	mustSet(t, r.Client, testFleet, in)
+	if v := tableOf(t, r.Client).Version; v != 2 {
+		t.Errorf("version after the second set = %d, want 2", v)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "router"))
 	if err != nil {
@@ -89,10 +87,12 @@ func TestServesPersistedTableAfterRestart(t *testing.T) {
 	a := newBackend(t, "a1", "gena", nil)
 	listen := freeAddr(t)
 	hc := newHTTPClient(t)
+	routes := webRoutes(listen, a.backend(0))
+	routes[0].Meta = map[string]string{"traffic": `{"active":"gena"}`}
 
 	first := startRouter(t, dir)
-	mustApply(t, first.Client, webTable(listen, a.backend(0)))
-	mustApply(t, first.Client, webTable(listen, a.backend(0)))
+	mustSet(t, first.Client, testFleet, routes)
+	mustSet(t, first.Client, testFleet, routes)
 	if got := mustGet(t, hc, "http://"+listen); got.body != "a1" {
 		t.Fatalf("before restart: %+v", got)
 	}
@@ -102,20 +102,20 @@ func TestServesPersistedTableAfterRestart(t *testing.T) {
 		t.Fatal("listener still open after the router stopped")
 	}
 
-	second := startRouter(t, dir) // no Apply
+	second := startRouter(t, dir) // no SetRoutes
 	got := mustGet(t, hc, "http://"+listen)
 	if got.status != http.StatusOK || got.body != "a1" || got.gen != "gena" {
 		t.Errorf("after restart: %+v, want 200 from a1 of gena", got)
 	}
-	tbl, err := second.Table(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	if diff := cmp.Diff(routes, mustRoutes(t, second.Client, testFleet)); diff != "" {
+		t.Errorf("routes after restart (-want +got):\n%s", diff)
 	}
-	if tbl.Version != 2 {
-		t.Errorf("version after restart = %d, want 2", tbl.Version)
+	if v := tableOf(t, second.Client).Version; v != 2 {
+		t.Errorf("version after restart = %d, want 2", v)
 	}
-	if out := mustApply(t, second.Client, tbl); out.Version != 3 {
-		t.Errorf("version of the next apply = %d, want 3", out.Version)
+	mustSet(t, second.Client, testFleet, routes)
+	if v := tableOf(t, second.Client).Version; v != 3 {
+		t.Errorf("version of the next set = %d, want 3", v)
 	}
 }
 
@@ -123,12 +123,12 @@ func TestStartSkipsUnbindableAddress(t *testing.T) {
 	dir := shortDir(t)
 	a := newBackend(t, "a1", "gena", nil)
 	webAddr, apiAddr := freeAddr(t), freeAddr(t)
-	tbl := Table{Services: map[string]Route{
-		"web": {Listen: webAddr, Backends: backends(a)},
-		"api": {Listen: apiAddr, Backends: backends(a)},
-	}}
+	routes := []targets.Route{
+		{Service: "api", Listen: apiAddr, Backends: backends(a)},
+		{Service: "web", Listen: webAddr, Backends: backends(a)},
+	}
 	first := startRouter(t, dir)
-	mustApply(t, first.Client, tbl)
+	mustSet(t, first.Client, testFleet, routes)
 	first.stop()
 
 	squatter, err := net.Listen("tcp", apiAddr)
@@ -140,128 +140,112 @@ func TestStartSkipsUnbindableAddress(t *testing.T) {
 	if got := mustGet(t, hc, "http://"+webAddr); got.body != "a1" {
 		t.Errorf("web after start with api unbindable: %+v", got)
 	}
-	// Applying while the address is still taken fails and changes nothing.
-	if _, err := r.Apply(t.Context(), tbl); !errors.Is(err, ErrListen) {
-		t.Errorf("apply with api still taken: err = %v, want ErrListen", err)
+	// Setting the routes while the address is still taken fails and
+	// changes nothing.
+	if err := r.SetRoutes(t.Context(), testFleet, routes); !errors.Is(err, ErrListen) {
+		t.Errorf("set routes with api still taken: err = %v, want ErrListen", err)
 	}
 	squatter.Close()
-	mustApply(t, r.Client, tbl)
+	mustSet(t, r.Client, testFleet, routes)
 	if got := mustGet(t, hc, "http://"+apiAddr); got.body != "a1" {
-		t.Errorf("api after the address was freed and the table applied: %+v", got)
+		t.Errorf("api after the address was freed and the routes set: %+v", got)
 	}
 }
 
-func TestBindFailureKeepsOldTable(t *testing.T) {
+func TestBindFailureKeepsOldRoutes(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	a := newBackend(t, "a1", "gena", nil)
 	b := newBackend(t, "b1", "genb", nil)
 	webAddr, extraAddr := freeAddr(t), freeAddr(t)
-	old := mustApply(t, r.Client, webTable(webAddr, a.backend(0)))
+	mustSetWeb(t, r.Client, webAddr, a.backend(0))
+	old := tableOf(t, r.Client)
 
 	squatter, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer squatter.Close()
-	bad := Table{Services: map[string]Route{
-		"web":   {Listen: webAddr, Backends: backends(b)},
-		"api":   {Listen: squatter.Addr().String(), Backends: backends(b)},
-		"extra": {Listen: extraAddr, Backends: backends(b)},
-	}}
-	_, err = r.Apply(t.Context(), bad)
+	bad := []targets.Route{
+		{Service: "web", Listen: webAddr, Backends: backends(b)},
+		{Service: "api", Listen: squatter.Addr().String(), Backends: backends(b)},
+		{Service: "extra", Listen: extraAddr, Backends: backends(b)},
+	}
+	err = r.SetRoutes(t.Context(), testFleet, bad)
 	if !errors.Is(err, ErrListen) {
-		t.Fatalf("apply with a taken address: err = %v, want ErrListen", err)
+		t.Fatalf("set routes with a taken address: err = %v, want ErrListen", err)
 	}
 	if !strings.Contains(err.Error(), squatter.Addr().String()) {
 		t.Errorf("error %q does not name the address", err)
 	}
-	got, err := r.Table(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(old, got); diff != "" {
-		t.Errorf("table changed by a failed apply (-old +now):\n%s", diff)
+	if diff := cmp.Diff(old, tableOf(t, r.Client)); diff != "" {
+		t.Errorf("table changed by a failed set (-old +now):\n%s", diff)
 	}
 	if reply := mustGet(t, newHTTPClient(t), "http://"+webAddr); reply.body != "a1" {
-		t.Errorf("web after failed apply answered %+v, want a1", reply)
+		t.Errorf("web after failed set answered %+v, want a1", reply)
 	}
 	if !refused(extraAddr) {
-		t.Errorf("%s left bound by a failed apply", extraAddr)
+		t.Errorf("%s left bound by a failed set", extraAddr)
 	}
 }
 
-func TestInvalidTable(t *testing.T) {
+func TestInvalidRoutes(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	addr := freeAddr(t)
-	ok := Backend{Instance: "i", Addr: "127.0.0.1:9", Generation: "g"}
+	ok := targets.Backend{Instance: "i", Addr: "127.0.0.1:9", Generation: "g"}
+	web := func(r targets.Route) []targets.Route { r.Service = "web"; return []targets.Route{r} }
 	tests := []struct {
-		name string
-		tbl  Table
+		name   string
+		fleet  string
+		routes []targets.Route
+		msg    string // part of the error's text
 	}{
-		{"empty service name", Table{Services: map[string]Route{"": {}}}},
-		{"listen without port", Table{Services: map[string]Route{"web": {Listen: "127.0.0.1"}}}},
-		{"listen on port 0", Table{Services: map[string]Route{"web": {Listen: "127.0.0.1:0"}}}},
-		{"two services on one address", Table{Services: map[string]Route{
-			"web": {Listen: addr}, "api": {Listen: addr},
-		}}},
-		{"backend without address", Table{Services: map[string]Route{"web": {Backends: []Backend{{Instance: "i"}}}}}},
-		{"backend listed twice", Table{Services: map[string]Route{"web": {Backends: []Backend{ok, ok}}}}},
-		{"negative weight", Table{Services: map[string]Route{"web": {Backends: []Backend{{Addr: "127.0.0.1:9", Weight: -1}}}}}},
+		{"empty fleet name", "", webRoutes(addr), "empty fleet name"},
+		{"fleet name with a slash", "a/b", webRoutes(addr), "slash"},
+		{"fleet name dot-dot", "..", webRoutes(addr), "not a name"},
+		{"empty service name", testFleet, []targets.Route{{}}, "empty service name"},
+		{"service listed twice", testFleet, []targets.Route{{Service: "web"}, {Service: "web"}}, "service web listed twice"},
+		{"listen without port", testFleet, web(targets.Route{Listen: "127.0.0.1"}), "listen"},
+		{"listen on port 0", testFleet, web(targets.Route{Listen: "127.0.0.1:0"}), "port must be"},
+		{"two services on one address", testFleet, []targets.Route{
+			{Service: "web", Listen: addr}, {Service: "api", Listen: addr},
+		}, "listen " + addr + " is used by fleet " + testFleet + ", service api"},
+		{"backend without address", testFleet, web(targets.Route{Backends: []targets.Backend{{Instance: "i"}}}), "empty address"},
+		{"backend listed twice", testFleet, web(targets.Route{Backends: []targets.Backend{ok, ok}}), "listed twice"},
+		{"negative weight", testFleet, web(targets.Route{Backends: []targets.Backend{{Addr: "127.0.0.1:9", Weight: -1}}}), "negative weight"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.tbl.Validate(); !errors.Is(err, ErrInvalidTable) {
-				t.Errorf("Validate = %v, want ErrInvalidTable", err)
-			}
-			_, err := r.Apply(t.Context(), tc.tbl)
-			if !errors.Is(err, ErrInvalidTable) {
-				t.Errorf("Apply = %v, want ErrInvalidTable", err)
+			err := r.SetRoutes(t.Context(), tc.fleet, tc.routes)
+			if !errors.Is(err, ErrInvalidTable) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("SetRoutes = %v, want ErrInvalidTable saying %q", err, tc.msg)
 			}
 		})
 	}
-	if got, _ := r.Table(t.Context()); got.Version != 0 {
-		t.Errorf("version after invalid applies = %d, want 0", got.Version)
+	if got := tableOf(t, r.Client); got.Version != 0 || len(got.Fleets) != 0 {
+		t.Errorf("table after invalid sets = %+v, want version 0 and no fleets", got)
+	}
+	if !refused(addr) {
+		t.Errorf("%s bound by an invalid set", addr)
 	}
 }
 
-// TestListenerKeptAcrossApplies sends two requests on one client
-// connection with an apply in between: the connection survives (the
-// listener was not reopened) and the second request follows the new table.
-func TestListenerKeptAcrossApplies(t *testing.T) {
+// TestListenerKeptAcrossSetRoutes sends two requests on one client
+// connection with a SetRoutes in between: the connection survives (the
+// listener was not reopened) and the second request follows the new routes.
+func TestListenerKeptAcrossSetRoutes(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	a := newBackend(t, "a1", "gena", nil)
 	b := newBackend(t, "b1", "genb", nil)
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, a.backend(0)))
+	mustSetWeb(t, r.Client, listen, a.backend(0))
 
-	conn, err := net.Dial("tcp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	br := bufio.NewReader(conn)
-	roundTrip := func() string {
-		t.Helper()
-		if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: web\r\n\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var sb strings.Builder
-		if _, err := bufio.NewReader(resp.Body).WriteTo(&sb); err != nil {
-			t.Fatal(err)
-		}
-		return sb.String()
-	}
+	roundTrip := keptAlive(t, listen)
 	if got := roundTrip(); got != "a1" {
 		t.Fatalf("first request answered by %q, want a1", got)
 	}
-	mustApply(t, r.Client, webTable(listen, b.backend(0)))
+	mustSetWeb(t, r.Client, listen, b.backend(0))
 	if got := roundTrip(); got != "b1" {
-		t.Errorf("request on the kept-alive connection after apply answered by %q, want b1", got)
+		t.Errorf("request on the kept-alive connection after SetRoutes answered by %q, want b1", got)
 	}
 }
 
@@ -275,7 +259,7 @@ func TestRemovedListenerClosesAndRebinds(t *testing.T) {
 		w.Write([]byte("slow"))
 	})
 	listen := freeAddr(t)
-	mustApply(t, r.Client, webTable(listen, slow.backend(0)))
+	mustSetWeb(t, r.Client, listen, slow.backend(0))
 
 	hc := newHTTPClient(t)
 	result := make(chan reply, 1)
@@ -287,7 +271,7 @@ func TestRemovedListenerClosesAndRebinds(t *testing.T) {
 		result <- got
 	}()
 	<-entered
-	mustApply(t, r.Client, Table{})
+	mustSet(t, r.Client, testFleet, nil)
 	if !refused(listen) {
 		t.Error("listen address still accepts after its route was removed")
 	}
@@ -297,7 +281,7 @@ func TestRemovedListenerClosesAndRebinds(t *testing.T) {
 	}
 
 	a := newBackend(t, "a1", "gena", nil)
-	mustApply(t, r.Client, webTable(listen, a.backend(0)))
+	mustSetWeb(t, r.Client, listen, a.backend(0))
 	if got := mustGet(t, newHTTPClient(t), "http://"+listen); got.body != "a1" {
 		t.Errorf("after re-adding the route: %+v", got)
 	}
@@ -338,6 +322,18 @@ func TestClientWithoutRouter(t *testing.T) {
 	c := NewClient(shortDir(t))
 	if err := c.Ping(t.Context()); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("Ping = %v, want ErrNotRunning", err)
+	}
+	if _, err := c.Routes(t.Context(), testFleet); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Routes = %v, want ErrNotRunning", err)
+	}
+	if err := c.SetRoutes(t.Context(), testFleet, nil); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("SetRoutes = %v, want ErrNotRunning", err)
+	}
+	if _, err := c.Fleets(t.Context()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Fleets = %v, want ErrNotRunning", err)
+	}
+	if _, err := c.Stats(t.Context(), testFleet); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Stats = %v, want ErrNotRunning", err)
 	}
 	if err := c.Shutdown(t.Context()); err != nil {
 		t.Errorf("Shutdown of no router = %v, want nil", err)

@@ -6,9 +6,20 @@ import (
 	"time"
 )
 
-// Stats are the router's counters since it started.
+// Stats are the router's counters since it started, for every fleet (as
+// GET /stats answers them).
 type Stats struct {
-	Started  time.Time               `json:"started"`
+	Started time.Time `json:"started"`
+	// Fleets holds the counters by fleet, then by service.
+	Fleets map[string]map[string]ServiceStats `json:"fleets"`
+}
+
+// FleetStats are the counters of one fleet's services since the router
+// started (as Client.Stats returns them).
+type FleetStats struct {
+	Started time.Time `json:"started"`
+	// Services holds the counters by service; a service that had no route
+	// exposed since the router started is absent.
 	Services map[string]ServiceStats `json:"services"`
 }
 
@@ -76,38 +87,42 @@ type serviceCounters struct {
 	gens       map[string]*counters // guarded by statsRegistry.mu
 }
 
-// statsRegistry holds the counters of every service and generation seen
-// since start. Compiling a table looks them up; requests only touch the
-// atomic counters.
+// serviceKey names a service across fleets: two fleets' "web" are two
+// services.
+type serviceKey struct{ fleet, service string }
+
+// statsRegistry holds the counters of every (fleet, service, generation)
+// seen since start. Compiling a table looks them up; requests only touch
+// the atomic counters.
 type statsRegistry struct {
 	started  time.Time
 	mu       sync.Mutex
-	services map[string]*serviceCounters
+	services map[serviceKey]*serviceCounters
 }
 
 func newStatsRegistry(now time.Time) *statsRegistry {
-	return &statsRegistry{started: now, services: map[string]*serviceCounters{}}
+	return &statsRegistry{started: now, services: map[serviceKey]*serviceCounters{}}
 }
 
-func (r *statsRegistry) service(name string) *serviceCounters {
+func (r *statsRegistry) service(key serviceKey) *serviceCounters {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.serviceLocked(name)
+	return r.serviceLocked(key)
 }
 
-func (r *statsRegistry) serviceLocked(name string) *serviceCounters {
-	sc, ok := r.services[name]
+func (r *statsRegistry) serviceLocked(key serviceKey) *serviceCounters {
+	sc, ok := r.services[key]
 	if !ok {
 		sc = &serviceCounters{gens: map[string]*counters{}}
-		r.services[name] = sc
+		r.services[key] = sc
 	}
 	return sc
 }
 
-func (r *statsRegistry) generation(service, gen string) *counters {
+func (r *statsRegistry) generation(key serviceKey, gen string) *counters {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sc := r.serviceLocked(service)
+	sc := r.serviceLocked(key)
 	c, ok := sc.gens[gen]
 	if !ok {
 		c = &counters{}
@@ -116,16 +131,38 @@ func (r *statsRegistry) generation(service, gen string) *counters {
 	return c
 }
 
+// snapshot returns the counters of every fleet.
 func (r *statsRegistry) snapshot() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Stats{Started: r.started, Services: make(map[string]ServiceStats, len(r.services))}
-	for name, sc := range r.services {
-		ss := ServiceStats{Generations: make(map[string]Counts, len(sc.gens)), NoInstance: sc.noInstance.Load()}
-		for gen, c := range sc.gens {
-			ss.Generations[gen] = c.snapshot()
+	s := Stats{Started: r.started, Fleets: map[string]map[string]ServiceStats{}}
+	for key, sc := range r.services {
+		if s.Fleets[key.fleet] == nil {
+			s.Fleets[key.fleet] = map[string]ServiceStats{}
 		}
-		s.Services[name] = ss
+		s.Fleets[key.fleet][key.service] = sc.snapshotLocked()
 	}
 	return s
+}
+
+// fleet returns the counters of one fleet's services.
+func (r *statsRegistry) fleet(name string) FleetStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := FleetStats{Started: r.started, Services: map[string]ServiceStats{}}
+	for key, sc := range r.services {
+		if key.fleet == name {
+			s.Services[key.service] = sc.snapshotLocked()
+		}
+	}
+	return s
+}
+
+// snapshotLocked copies the counters; the caller holds statsRegistry.mu.
+func (sc *serviceCounters) snapshotLocked() ServiceStats {
+	ss := ServiceStats{Generations: make(map[string]Counts, len(sc.gens)), NoInstance: sc.noInstance.Load()}
+	for gen, c := range sc.gens {
+		ss.Generations[gen] = c.snapshot()
+	}
+	return ss
 }

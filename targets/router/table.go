@@ -1,92 +1,188 @@
 package router
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
-	"time"
+	"strings"
+
+	"github.com/molt-dev/molt/targets"
 )
 
-// Table is the whole desired routing state. The reconciler sends it whole;
-// the router swaps it atomically.
+// Table is the whole routing state of a router: the routes of every fleet
+// that has some. GET /table answers it (for debugging) and
+// STATE/router/routes.json stores it; clients read and replace one fleet's
+// routes at a time (Client.Routes, Client.SetRoutes).
 type Table struct {
-	// Version is set by the router on Apply (monotonic, persisted across
-	// restarts); it is ignored on input.
-	Version  int64            `json:"version"`
-	Services map[string]Route `json:"services"`
+	// Version counts the changes of the table: each SetRoutes adds one. It
+	// is persisted, so it keeps growing across the router's restarts.
+	Version int64 `json:"version"`
+	// Fleets holds each fleet's routes, sorted by service. A fleet without
+	// routes is absent.
+	Fleets map[string][]targets.Route `json:"fleets"`
 }
 
-// Route is how one service is exposed.
-type Route struct {
-	// Listen is the address the router serves the service on, such as
-	// "127.0.0.1:8080". Empty means not exposed: the entry only carries the
-	// reconciler's metadata.
-	Listen   string    `json:"listen,omitempty"`
-	Backends []Backend `json:"backends"`
-
-	// Reconciler metadata, persisted but not interpreted by the router.
-
-	// Active is the spec hash of the generation in traffic.
-	Active string `json:"active,omitempty"`
-	// Previous is the spec hash of the warm previous generation.
-	Previous string `json:"previous,omitempty"`
-	// PreviousSince is when the previous generation left traffic.
-	PreviousSince time.Time         `json:"previousSince,omitempty"`
-	Meta          map[string]string `json:"meta,omitempty"`
-}
-
-// Backend is one instance that receives a share of a service's traffic.
-type Backend struct {
-	Instance   string `json:"instance"`   // instance id
-	Addr       string `json:"addr"`       // "127.0.0.1:40123"
-	Generation string `json:"generation"` // spec hash
-	// Weight is the backend's relative share of the route's requests; 0
-	// means 1. A canary is expressed as weights across generations.
-	Weight int `json:"weight,omitempty"`
-}
-
-// ErrInvalidTable wraps errors of a table that no retry can fix (a bad
-// address, two services on one listen address, a negative weight).
+// ErrInvalidTable wraps errors of routes that no retry can fix: an empty or
+// malformed fleet or service name, a service listed twice, a bad address, a
+// negative weight, a backend listed twice in a route, or a listen address
+// that another route uses.
 var ErrInvalidTable = errors.New("invalid route table")
 
-// Validate reports the first problem of the table, wrapping ErrInvalidTable.
-func (t Table) Validate() error {
-	listen := make(map[string]string)
-	for _, name := range t.serviceNames() {
-		r := t.Services[name]
-		if name == "" {
-			return fmt.Errorf("%w: empty service name", ErrInvalidTable)
+func emptyTable() Table { return Table{Fleets: map[string][]targets.Route{}} }
+
+// fleetNames returns the fleets of t, sorted.
+func (t Table) fleetNames() []string {
+	names := make([]string, 0, len(t.Fleets))
+	for name := range t.Fleets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// with returns a copy of t in which fleet's routes are routes (and fleet is
+// absent if there are none). It shares the other fleets' routes with t,
+// which nobody modifies once stored.
+func (t Table) with(fleet string, routes []targets.Route) Table {
+	out := Table{Version: t.Version, Fleets: make(map[string][]targets.Route, len(t.Fleets)+1)}
+	for name, rs := range t.Fleets {
+		if name != fleet {
+			out.Fleets[name] = rs
 		}
+	}
+	if len(routes) > 0 {
+		out.Fleets[fleet] = routes
+	}
+	return out
+}
+
+// listenAddrs returns every listen address of t, sorted.
+func (t Table) listenAddrs() []string {
+	var addrs []string
+	for _, routes := range t.Fleets {
+		for _, r := range routes {
+			if r.Listen != "" {
+				addrs = append(addrs, r.Listen)
+			}
+		}
+	}
+	sort.Strings(addrs)
+	return addrs
+}
+
+// owner is the route that uses a listen address.
+type owner struct{ fleet, service string }
+
+// listenOwners maps the listen addresses of every fleet of t but skip to
+// the route that uses them.
+func (t Table) listenOwners(skip string) map[string]owner {
+	used := map[string]owner{}
+	for fleet, routes := range t.Fleets {
+		if fleet == skip {
+			continue
+		}
+		for _, r := range routes {
+			if r.Listen != "" {
+				used[r.Listen] = owner{fleet, r.Service}
+			}
+		}
+	}
+	return used
+}
+
+// sortedRoutes returns a copy of routes sorted by service.
+func sortedRoutes(routes []targets.Route) []targets.Route {
+	out := slices.Clone(routes)
+	slices.SortStableFunc(out, func(a, b targets.Route) int { return cmp.Compare(a.Service, b.Service) })
+	return out
+}
+
+// checkRoutes reports the first reason why routes cannot become fleet's
+// routes in t (whose routes of fleet itself they would replace), wrapping
+// ErrInvalidTable.
+func checkRoutes(t Table, fleet string, routes []targets.Route) error {
+	if err := checkFleetName(fleet); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidTable, err)
+	}
+	used := t.listenOwners(fleet)
+	services := make(map[string]bool, len(routes))
+	for _, r := range routes {
+		if services[r.Service] {
+			return fmt.Errorf("%w: fleet %s: service %s listed twice", ErrInvalidTable, fleet, r.Service)
+		}
+		if err := checkRoute(r, used); err != nil {
+			return fmt.Errorf("%w: fleet %s: %w", ErrInvalidTable, fleet, err)
+		}
+		services[r.Service] = true
 		if r.Listen != "" {
-			if err := checkAddr(r.Listen); err != nil {
-				return fmt.Errorf("%w: service %s: listen: %w", ErrInvalidTable, name, err)
-			}
-			if other, ok := listen[r.Listen]; ok {
-				return fmt.Errorf("%w: services %s and %s both listen on %s", ErrInvalidTable, other, name, r.Listen)
-			}
-			listen[r.Listen] = name
-		}
-		seen := make(map[string]bool, len(r.Backends))
-		for _, b := range r.Backends {
-			if err := checkAddr(b.Addr); err != nil {
-				return fmt.Errorf("%w: service %s: backend %q: %w", ErrInvalidTable, name, b.Instance, err)
-			}
-			if seen[b.Addr] {
-				return fmt.Errorf("%w: service %s: backend address %s listed twice", ErrInvalidTable, name, b.Addr)
-			}
-			seen[b.Addr] = true
-			if b.Weight < 0 {
-				return fmt.Errorf("%w: service %s: backend %s: negative weight %d", ErrInvalidTable, name, b.Addr, b.Weight)
-			}
+			used[r.Listen] = owner{fleet, r.Service}
 		}
 	}
 	return nil
 }
 
+// checkRoute checks one route, given the listen addresses already used.
+func checkRoute(r targets.Route, used map[string]owner) error {
+	if r.Service == "" {
+		return errors.New("empty service name")
+	}
+	if r.Listen != "" {
+		if err := checkAddr(r.Listen); err != nil {
+			return fmt.Errorf("service %s: listen: %w", r.Service, err)
+		}
+		if o, ok := used[r.Listen]; ok {
+			return fmt.Errorf("service %s: listen %s is used by fleet %s, service %s", r.Service, r.Listen, o.fleet, o.service)
+		}
+	}
+	seen := make(map[string]bool, len(r.Backends))
+	for _, b := range r.Backends {
+		if err := checkAddr(b.Addr); err != nil {
+			return fmt.Errorf("service %s: backend %q: %w", r.Service, b.Instance, err)
+		}
+		if seen[b.Addr] {
+			return fmt.Errorf("service %s: backend address %s listed twice", r.Service, b.Addr)
+		}
+		seen[b.Addr] = true
+		if b.Weight < 0 {
+			return fmt.Errorf("service %s: backend %s: negative weight %d", r.Service, b.Addr, b.Weight)
+		}
+	}
+	return nil
+}
+
+// checkTable checks a whole table, as read back from its file.
+func checkTable(t Table) error {
+	seen := emptyTable()
+	for _, fleet := range t.fleetNames() {
+		routes := t.Fleets[fleet]
+		if err := checkRoutes(seen, fleet, routes); err != nil {
+			return err
+		}
+		seen.Fleets[fleet] = routes
+	}
+	return nil
+}
+
+// checkFleetName accepts the names that can travel as one path segment of
+// the admin protocol.
+func checkFleetName(fleet string) error {
+	switch {
+	case fleet == "":
+		return errors.New("empty fleet name")
+	case strings.Contains(fleet, "/"):
+		return fmt.Errorf("fleet name %q contains a slash", fleet)
+	case fleet == "." || fleet == "..":
+		return fmt.Errorf("fleet name %q is not a name", fleet)
+	}
+	return nil
+}
+
 // checkAddr accepts host:port with a numeric port from 1 to 65535. Port 0
-// is refused: the table must say where the router really listens.
+// is refused: a route must say where the router really listens.
 func checkAddr(addr string) error {
 	if addr == "" {
 		return errors.New("empty address")
@@ -100,13 +196,4 @@ func checkAddr(addr string) error {
 		return fmt.Errorf("address %s: port must be a number from 1 to 65535", addr)
 	}
 	return nil
-}
-
-func (t Table) serviceNames() []string {
-	names := make([]string, 0, len(t.Services))
-	for name := range t.Services {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
 }

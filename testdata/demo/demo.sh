@@ -34,9 +34,7 @@ services: web: {
 	expose: {listen: "127.0.0.1:$PORT", port: "http"}
 	health: {interval: "200ms", grace: "2s"}
 	rollout: {
-		strategy:         "rolling"
-		maxSurge:         1
-		maxUnavailable:   0
+		strategy:         "blue-green"
 		minHealthyFor:    "1s"
 		progressDeadline: "15s"
 		keepPrevious:     "10m"
@@ -56,7 +54,7 @@ molt validate "$repo"
 molt apply --repo "$repo" --state-dir "$state" --log-level warn
 ask
 
-step "commit v2 and apply: a rolling rollout, one instance at a time"
+step "commit v2 and apply: a blue-green rollout (v2 beside v1, one switch, v1 kept warm)"
 fleet v2
 commit "web v2"
 molt plan --repo "$repo" --state-dir "$state" || true
@@ -66,7 +64,7 @@ ask
 step "git revert and apply: v1 is still warm, so traffic switches back at once"
 git -C "$repo" revert --no-edit HEAD >/dev/null
 molt plan --repo "$repo" --state-dir "$state" || true
-time molt apply --repo "$repo" --state-dir "$state" --log-level warn
+molt apply --repo "$repo" --state-dir "$state" --log-level warn
 ask
 
 step "commit a broken v3 (its health check fails): molt rolls back by itself"
