@@ -24,6 +24,7 @@ type applyState struct {
 	specs    map[string]*schema.Fleet
 	stalled  map[string]string
 	retry    map[string]*retryState
+	exits    map[string]int // instances of the kept generation that exited, by service
 }
 
 type retryState struct {
@@ -34,7 +35,7 @@ type retryState struct {
 
 func newApplyState() *applyState {
 	return &applyState{drift: map[string]string{}, resolved: map[string]map[string]string{},
-		specs: map[string]*schema.Fleet{}, stalled: map[string]string{}, retry: map[string]*retryState{}}
+		specs: map[string]*schema.Fleet{}, stalled: map[string]string{}, retry: map[string]*retryState{}, exits: map[string]int{}}
 }
 
 // fail schedules the next provision of the service after a transient

@@ -36,14 +36,15 @@ func (e *WaitError) Error() string {
 func (e *WaitError) Unwrap() error { return e.Err }
 
 // Classify returns the class of err, looking through every wrap: an
-// invalid instance spec (targets.ErrInvalidSpec) or an invalid fleet
+// invalid instance spec (targets.ErrInvalidSpec), routes a front refuses
+// (targets.ErrInvalidRoutes) or an invalid fleet
 // (*schema.InvalidError) stalls; a *WaitError waits; anything else is
 // transient.
 func Classify(err error) Class {
 	var inv *schema.InvalidError
 	var w *WaitError
 	switch {
-	case errors.Is(err, targets.ErrInvalidSpec), errors.As(err, &inv):
+	case errors.Is(err, targets.ErrInvalidSpec), errors.Is(err, targets.ErrInvalidRoutes), errors.As(err, &inv):
 		return Stalling
 	case errors.As(err, &w):
 		return Waiting

@@ -192,6 +192,9 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 	}
 	st := newApplyState()
 	for pass := 0; ; pass++ {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("apply: %w", err)
+		}
 		if pass > 0 && e.Preempt != nil && e.Preempt() {
 			res.Preempted = true
 			res.Duration = e.now().Sub(start)
@@ -360,7 +363,16 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 	}
 	res.Retired += len(retire)
 	for _, r := range retire {
-		res.count(byID[r.Instance].Labels.Service, 0, 1)
+		svc := byID[r.Instance].Labels.Service
+		res.count(svc, 0, 1)
+		if r.Reason == ReasonExited && r.SpecHash == in.Desired[svc].Hash {
+			// Instances of the generation being kept that keep exiting are
+			// a crash loop: their replacements back off.
+			if st.exits[svc]++; st.exits[svc] >= 2 {
+				until := st.fail(svc, fmt.Errorf("%d instances exited (%s): crash loop", st.exits[svc], byID[r.Instance].Detail), e.now())
+				log.Warn("instances keep exiting; replacements back off", "service", svc, "retry-at", until)
+			}
+		}
 	}
 	acted = acted || len(retire) > 0
 
@@ -373,7 +385,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 	var jobs []job
 	for _, sp := range plan.Services {
 		for _, p := range sp.Step.Provision {
-			jobs = append(jobs, job{sp.Service, in.Desired[sp.Service], p})
+			jobs = append(jobs, job{sp.Service, sp.Step.Of(in.Desired[sp.Service]), p})
 		}
 	}
 	var mu sync.Mutex
@@ -382,7 +394,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		labels := targets.Labels{Fleet: fleet.Name, Service: j.service, SpecHash: j.d.Hash, Revision: j.d.Revision, CreatedAt: e.now().UTC().Truncate(time.Millisecond)}
 		inst, err := e.Target.Provision(ctx, targets.Spec{Labels: labels, Service: j.d.Spec, Resolved: j.d.Resolved})
 		if err != nil {
-			return fmt.Errorf("provision %s: %w", j.service, err)
+			return err // the targets name the service
 		}
 		log.Info("provision", "service", j.service, "instance", inst.ID, "generation", short(j.d.Hash), "reason", j.p.Reason)
 		mu.Lock()
@@ -418,6 +430,14 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 			}
 			st.stalled[j.service] = err.Error()
 		default:
+			if r := st.retry[j.service]; r != nil && r.attempts >= maxAttempts-1 {
+				// Transient errors that never pass are reported, not
+				// retried without end: the next reconcile tries again.
+				msg := fmt.Sprintf("provisioning failed %d times in a row: %v", maxAttempts, err)
+				log.Error("provision keeps failing; giving up for this reconcile", "service", j.service, "error", err)
+				st.stalled[j.service] = msg
+				continue
+			}
 			until := st.fail(j.service, err, e.now())
 			log.Warn("provision failed; retrying", "service", j.service, "class", Classify(err), "retry-at", until, "error", err)
 		}
@@ -443,6 +463,10 @@ func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) er
 	wg.Wait()
 	return errs
 }
+
+// maxAttempts bounds the transient provision errors of one service in a
+// row within one Apply.
+const maxAttempts = 6
 
 // ErrFailed is returned by callers that turn a rolled-back rollout into an
 // error (the CLI's exit status 1).

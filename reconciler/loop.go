@@ -192,7 +192,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		if l.OnResult != nil {
 			l.OnResult(out)
 		}
-		if out.Err != nil && ctx.Err() == nil {
+		if out.Err != nil && ctx.Err() == nil && Classify(out.Err) == Stalling {
+			// Retrying cannot help: the next commit (or poll) tries again.
+			l.log().Error("reconcile stalled until the desired state changes", "reason", reason, "error", out.Err)
+			backoff = 0
+		} else if out.Err != nil && ctx.Err() == nil {
 			backoff = min(max(2*backoff, time.Second), maxBackoff)
 			l.log().Warn("reconcile failed; retrying", "reason", reason, "in", backoff, "error", out.Err)
 			retry = time.After(backoff)

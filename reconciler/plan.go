@@ -494,6 +494,7 @@ func (s *servicePlanner) provision(n int, reason Reason, detail string, rollout 
 		s.wakeAt(s.backoff.Until)
 		return
 	}
+	s.out.Step.Generation = s.desired.Hash
 	for range n {
 		s.out.Step.Provision = append(s.out.Step.Provision, Provision{Reason: reason, Detail: detail, Rollout: rollout})
 	}

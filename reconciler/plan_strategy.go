@@ -175,7 +175,7 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		switch {
 		case rollout:
 			reason = ReasonRollout
-		case len(sick) > 0:
+		case len(sick) > 0 || len(s.sets[dead]) > 0:
 			reason = ReasonReplacement
 		}
 		s.provision(want, reason, "", rollout)

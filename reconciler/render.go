@@ -46,7 +46,7 @@ func (p Plan) WriteText(w io.Writer) error {
 		}
 		if n := len(sp.Step.Provision); n > 0 {
 			p := sp.Step.Provision[0]
-			fmt.Fprintf(&b, "  + %d new instance(s) of %s (%s)\n", n, short(sp.provisionHash()), reasonLine(p.Reason, p.Detail))
+			fmt.Fprintf(&b, "  + %d new instance(s) of %s (%s)\n", n, short(sp.Step.Generation), reasonLine(p.Reason, p.Detail))
 		}
 		if line := trafficLine(sp); line != "" {
 			fmt.Fprintf(&b, "  ~ %s\n", line)
@@ -132,15 +132,6 @@ func reasonLine(r Reason, detail string) string {
 		return r.Text()
 	}
 	return r.Text() + ": " + detail
-}
-
-// provisionHash is the generation the step provisions: the desired one, or
-// the last good one while a rollout waits for a deploy window.
-func (sp *ServicePlan) provisionHash() string {
-	if !sp.Deferred.IsZero() {
-		return sp.From
-	}
-	return sp.To
 }
 
 // trafficLine describes the route change of a service plan ("" for none).

@@ -187,8 +187,11 @@ type ServicePlan struct {
 // Step is one pass of the executor over a service: first the traffic
 // change, then drains, then retires, then provisions.
 type Step struct {
-	Provision []Provision `json:"provision,omitempty"`
-	Retire    []Retire    `json:"retire,omitempty"`
+	// Generation is the spec hash the provisions are of: the desired one,
+	// or the last good one while a rollout waits for a deploy window.
+	Generation string      `json:"generation,omitempty"`
+	Provision  []Provision `json:"provision,omitempty"`
+	Retire     []Retire    `json:"retire,omitempty"`
 }
 
 // Provision asks for one new instance of the desired spec.
@@ -214,6 +217,15 @@ type Retire struct {
 
 // Empty reports whether the step does nothing.
 func (s Step) Empty() bool { return len(s.Provision) == 0 && len(s.Retire) == 0 }
+
+// Of returns the desired state the step's provisions are made from: d, or
+// the last good generation d.Current when the step is of that one.
+func (s Step) Of(d Desired) Desired {
+	if d.Current != nil && s.Generation != "" && s.Generation == d.Current.Hash && s.Generation != d.Hash {
+		return *d.Current
+	}
+	return d
+}
 
 // Acts reports whether the service plan carries out anything now.
 func (sp *ServicePlan) Acts() bool {

@@ -1,5 +1,12 @@
 package targets
 
+import "errors"
+
+// ErrInvalidRoutes wraps a front's refusal of a set of routes that no retry
+// can fix (a listen address another fleet uses, a bad address): like
+// ErrInvalidSpec, it stalls until the desired state changes.
+var ErrInvalidRoutes = errors.New("invalid route table")
+
 // Route is how one service of one fleet receives traffic from a front (the
 // built-in router, HAProxy). A front holds the routes of many fleets side
 // by side and never lets one fleet read or change another's; two fleets may

@@ -68,7 +68,7 @@ func TestScript(t *testing.T) {
 				_ = exec.Command("molt", "down", "--yes", "--state-dir", state).Run()
 				os.RemoveAll(state)
 			})
-			for _, port := range []string{"PORT1", "PORT2"} {
+			for _, port := range []string{"PORT1", "PORT2", "PORT3"} {
 				p, err := freePort()
 				if err != nil {
 					return err

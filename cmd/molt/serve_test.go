@@ -248,7 +248,7 @@ func (f *fleetRepo) source(version string) string {
 	ports: http: 0
 	expose: {listen: "127.0.0.1:%s", port: "http"}
 	health: {interval: "100ms", grace: "1s"}
-	rollout: {minHealthyFor: "200ms", progressDeadline: "30s", keepPrevious: "10m"}
+	rollout: {strategy: "blue-green", minHealthyFor: "200ms", progressDeadline: "30s", keepPrevious: "10m"}
 }
 `, f.hello, version, f.port)
 }

@@ -22,6 +22,10 @@ const (
 )
 
 // artifactDir is the directory of the store's files.
+// errChanged says that the executable no longer has the digest wanted and
+// the store has no copy of it.
+var errChanged = errors.New("the file changed since it was resolved")
+
 func (t *Target) artifactDir() string {
 	return filepath.Join(t.artifacts, artifactAlgo)
 }
@@ -95,7 +99,7 @@ func (t *Target) copyArtifact(ctx context.Context, digest, exe string) error {
 		err = cerr
 	}
 	if err == nil && got != digest {
-		err = fmt.Errorf("the file changed since it was resolved: it has sha256 %s now, not %s", got, digest)
+		err = fmt.Errorf("%w: it has sha256 %s now, not %s", errChanged, got, digest)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), t.artifactPath(digest))

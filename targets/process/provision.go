@@ -82,6 +82,11 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	// prune may run: it would see the artifact unused.
 	t.store.RLock()
 	added, err := t.ensureArtifact(ctx, digest, spec.Service.Process.Command[0])
+	if errors.Is(err, errChanged) && spec.Service.Process.SHA256 != "" {
+		// A pinned digest that neither the file nor the store has cannot
+		// come back by retrying: only a new commit (or the file) can fix it.
+		err = fmt.Errorf("%w: pinned sha256 %s is not in the artifact store and %w", targets.ErrInvalidSpec, digest, err)
+	}
 	var (
 		cmd *exec.Cmd
 		rec *record

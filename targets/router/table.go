@@ -30,7 +30,7 @@ type Table struct {
 // malformed fleet or service name, a service listed twice, a bad address, a
 // negative weight, a backend listed twice in a route, or a listen address
 // that another route uses.
-var ErrInvalidTable = errors.New("invalid route table")
+var ErrInvalidTable = targets.ErrInvalidRoutes
 
 func emptyTable() Table { return Table{Fleets: map[string][]targets.Route{}} }
 

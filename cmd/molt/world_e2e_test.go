@@ -1,11 +1,10 @@
-package reconciler_test
+package main
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,26 +21,25 @@ import (
 	"github.com/molt-dev/molt/targets/targetstest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	targetstest.RemoveHello()
-	os.Exit(code)
-}
-
-// world is a real process target and a real router in a temporary state
-// directory, with an executor over them.
-type world struct {
+// execWorld is a real process target and a real router (in this process)
+// in a temporary state directory, with an executor over them: the
+// reconciler's executor against the world, without the CLI around it.
+type execWorld struct {
 	t      *testing.T
 	state  string
 	port   string
 	hello  string
 	target *process.Target
+	front  *router.Client
 	exec   *reconciler.Executor
 	fleets map[string]*schema.Fleet // by revision, for rollbacks
 }
 
-func newWorld(t *testing.T) *world {
+func newExecWorld(t *testing.T) *execWorld {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
 	state, err := os.MkdirTemp("", "mr") // short: unix socket paths are limited
 	if err != nil {
 		t.Fatal(err)
@@ -59,9 +57,13 @@ func newWorld(t *testing.T) *world {
 	go func() { done <- srv.Run(ctx) }()
 	rc := router.NewClient(state)
 	targetstest.Eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
-	w := &world{t: t, state: state, port: freePort(t), hello: targetstest.Hello(t), target: tgt, fleets: map[string]*schema.Fleet{}}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &execWorld{t: t, state: state, port: port, hello: targetstest.Hello(t), target: tgt, front: rc, fleets: map[string]*schema.Fleet{}}
 	w.exec = &reconciler.Executor{
-		Target: tgt, Router: rc, Prober: reconciler.NewProber(), Failures: reconciler.NewFailures(state),
+		Target: tgt, Front: rc, Prober: reconciler.NewProber(), Revisions: reconciler.NewRevisions(state, nil),
 		Tick: 50 * time.Millisecond,
 		Specs: func(_ context.Context, rev string) (*schema.Fleet, error) {
 			if f := w.fleets[rev]; f != nil {
@@ -83,9 +85,15 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-// fleet loads a one-service fleet through the real schema loader.
-func (w *world) fleet(rev, version, strategy, extra string) *schema.Fleet {
+// fleet loads a one-service fleet through the real schema loader. Only
+// blue-green keeps the previous generation warm (keepPrevious 10m);
+// rolling keeps none.
+func (w *execWorld) fleet(rev, version, strategy, extra string) *schema.Fleet {
 	w.t.Helper()
+	keep := ""
+	if strategy == "blue-green" {
+		keep = `, keepPrevious: "10m"`
+	}
 	src := fmt.Sprintf(`
 name: "e2e"
 services: web: {
@@ -96,9 +104,9 @@ services: web: {
 	expose: {listen: "127.0.0.1:%s", port: "http"}
 	health: {interval: "100ms", grace: "1s", unhealthyThreshold: 2}
 	stopGrace: "5s"
-	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "20s", keepPrevious: "10m"}
+	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "20s"%s}
 }
-`, w.hello, version, extra, w.port, strategy)
+`, w.hello, version, extra, w.port, strategy, keep)
 	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
 	if err != nil {
 		w.t.Fatalf("load fleet: %v", err)
@@ -107,8 +115,23 @@ services: web: {
 	return f
 }
 
-func (w *world) apply(f *schema.Fleet, rev string) reconciler.Result {
+// hash is the spec hash the executor gives the fleet's web service: the
+// process target resolves the executable's digest into it.
+func (w *execWorld) hash(f *schema.Fleet) string {
 	w.t.Helper()
+	svc := f.Services["web"]
+	extra, err := w.target.Resolve(context.Background(), svc)
+	if err != nil {
+		w.t.Fatalf("resolve: %v", err)
+	}
+	return svc.SpecHash(extra)
+}
+
+// apply converges to f at rev; rev's spec is what a later rollback to it
+// reads (as a commit of a repository would be).
+func (w *execWorld) apply(f *schema.Fleet, rev string) reconciler.Result {
+	w.t.Helper()
+	w.fleets[rev] = f
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := w.exec.Apply(ctx, f, rev)
@@ -118,7 +141,7 @@ func (w *world) apply(f *schema.Fleet, rev string) reconciler.Result {
 	return res
 }
 
-func (w *world) instances() []targets.Instance {
+func (w *execWorld) instances() []targets.Instance {
 	w.t.Helper()
 	insts, err := w.target.List(context.Background())
 	if err != nil {
@@ -127,14 +150,31 @@ func (w *world) instances() []targets.Instance {
 	return insts
 }
 
+// traffic is the reconciler's traffic record of the web service, as kept
+// in the router's routes.
+func (w *execWorld) traffic() reconciler.Traffic {
+	w.t.Helper()
+	routes, err := w.front.Routes(context.Background(), "e2e")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return reconciler.TrafficOf(routes)["web"]
+}
+
 // startLoad sends requests through the router until finished.
-func (w *world) startLoad() *targetstest.Load {
+func (w *execWorld) startLoad() *targetstest.Load {
 	return targetstest.StartLoad("127.0.0.1:"+w.port, 4, 2*time.Millisecond)
 }
 
-func get(t *testing.T, url string) string {
+func (w *execWorld) answer() string {
+	w.t.Helper()
+	return execGet(w.t, "http://127.0.0.1:"+w.port+"/")
+}
+
+func execGet(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +183,7 @@ func get(t *testing.T, url string) string {
 	return strings.TrimSpace(string(b))
 }
 
-func count(insts []targets.Instance, pred func(targets.Instance) bool) int {
+func execCount(insts []targets.Instance, pred func(targets.Instance) bool) int {
 	n := 0
 	for _, in := range insts {
 		if pred(in) {
@@ -153,14 +193,26 @@ func count(insts []targets.Instance, pred func(targets.Instance) bool) int {
 	return n
 }
 
-func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
-	w := newWorld(t)
+func ofGeneration(hash string) func(targets.Instance) bool {
+	return func(i targets.Instance) bool { return i.Labels.SpecHash == hash }
+}
+
+func runningOf(hash string) func(targets.Instance) bool {
+	return func(i targets.Instance) bool { return i.Labels.SpecHash == hash && i.State == targets.Running }
+}
+
+// TestE2ERollingRolloutAndFailedRollout: a rolling rollout under load
+// fails no request and keeps no warm generation; a revert is a rollout
+// like any other; a broken revision rolls back by itself and is not
+// retried.
+func TestE2ERollingRolloutAndFailedRollout(t *testing.T) {
+	w := newExecWorld(t)
 	v1 := w.fleet("main@sha1:1111", "v1", "rolling", "")
 	res := w.apply(v1, "main@sha1:1111")
 	if !res.Converged || res.Provisioned != 3 {
 		t.Fatalf("v1: %+v", res)
 	}
-	if got := get(t, "http://127.0.0.1:"+w.port+"/"); got != "hello from v1" {
+	if got := w.answer(); got != "hello from v1" {
 		t.Fatalf("v1 answers %q", got)
 	}
 
@@ -169,26 +221,32 @@ func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
 	v2 := w.fleet("main@sha1:2222", "v2", "rolling", "")
 	res = w.apply(v2, "main@sha1:2222")
 	bodies := l.Finish(t)
-	if !res.Converged || res.Provisioned != 3 || len(res.Failures) > 0 {
+	if !res.Converged || res.Provisioned != 3 || res.Retired != 3 || len(res.Failures) > 0 {
 		t.Fatalf("v2: %+v", res)
 	}
 	if bodies["hello from v2"] == 0 {
 		t.Errorf("no answer from v2 during the rollout: %v", bodies)
 	}
-	h1, h2 := v1.Services["web"].SpecHash(nil), v2.Services["web"].SpecHash(nil)
+	h1, h2 := w.hash(v1), w.hash(v2)
 	insts := w.instances()
-	if n := count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h1 && i.State == targets.Running }); n != 3 {
-		t.Errorf("v1 instances kept warm: %d, want 3", n)
+	if n := execCount(insts, ofGeneration(h1)); n != 0 {
+		t.Errorf("rolling kept %d v1 instances, want none", n)
+	}
+	if n := execCount(insts, runningOf(h2)); n != 3 || len(insts) != 3 {
+		t.Errorf("%d v2 instances running of %d, want 3 of 3", n, len(insts))
+	}
+	if tr := w.traffic(); tr.Active != h2 || tr.Previous != "" {
+		t.Errorf("traffic record %+v: want active v2 and no previous", tr)
 	}
 
-	// Revert to v1 inside keepPrevious: an instant switch, no provision.
+	// A revert to v1: with no warm generation, a rolling rollout again.
 	l = w.startLoad()
 	res = w.apply(v1, "main@sha1:3333")
 	l.Finish(t)
-	if res.Provisioned != 0 || res.Retired != 0 {
-		t.Errorf("revert provisioned %d, retired %d; want a switch only", res.Provisioned, res.Retired)
+	if !res.Converged || res.Provisioned != 3 || res.Retired != 3 {
+		t.Errorf("revert: %+v; want 3 provisioned and 3 retired", res)
 	}
-	if got := get(t, "http://127.0.0.1:"+w.port+"/"); got != "hello from v1" {
+	if got := w.answer(); got != "hello from v1" {
 		t.Fatalf("after revert: %q", got)
 	}
 
@@ -203,15 +261,14 @@ func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
 	if bodies["hello from v3"] != 0 {
 		t.Errorf("v3 received traffic: %v", bodies)
 	}
-	h3 := v3.Services["web"].SpecHash(nil)
+	h3 := w.hash(v3)
 	insts = w.instances()
-	if n := count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h3 }); n != 0 {
+	if n := execCount(insts, ofGeneration(h3)); n != 0 {
 		t.Errorf("%d v3 instances left after the rollback", n)
 	}
-	if n := count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h1 }); n != 3 {
+	if n := execCount(insts, ofGeneration(h1)); n != 3 {
 		t.Errorf("%d v1 instances after the rollback, want 3", n)
 	}
-	_ = h2
 	// Applying the failed revision again does not retry it.
 	res = w.apply(v3, "main@sha1:4444")
 	if res.Provisioned != 0 {
@@ -219,29 +276,53 @@ func TestRollingRolloutRevertAndFailedRollout(t *testing.T) {
 	}
 }
 
-func TestBlueGreenSwitchesAtOnce(t *testing.T) {
-	w := newWorld(t)
+// TestE2EBlueGreenSwitchAndInstantRevert: blue-green switches traffic in
+// one step under load, keeps the previous generation warm, and a revert
+// inside keepPrevious is a switch back with nothing provisioned.
+func TestE2EBlueGreenSwitchAndInstantRevert(t *testing.T) {
+	w := newExecWorld(t)
 	v1 := w.fleet("main@sha1:aaaa", "v1", "blue-green", "")
 	w.apply(v1, "main@sha1:aaaa")
 	l := w.startLoad()
 	v2 := w.fleet("main@sha1:bbbb", "v2", "blue-green", "")
 	res := w.apply(v2, "main@sha1:bbbb")
 	bodies := l.Finish(t)
-	if res.Provisioned != 3 {
-		t.Errorf("provisioned %d, want 3", res.Provisioned)
+	if res.Provisioned != 3 || res.Retired != 0 {
+		t.Errorf("provisioned %d, retired %d; want 3 and 0", res.Provisioned, res.Retired)
 	}
 	if bodies["hello from v2"] == 0 || bodies["hello from v1"] == 0 {
 		t.Errorf("bodies %v: want both generations seen across the switch", bodies)
 	}
-	if got := get(t, "http://127.0.0.1:"+w.port+"/"); got != "hello from v2" {
+	if got := w.answer(); got != "hello from v2" {
 		t.Fatalf("after switch: %q", got)
+	}
+	h1, h2 := w.hash(v1), w.hash(v2)
+	if n := execCount(w.instances(), runningOf(h1)); n != 3 {
+		t.Errorf("v1 instances kept warm: %d, want 3", n)
+	}
+	if tr := w.traffic(); tr.Active != h2 || tr.Previous != h1 {
+		t.Errorf("traffic record %+v: want active v2, previous v1", tr)
+	}
+
+	// Revert to v1 inside keepPrevious: an instant switch, no provision.
+	l = w.startLoad()
+	res = w.apply(v1, "main@sha1:cccc")
+	l.Finish(t)
+	if res.Provisioned != 0 || res.Retired != 0 {
+		t.Errorf("revert provisioned %d, retired %d; want a switch only", res.Provisioned, res.Retired)
+	}
+	if got := w.answer(); got != "hello from v1" {
+		t.Fatalf("after revert: %q", got)
+	}
+	if tr := w.traffic(); tr.Active != h1 {
+		t.Errorf("traffic record %+v: want active v1", tr)
 	}
 }
 
-func TestDeadInstanceIsReplaced(t *testing.T) {
-	w := newWorld(t)
-	v1 := w.fleet("main@sha1:cccc", "v1", "rolling", "")
-	w.apply(v1, "main@sha1:cccc")
+func TestE2EDeadInstanceIsReplaced(t *testing.T) {
+	w := newExecWorld(t)
+	v1 := w.fleet("main@sha1:dddd", "v1", "rolling", "")
+	w.apply(v1, "main@sha1:dddd")
 	insts := w.instances()
 	victim := insts[0]
 	rec := filepath.Join(w.state, "instances", victim.ID, "instance.json")
@@ -249,7 +330,7 @@ func TestDeadInstanceIsReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := jsonInt(t, b, "pid")
+	pid := execJSONInt(t, b, "pid")
 	p, _ := os.FindProcess(pid)
 	_ = p.Kill()
 	targetstest.Eventually(t, 5*time.Second, "victim dead", func() bool {
@@ -260,27 +341,16 @@ func TestDeadInstanceIsReplaced(t *testing.T) {
 		}
 		return true
 	})
-	res := w.apply(v1, "main@sha1:cccc")
+	res := w.apply(v1, "main@sha1:dddd")
 	if res.Provisioned != 1 || res.Retired != 1 {
 		t.Errorf("replace: provisioned %d retired %d, want 1 and 1", res.Provisioned, res.Retired)
 	}
-	if n := count(w.instances(), func(i targets.Instance) bool { return i.State == targets.Running }); n != 3 {
+	if n := execCount(w.instances(), func(i targets.Instance) bool { return i.State == targets.Running }); n != 3 {
 		t.Errorf("%d running, want 3", n)
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
-}
-
-func jsonInt(t *testing.T, b []byte, key string) int {
+func execJSONInt(t *testing.T, b []byte, key string) int {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -293,18 +363,26 @@ func jsonInt(t *testing.T, b []byte, key string) int {
 	return int(v)
 }
 
-// TestRecycleReplacesOldInstances: instances older than recycle.maxAge
+// TestE2ERecycleReplacesOldInstances: instances older than recycle.maxAge
 // are replaced one at a time, with no failed request through the router.
-func TestRecycleReplacesOldInstances(t *testing.T) {
-	w := newWorld(t)
+func TestE2ERecycleReplacesOldInstances(t *testing.T) {
+	w := newExecWorld(t)
 	v1 := w.fleet("main@sha1:eeee", "v1", "rolling", "")
 	v1.Services["web"].Recycle = &schema.Recycle{MaxAge: 2 * time.Second}
 	w.apply(v1, "main@sha1:eeee")
-	first := map[string]bool{}
+	first := map[string]time.Time{}
 	for _, in := range w.instances() {
-		first[in.ID] = true
+		first[in.ID] = in.Labels.CreatedAt
 	}
-	time.Sleep(2100 * time.Millisecond) // let every instance pass maxAge
+	// Let every instance pass maxAge.
+	targetstest.Eventually(t, 10*time.Second, "the first instances to pass maxAge", func() bool {
+		for _, at := range first {
+			if time.Since(at) <= 2*time.Second {
+				return false
+			}
+		}
+		return true
+	})
 	l := w.startLoad()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -317,7 +395,7 @@ func TestRecycleReplacesOldInstances(t *testing.T) {
 		}
 		left := 0
 		for _, in := range w.instances() {
-			if first[in.ID] {
+			if _, ok := first[in.ID]; ok {
 				left++
 			}
 		}
@@ -327,7 +405,7 @@ func TestRecycleReplacesOldInstances(t *testing.T) {
 	}
 	l.Finish(t)
 	for _, in := range w.instances() {
-		if first[in.ID] {
+		if _, ok := first[in.ID]; ok {
 			t.Errorf("instance %s outlived maxAge", in.ID)
 		}
 	}

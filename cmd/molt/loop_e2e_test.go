@@ -1,4 +1,4 @@
-package reconciler_test
+package main
 
 import (
 	"context"
@@ -8,20 +8,19 @@ import (
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
-	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/targetstest"
 )
 
-// snapshots is a Source whose newest snapshot the test sets.
-type snapshots struct {
+// loopSnapshots is a Source whose newest snapshot the test sets.
+type loopSnapshots struct {
 	mu    sync.Mutex
 	snap  reconciler.Snapshot
 	calls atomic.Int64
 }
 
-func (s *snapshots) set(sn reconciler.Snapshot) { s.mu.Lock(); s.snap = sn; s.mu.Unlock() }
+func (s *loopSnapshots) set(sn reconciler.Snapshot) { s.mu.Lock(); s.snap = sn; s.mu.Unlock() }
 
-func (s *snapshots) Latest(context.Context) (reconciler.Snapshot, error) {
+func (s *loopSnapshots) Latest(context.Context) (reconciler.Snapshot, error) {
 	s.calls.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -32,11 +31,11 @@ func (s *snapshots) Latest(context.Context) (reconciler.Snapshot, error) {
 // step, then the loop moves to the newer revision; triggers that arrive
 // meanwhile coalesce into one more reconcile.
 func TestLoopPreemptsForNewerRevision(t *testing.T) {
-	w := newWorld(t)
+	w := newExecWorld(t)
 	v1 := w.fleet("main@sha1:1111", "v1", "rolling", "")
 	w.apply(v1, "main@sha1:1111")
 
-	src := &snapshots{}
+	src := &loopSnapshots{}
 	slow := w.fleet("main@sha1:2222", "v2", "rolling", "")
 	slow.Services["web"].Rollout.MinHealthyFor = 2 * time.Second // three batches: > 6s
 	src.set(reconciler.Snapshot{Fleet: slow, Revision: "main@sha1:2222", Specs: w.exec.Specs})
@@ -53,9 +52,9 @@ func TestLoopPreemptsForNewerRevision(t *testing.T) {
 	go func() { done <- loop.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	h2 := slow.Services["web"].SpecHash(nil)
+	h2 := w.hash(slow)
 	targetstest.Eventually(t, 20*time.Second, "the v2 rollout to start", func() bool {
-		return count(w.instances(), func(i targets.Instance) bool { return i.Labels.SpecHash == h2 }) >= 1
+		return execCount(w.instances(), ofGeneration(h2)) >= 1
 	})
 	v3 := w.fleet("main@sha1:3333", "v3", "rolling", "")
 	src.set(reconciler.Snapshot{Fleet: v3, Revision: "main@sha1:3333", Specs: w.exec.Specs})
@@ -63,12 +62,12 @@ func TestLoopPreemptsForNewerRevision(t *testing.T) {
 	for range 100 {
 		loop.Trigger("burst")
 	}
-	h3 := v3.Services["web"].SpecHash(nil)
+	h3 := w.hash(v3)
 	targetstest.Eventually(t, 30*time.Second, "v3 converged", func() bool {
 		insts := w.instances()
-		return count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h3 && i.State == targets.Running }) == 3 &&
-			count(insts, func(i targets.Instance) bool { return i.Labels.SpecHash == h2 }) == 0 &&
-			get(t, "http://127.0.0.1:"+w.port+"/") == "hello from v3"
+		return execCount(insts, runningOf(h3)) == 3 &&
+			execCount(insts, ofGeneration(h2)) == 0 &&
+			w.answer() == "hello from v3"
 	})
 	targetstest.Eventually(t, 10*time.Second, "the loop to go idle", func() bool { return loop.Status().Running.IsZero() })
 	if n := src.calls.Load() - before; n > 2 {

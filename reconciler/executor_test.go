@@ -1,0 +1,435 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/molt-dev/molt/schema"
+	"github.com/molt-dev/molt/targets"
+	"pgregory.net/rapid"
+)
+
+// memTarget is an in-memory target for the executor's own tests (the real
+// targets are tested against it in cmd/molt: this package may not import
+// them). Services have no health check, so a running instance is healthy
+// at once; instances of a hash in dies are dead as soon as they exist, and
+// fail makes provisions of a service fail.
+type memTarget struct {
+	mu    sync.Mutex
+	seq   int
+	insts map[string]targets.Instance
+	dies  map[string]bool
+	fail  func(spec targets.Spec) error
+	calls []string // "provision web" / "retire ID", in order
+}
+
+func newMemTarget() *memTarget {
+	return &memTarget{insts: map[string]targets.Instance{}, dies: map[string]bool{}}
+}
+
+func (m *memTarget) List(context.Context) ([]targets.Instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []targets.Instance
+	for _, in := range m.insts {
+		if m.dies[in.Labels.SpecHash] {
+			in.State = targets.Dead
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+func (m *memTarget) Provision(_ context.Context, spec targets.Spec) (targets.Instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, "provision "+spec.Labels.Service)
+	if m.fail != nil {
+		if err := m.fail(spec); err != nil {
+			return targets.Instance{}, err
+		}
+	}
+	m.seq++
+	id := fmt.Sprintf("%s-%s-%03d", spec.Labels.Service, short(spec.Labels.SpecHash), m.seq)
+	in := targets.Instance{ID: id, Labels: spec.Labels, State: targets.Running,
+		Endpoints: map[string]string{"http": fmt.Sprintf("127.0.0.1:%d", 20000+m.seq)}}
+	m.insts[id] = in
+	return in, nil
+}
+
+func (m *memTarget) Retire(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, "retire "+id)
+	delete(m.insts, id)
+	return nil
+}
+
+// running counts the live instances of a fleet's service.
+func (m *memTarget) running(fleet, service string) int {
+	insts, _ := m.List(context.Background())
+	n := 0
+	for _, in := range insts {
+		if in.Labels.Fleet == fleet && in.Labels.Service == service && in.State == targets.Running {
+			n++
+		}
+	}
+	return n
+}
+
+// memFront is an in-memory front, fleet-scoped like the real ones.
+type memFront struct {
+	mu     sync.Mutex
+	fleets map[string][]targets.Route
+	sets   int
+}
+
+func newMemFront() *memFront { return &memFront{fleets: map[string][]targets.Route{}} }
+
+func (f *memFront) Routes(_ context.Context, fleet string) ([]targets.Route, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.fleets[fleet]), nil
+}
+
+func (f *memFront) SetRoutes(_ context.Context, fleet string, routes []targets.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sets++
+	if len(routes) == 0 {
+		delete(f.fleets, fleet)
+		return nil
+	}
+	f.fleets[fleet] = slices.Clone(routes)
+	return nil
+}
+
+func (f *memFront) Drain(context.Context, []string) error { return nil }
+
+// memWorld is an executor over a memTarget and a memFront, with fleets by
+// revision for rollbacks.
+type memWorld struct {
+	target *memTarget
+	front  *memFront
+	exec   *Executor
+	fleets map[string]*schema.Fleet
+}
+
+func newMemWorld(t testing.TB) *memWorld {
+	w := &memWorld{target: newMemTarget(), front: newMemFront(), fleets: map[string]*schema.Fleet{}}
+	w.exec = &Executor{Target: w.target, Front: w.front, Prober: NewProber(), Revisions: NewRevisions(t.TempDir(), nil),
+		Tick: time.Millisecond,
+		Specs: func(_ context.Context, rev string) (*schema.Fleet, error) {
+			if f := w.fleets[rev]; f != nil {
+				return f, nil
+			}
+			return nil, fmt.Errorf("no revision %s", rev)
+		}}
+	return w
+}
+
+// fleet is a one-service fleet: web, rolling, replicas r, its spec made
+// distinct by version.
+func (w *memWorld) fleet(name, rev, version string, r int, strategy schema.Strategy) *schema.Fleet {
+	svc := rolling(r, "1", "0")
+	svc.Rollout.Strategy = strategy
+	if strategy == schema.BlueGreen {
+		svc.Rollout.KeepPrevious = time.Hour
+	}
+	svc.Process = &schema.Process{Command: []string{"./app"}}
+	svc.Env = map[string]string{"VERSION": version}
+	svc.Expose = &schema.Expose{Listen: "127.0.0.1:18080", Port: "http"}
+	f := &schema.Fleet{Name: name, Services: map[string]*schema.Service{"web": svc}}
+	w.fleets[rev] = f
+	return f
+}
+
+func (w *memWorld) apply(t rapid.TB, f *schema.Fleet, rev string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := w.exec.Apply(ctx, f, rev)
+	if err != nil {
+		t.Fatalf("apply %s: %v", rev, err)
+	}
+	return res
+}
+
+// TestRollbackRestoresLastGoodReplicas: replicas 3 (v1), then replicas 1
+// (v1 again), then a failing v2 with replicas 1: the rollback returns to
+// the last good revision, with its one replica, not to the three of the
+// revision where v1 first appeared.
+func TestRollbackRestoresLastGoodReplicas(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		w := newMemWorld(t)
+		r1 := rapid.IntRange(0, 5).Draw(rt, "replicas at v1")
+		r2 := rapid.IntRange(0, 5).Draw(rt, "replicas at v1 again")
+		r3 := rapid.IntRange(1, 5).Draw(rt, "replicas of failing v2")
+		strategy := rapid.SampledFrom([]schema.Strategy{schema.Rolling, schema.BlueGreen}).Draw(rt, "strategy")
+		w.apply(rt, w.fleet("shop", "main@sha1:1", "v1", r1, strategy), "main@sha1:1")
+		w.apply(rt, w.fleet("shop", "main@sha1:2", "v1", r2, strategy), "main@sha1:2")
+		v2 := w.fleet("shop", "main@sha1:3", "v2", r3, strategy)
+		w.target.dies[v2.Services["web"].SpecHash(nil)] = true
+		res := w.apply(rt, v2, "main@sha1:3")
+		if len(res.Failures) != 1 {
+			rt.Fatalf("failures = %+v, want the v2 rollout to fail", res.Failures)
+		}
+		if !res.Converged {
+			rt.Fatalf("the rollback did not converge: %+v", res.Plan)
+		}
+		if got := w.target.running("shop", "web"); got != r2 {
+			rt.Fatalf("%d instances run after the rollback, want %d (the last good revision's replicas)", got, r2)
+		}
+	})
+}
+
+// TestTransientProvisionErrorIsRetried: a provision that times out (as a
+// Docker engine does) is retried with backoff; the revision is not failed.
+func TestTransientProvisionErrorIsRetried(t *testing.T) {
+	w := newMemWorld(t)
+	w.apply(t, w.fleet("shop", "main@sha1:1", "v1", 2, schema.Rolling), "main@sha1:1")
+	left := 2
+	w.target.fail = func(targets.Spec) error {
+		if left > 0 {
+			left--
+			return fmt.Errorf("create container: %w", context.DeadlineExceeded)
+		}
+		return nil
+	}
+	res := w.apply(t, w.fleet("shop", "main@sha1:2", "v2", 2, schema.Rolling), "main@sha1:2")
+	if len(res.Failures) != 0 || !res.Converged {
+		t.Fatalf("failures %+v, converged %v: a transient error failed the rollout", res.Failures, res.Converged)
+	}
+	if f, _ := w.exec.Revisions.ForRevision("shop", "main@sha1:2"); len(f) != 0 {
+		t.Fatalf("the revision was recorded as failed: %+v", f)
+	}
+	if got := w.target.running("shop", "web"); got != 2 {
+		t.Fatalf("%d running, want 2", got)
+	}
+}
+
+// TestSelfHealInvalidSpecIsDegradedNotRolledBack: an invalid spec while
+// replacing a dead instance of the serving generation fails nothing and
+// retires nothing: the service is degraded, and says why.
+func TestSelfHealInvalidSpecIsDegradedNotRolledBack(t *testing.T) {
+	w := newMemWorld(t)
+	f := w.fleet("shop", "main@sha1:1", "v1", 3, schema.BlueGreen)
+	w.apply(t, f, "main@sha1:1")
+	insts, _ := w.target.List(context.Background())
+	w.target.Retire(context.Background(), insts[0].ID) // killed behind molt's back
+	w.target.fail = func(targets.Spec) error {
+		return fmt.Errorf("%w: executable ./app has sha256 aaaa, the spec pins bbbb", targets.ErrInvalidSpec)
+	}
+	res := w.apply(t, f, "main@sha1:1")
+	if len(res.Failures) != 0 {
+		t.Fatalf("a self-heal failure counted as a failed rollout: %+v", res.Failures)
+	}
+	if res.Converged || len(res.Degraded) != 1 || res.Degraded[0].DegradedReason != DegradedStalled {
+		t.Fatalf("converged %v, degraded %+v: want web degraded (stalled)", res.Converged, res.Degraded)
+	}
+	if got := w.target.running("shop", "web"); got != 2 {
+		t.Fatalf("%d running, want the 2 that survived", got)
+	}
+	if sp := res.Degraded[0]; sp.Healthy != 2 || sp.Replicas != 3 {
+		t.Fatalf("degraded %d/%d healthy, want 2/3", sp.Healthy, sp.Replicas)
+	}
+}
+
+// TestRolloutInvalidSpecRollsBack: an invalid spec of a new generation
+// fails that rollout and rolls it back; the serving generation stays.
+func TestRolloutInvalidSpecRollsBack(t *testing.T) {
+	w := newMemWorld(t)
+	w.apply(t, w.fleet("shop", "main@sha1:1", "v1", 2, schema.Rolling), "main@sha1:1")
+	v2 := w.fleet("shop", "main@sha1:2", "v2", 2, schema.Rolling)
+	h2 := v2.Services["web"].SpecHash(nil)
+	w.target.fail = func(s targets.Spec) error {
+		if s.Labels.SpecHash == h2 {
+			return fmt.Errorf("%w: no such image", targets.ErrInvalidSpec)
+		}
+		return nil
+	}
+	res := w.apply(t, v2, "main@sha1:2")
+	if len(res.Failures) != 1 || !res.Converged {
+		t.Fatalf("failures %+v converged %v: want one failure, rolled back", res.Failures, res.Converged)
+	}
+	if got := w.target.running("shop", "web"); got != 2 {
+		t.Fatalf("%d running, want v1's 2", got)
+	}
+}
+
+// TestFleetsNeverTouchEachOther: two fleets with a service named web share
+// the target and the front; applying one never retires, routes or
+// records anything of the other.
+func TestFleetsNeverTouchEachOther(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		w := newMemWorld(t)
+		ra := rapid.IntRange(0, 4).Draw(rt, "alpha replicas")
+		rb := rapid.IntRange(0, 4).Draw(rt, "beta replicas")
+		alpha := w.fleet("alpha", "a@sha1:1", "a1", ra, schema.Rolling)
+		beta := w.fleet("beta", "b@sha1:1", "b1", rb, schema.BlueGreen)
+		beta.Services["web"].Expose.Listen = "127.0.0.1:18081"
+		w.apply(rt, alpha, "a@sha1:1")
+		w.apply(rt, beta, "b@sha1:1")
+		before, _ := w.front.Routes(context.Background(), "alpha")
+		betaIDs := w.ids("beta")
+		steps := rapid.IntRange(1, 4).Draw(rt, "alpha revisions")
+		for i := range steps {
+			rev := fmt.Sprintf("a@sha1:%d", i+2)
+			version := fmt.Sprintf("a%d", rapid.IntRange(1, 3).Draw(rt, "version"))
+			fails := rapid.Bool().Draw(rt, "fails")
+			if fails {
+				version = fmt.Sprintf("broken%d", i) // a new generation that fails
+			}
+			f := w.fleet("alpha", rev, version, rapid.IntRange(0, 4).Draw(rt, "replicas"), schema.Rolling)
+			if fails {
+				w.target.dies[f.Services["web"].SpecHash(nil)] = true
+			}
+			w.apply(rt, f, rev)
+		}
+		if got := w.ids("beta"); !slices.Equal(got, betaIDs) {
+			rt.Fatalf("beta's instances changed: %v, were %v", got, betaIDs)
+		}
+		after, _ := w.front.Routes(context.Background(), "beta")
+		for _, r := range after {
+			for _, b := range r.Backends {
+				if !slices.Contains(betaIDs, b.Instance) {
+					rt.Fatalf("beta's route holds %s, not one of beta's instances", b.Instance)
+				}
+			}
+		}
+		if g, _ := w.exec.Revisions.Good("beta"); g["web"].Revision != "b@sha1:1" {
+			rt.Fatalf("beta's record changed: %+v", g)
+		}
+		_ = before
+		// Removing alpha entirely leaves beta as it was too.
+		w.apply(rt, &schema.Fleet{Name: "alpha", Services: map[string]*schema.Service{}}, "a@sha1:99")
+		if got := w.ids("beta"); !slices.Equal(got, betaIDs) {
+			rt.Fatalf("pruning alpha changed beta's instances")
+		}
+		if rs, _ := w.front.Routes(context.Background(), "alpha"); len(rs) != 0 {
+			rt.Fatalf("alpha's routes left after pruning: %+v", rs)
+		}
+		if rs, _ := w.front.Routes(context.Background(), "beta"); len(rs) != 1 {
+			rt.Fatalf("beta's routes: %+v", rs)
+		}
+	})
+}
+
+func (w *memWorld) ids(fleet string) []string {
+	insts, _ := w.target.List(context.Background())
+	var out []string
+	for _, in := range insts {
+		if in.Labels.Fleet == fleet {
+			out = append(out, in.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPlanIsWhatApplyDoes: the plan that `molt plan` prints (Executor.Plan)
+// is the plan of apply's first pass, and that pass carries out exactly its
+// step: the provisions, the retires and the routes.
+func TestPlanIsWhatApplyDoes(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		w := newMemWorld(t)
+		strategy := rapid.SampledFrom([]schema.Strategy{schema.Rolling, schema.BlueGreen}).Draw(rt, "strategy")
+		w.apply(rt, w.fleet("shop", "main@sha1:1", "v1", rapid.IntRange(0, 4).Draw(rt, "replicas v1"), strategy), "main@sha1:1")
+		// Disturb the fleet: kill some instances behind molt's back.
+		for _, id := range w.ids("shop") {
+			if rapid.Bool().Draw(rt, "kill "+id) {
+				w.target.Retire(context.Background(), id)
+			}
+		}
+		next := w.fleet("shop", "main@sha1:2", rapid.SampledFrom([]string{"v1", "v2"}).Draw(rt, "version"),
+			rapid.IntRange(0, 4).Draw(rt, "replicas v2"), strategy)
+		fixed := time.Now() // one clock for the plan and the pass
+		w.exec.Now = func() time.Time { return fixed }
+		planned, err := w.exec.Plan(context.Background(), next, "main@sha1:2")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		w.target.calls = nil
+		sets := w.front.sets
+		x := *w.exec
+		var first *Plan
+		x.OnPass = func(p Plan) {
+			if first == nil {
+				first = &p
+			}
+		}
+		x.Preempt = func() bool { return true } // stop after the first step
+		if _, err := x.Apply(context.Background(), next, "main@sha1:2"); err != nil {
+			rt.Fatal(err)
+		}
+		clearWake := func(p Plan) Plan {
+			for i := range p.Services {
+				p.Services[i].Wake = time.Time{}
+			}
+			return p
+		}
+		if first == nil || !equalPlans(clearWake(planned), clearWake(*first)) {
+			rt.Fatalf("molt plan and apply's first pass differ (-plan +apply):\n%s", cmp.Diff(clearWake(planned), first))
+		}
+		var want []string
+		acts := false
+		for _, sp := range planned.Services {
+			for _, r := range sp.Step.Retire {
+				want = append(want, "retire "+r.Instance)
+			}
+			for range sp.Step.Provision {
+				want = append(want, "provision "+sp.Service)
+			}
+			acts = acts || sp.Route != nil
+		}
+		got := slices.Clone(w.target.calls)
+		slices.Sort(got)
+		slices.Sort(want)
+		if planned.Services[0].Failed == "" && !slices.Equal(got, want) {
+			rt.Fatalf("apply did %v, the plan said %v", got, want)
+		}
+		if routed := w.front.sets > sets; planned.Services[0].Failed == "" && routed != acts {
+			rt.Fatalf("apply set routes %v, the plan changes routes %v", routed, acts)
+		}
+		if acts && planned.Services[0].Failed == "" {
+			rs, _ := w.front.Routes(context.Background(), "shop")
+			byName := maps.Collect(func(yield func(string, targets.Route) bool) {
+				for _, r := range rs {
+					if !yield(r.Service, r) {
+						return
+					}
+				}
+			})
+			if r := planned.Services[0].Route; r != nil && !emptyRoute(*r) && !routeEqual(byName["web"], *r) {
+				rt.Fatalf("the front has %+v, the plan said %+v", byName["web"], *r)
+			}
+		}
+	})
+}
+
+func equalPlans(a, b Plan) bool { return cmp.Equal(a, b) }
+
+// TestClassify: errors are classified through any wrapping.
+func TestClassify(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want Class
+	}{
+		{fmt.Errorf("provision web: %w", targets.ErrInvalidSpec), Stalling},
+		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", &schema.InvalidError{})), Stalling},
+		{fmt.Errorf("a: %w", &WaitError{Until: t0, Err: errors.New("window")}), Waiting},
+		{fmt.Errorf("create container: %w", context.DeadlineExceeded), Transient},
+		{errors.New("connection refused"), Transient},
+	} {
+		if got := Classify(c.err); got != c.want {
+			t.Errorf("Classify(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
