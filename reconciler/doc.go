@@ -4,22 +4,42 @@
 // The vocabulary:
 //
 //   - instance: one process or container, created once and never modified.
-//   - spec hash: the identity of an instance's definition (schema.Service.SpecHash).
+//   - spec hash: the identity of an instance's definition, including the
+//     artifact digest the target resolved (schema.Service.SpecHash).
 //   - generation: the instances of one service that share a spec hash.
-//   - active generation: the one in traffic; previous generation: the one
-//     that left traffic at the last switch and is kept warm, out of
-//     traffic, for rollout.keepPrevious so that a revert is an instant
-//     switch back.
-//   - plan: the value Plan returns; a step is what one pass of the executor
-//     carries out (route change, drain, retires, provisions).
+//   - the classes of an instance, decided once per plan (see class):
+//     desired (of the generation the service should run), serving (of the
+//     generation in traffic, when that is another one), warm (of the
+//     previous generation, kept alive out of traffic for keepPrevious by
+//     blue-green, so that a revert is an instant switch back), expired,
+//     stray (of any other generation), dead.
+//   - plan: the value PlanFleet returns; a step is what one pass of the
+//     executor carries out (route change, drain, retires, provisions). Why
+//     an instance is provisioned or retired is a stable Reason code; what a
+//     service waits for, a Wait code; why it is degraded, a Degradation.
+//   - front: whatever carries traffic (Front): the reconciler reads and
+//     replaces one fleet's routes at a time and keeps its own traffic
+//     record (Traffic) opaquely in the routes' Meta.
+//   - revision record (Revisions): per fleet, the rollouts that failed and
+//     the last revision that converged for each service (what a rollback
+//     returns to, with its replica count).
 //
-// Plan is pure: it takes the desired state, the observed instances (with
-// their health) and the observed traffic table, and the current time, and
-// returns a value. The Executor gathers that input, calls Plan, carries out
-// the first step, and plans again, so the reconciler holds no state that it
-// cannot rebuild from Git and the live fleet: it can be killed at any moment
-// and picks up where it was.
+// Only a new generation can fail a rollout. Dead or unhealthy instances of
+// the serving generation are replaced (a new one first, while replicas +
+// maxSurge allows), and errors are handled by class (Classify): an invalid
+// spec fails a rollout of a new generation, and stalls anything else (the
+// service is degraded until a new commit); transient errors are retried
+// with jittered backoff and never fail a revision.
+//
+// PlanFleet is pure: it takes the desired state, the observed instances
+// (with their health), the observed traffic and routes, and the current
+// time, and returns a value. The Executor gathers that input, calls
+// PlanFleet, carries out the first step, and plans again, so the reconciler
+// holds no state that it cannot rebuild from Git and the live fleet: it can
+// be killed at any moment and picks up where it was. `molt plan` is the
+// executor's first pass without acting (Executor.Plan).
 //
 // The package deliberately does no rendering of its own beyond the plan's
-// text, Markdown and JSON forms, and knows nothing of Git or GitHub.
+// text, Markdown and JSON forms, knows nothing of Git or GitHub, and
+// imports no implementation of a target or a front (its tests included).
 package reconciler

@@ -747,5 +747,25 @@ func checkPlan(tb rapid.TB, in Input, p Plan) {
 				tb.Fatalf("%s: routes unhealthy instance %s", sp.Service, id)
 			}
 		}
+		// Never "converged" with fewer healthy instances in traffic than
+		// the service wants.
+		healthy := 0
+		for _, id := range next.Instances {
+			if byID[id].Health == Healthy {
+				healthy++
+			}
+		}
+		if sp.Converged() && wanted && d.Spec != nil && healthy < d.Spec.Replicas {
+			tb.Fatalf("%s: converged with %d healthy instances in traffic, wants %d: %s", sp.Service, healthy, d.Spec.Replicas, describePlan(sp))
+		}
+		if sp.Healthy != healthy {
+			tb.Fatalf("%s: plan says %d healthy in traffic, the route has %d", sp.Service, sp.Healthy, healthy)
+		}
+		// The route the plan sets is the record it keeps.
+		if sp.Route != nil && !emptyRoute(*sp.Route) {
+			if got := TrafficOf([]targets.Route{*sp.Route})[sp.Service]; !sameTraffic(got, next) {
+				tb.Fatalf("%s: route record %+v, plan traffic %+v", sp.Service, got, next)
+			}
+		}
 	}
 }

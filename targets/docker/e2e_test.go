@@ -93,7 +93,7 @@ services: web: {
 	expose: {listen: "127.0.0.1:%s", port: "http"}
 	health: {interval: "100ms", grace: "1s", unhealthyThreshold: 2}
 	stopGrace: "5s"
-	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "30s", keepPrevious: "10m"}
+	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "30s"}
 }
 `, w.fleet, image, dockerExtra, version, w.port, strategy)
 	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
@@ -185,8 +185,7 @@ func TestE2EBlueGreen(t *testing.T) {
 
 // The same commit applied again after its tag moved to another image
 // rolls out a new generation made from that image, without a failed
-// request (the old generation stays warm for keepPrevious, as after any
-// rollout).
+// request.
 func TestE2ERetagReplaces(t *testing.T) {
 	w := newWorld(t)
 	f := w.fleetOf("main@sha1:cccc", w.e.ref, "v1", "rolling", "")
