@@ -148,9 +148,57 @@ func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[s
 // Plan observes the live fleet and plans the fleet at revision against it,
 // changing nothing. It is the first pass of Apply, so what it returns is
 // what Apply would do first.
+//
+// A one-off plan sees each instance's health only once, where apply sees
+// it pass after pass. With an Eager prober, Plan probes again (a few
+// rounds, 50ms apart) while some running instance past its start grace
+// has no verdict yet, so that its plan has the verdicts apply would act
+// on: an instance apply would find unhealthy is unhealthy in the plan too.
 func (e *Executor) Plan(ctx context.Context, fleet *schema.Fleet, revision string) (Plan, error) {
-	p, _, err := e.pass(ctx, fleet, revision, newApplyState())
+	st := newApplyState()
+	if e.Prober.Eager {
+		for round := 0; round < settleRounds(fleet); round++ {
+			obs, _, err := e.Observe(ctx, fleet, st.drift)
+			if err != nil {
+				return Plan{}, err
+			}
+			if settled(obs, fleet, e.now()) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return Plan{}, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	p, _, err := e.pass(ctx, fleet, revision, st)
 	return p, err
+}
+
+// settleRounds is how many probe rounds can take an instance from no
+// verdict to one: the largest threshold of the fleet's checks.
+func settleRounds(fleet *schema.Fleet) int {
+	n := 1
+	for _, svc := range fleet.Services {
+		n = max(n, svc.Health.HealthyThreshold, svc.Health.UnhealthyThreshold)
+	}
+	return min(n, 10)
+}
+
+// settled reports whether every running instance past its start grace has
+// a verdict.
+func settled(obs []Observed, fleet *schema.Fleet, now time.Time) bool {
+	for _, o := range obs {
+		svc := fleet.Services[o.Labels.Service]
+		if o.State != targets.Running || o.Health != HealthUnknown || svc == nil {
+			continue
+		}
+		if now.After(o.Labels.CreatedAt.Add(svc.Health.Grace)) {
+			return false
+		}
+	}
+	return true
 }
 
 // pass observes and plans once.

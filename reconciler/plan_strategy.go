@@ -95,12 +95,15 @@ func (s *servicePlanner) rolling(inRollout bool) {
 			s.wait(WaitReplacement, fmt.Sprintf("waiting for the replacement of %s (%s) to be healthy", over[0].ID, why[over[0].ID].Text()))
 		}
 	} else if len(fresh) > r {
-		// Scale down the desired generation: prefer instances not in
-		// traffic, then the newest.
+		// Scale down the desired generation: keep the instances in
+		// traffic, then the healthy ones, then the oldest.
 		sort.SliceStable(fresh, func(i, j int) bool {
 			a, b := fresh[i], fresh[j]
 			if s.routed[a.ID] != s.routed[b.ID] {
 				return s.routed[a.ID]
+			}
+			if (a.Health == Healthy) != (b.Health == Healthy) {
+				return a.Health == Healthy
 			}
 			return a.Labels.CreatedAt.Before(b.Labels.CreatedAt)
 		})

@@ -17,6 +17,9 @@ import (
 // unhealthyThreshold, start grace). It starts no goroutine of its own
 // outside Observe; its zero value is not usable: use NewProber.
 type Prober struct {
+	// Eager probes every instance on every Observe, whatever its check's
+	// interval: a one-off plan uses it to reach verdicts in a few rounds.
+	Eager  bool
 	client *http.Client
 	mu     sync.Mutex
 	state  map[string]*probeState
@@ -71,7 +74,7 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 		if interval <= 0 {
 			interval = 2 * time.Second
 		}
-		if st.last.IsZero() || now.Sub(st.last) >= interval {
+		if st.last.IsZero() || now.Sub(st.last) >= interval || p.Eager {
 			st.last = now
 			jobs = append(jobs, job{i, key, hc})
 		}

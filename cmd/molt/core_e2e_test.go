@@ -649,3 +649,64 @@ func coreGit(t *testing.T, dir string, args ...string) {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 }
+
+// With every instance hung and the default unhealthyThreshold (3), `molt
+// plan` (which sees the fleet once) reaches the verdicts apply acts on: it
+// shows the replacement that apply then makes, not "waiting".
+func TestCorePlanSeesWhatApplySees(t *testing.T) {
+	f := newCoreFleet(t)
+	f.commit("v1", fmt.Sprintf(`services: web: {
+	replicas: 2
+	process: command: [%q]
+	env: VERSION: "v1"
+	ports: http: 0
+	expose: {listen: %q, port: "http"}
+	stopGrace: "1s"
+	health: {interval: "100ms", timeout: "300ms", grace: "1s"}
+}
+`, f.hello, f.addr()))
+	f.mustApply()
+	v1 := f.running()
+	if len(v1) != 2 {
+		t.Fatalf("%d running instances, want 2", len(v1))
+	}
+	gen := v1[0].Labels.SpecHash
+	targetstest.Eventually(t, 5*time.Second, "the start grace to pass", func() bool {
+		for _, in := range v1 {
+			if time.Since(in.Labels.CreatedAt) < 1200*time.Millisecond {
+				return false
+			}
+		}
+		return true
+	})
+	for _, in := range v1 {
+		if err := syscall.Kill(in.PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, in := range v1 {
+			if f.alive(in) {
+				syscall.Kill(in.PID, syscall.SIGCONT)
+			}
+		}
+	})
+	plan := f.molt("plan", "--repo", f.repo)
+	if plan.code != 2 {
+		t.Errorf("plan exited %d, want 2:\n%s", plan.code, plan.stdout)
+	}
+	if want := "+ 1 new instance(s) of " + gen[:8] + " (replacement)"; !strings.Contains(plan.stdout, want) {
+		t.Errorf("the plan does not say %q:\n%s", want, plan.stdout)
+	}
+	if strings.Contains(plan.stdout, "waiting:") {
+		t.Errorf("the plan waits where apply acts:\n%s", plan.stdout)
+	}
+	res := f.molt("apply", "--repo", f.repo, "--log-level", "warn")
+	if res.code != 0 || !strings.Contains(res.stdout, "provisioned 2, retired 2") {
+		t.Errorf("apply exited %d:\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	f.wantRunning(gen, 2)
+	if body, err := f.get("/"); err != nil || !strings.Contains(body, "hello from v1") {
+		t.Errorf("the router answers %q, %v", body, err)
+	}
+}

@@ -95,6 +95,7 @@ func planWith(ctx context.Context, w *world, d desiredState) (reconciler.Plan, e
 	x := *w.exec
 	x.Front = readOnlyFront{w.router}
 	x.Prober = reconciler.NewProber()
+	x.Prober.Eager = true // verdicts as apply would reach them
 	x.Specs = d.specs
 	return x.Plan(ctx, d.fleet, d.revision)
 }
