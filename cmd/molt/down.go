@@ -44,7 +44,16 @@ other fleets. On a terminal it asks first, unless --yes is given.`,
 				return err
 			}
 			defer w.close()
-			routerUp := w.router.Ping(ctx) == nil
+			perr := w.router.Ping(ctx)
+			routerUp := perr == nil
+			if errors.Is(perr, router.ErrProtocol) {
+				// A router of an older molt: its routes cannot be read;
+				// it is stopped with the rest.
+				if err := w.router.Shutdown(ctx); err != nil {
+					return fmt.Errorf("stop router: %w", err)
+				}
+				fmt.Fprintln(e.stdout, "router of an older molt stopped")
+			}
 			if routerUp {
 				if err := removeRoutes(ctx, w.router, fleet); err != nil {
 					return err

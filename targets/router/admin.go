@@ -33,7 +33,13 @@ import (
 type pingReply struct {
 	PID     int   `json:"pid"`
 	Version int64 `json:"version"`
+	// Protocol is the admin protocol's version (absent, so 0, before
+	// routes were scoped by fleet).
+	Protocol int `json:"protocol"`
 }
+
+// adminProtocol is the version of the admin protocol this router speaks.
+const adminProtocol = 2
 
 type drainRequest struct {
 	Addrs []string `json:"addrs"`
@@ -50,7 +56,7 @@ const maxTableBytes = 16 << 20
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, pingReply{PID: os.Getpid(), Version: s.current.Load().table.Version})
+		writeJSON(w, http.StatusOK, pingReply{PID: os.Getpid(), Version: s.current.Load().table.Version, Protocol: adminProtocol})
 	})
 	mux.HandleFunc("GET /table", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.current.Load().table)

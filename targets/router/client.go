@@ -53,11 +53,23 @@ func NewClient(stateDir string) *Client {
 	return c
 }
 
-// Ping returns nil if the router answers, and an error wrapping
-// ErrNotRunning if nothing listens on the socket.
+// ErrProtocol says that the router answering is of another molt version,
+// which speaks another admin protocol (such as the one before routes were
+// scoped by fleet): it must be replaced (EnsureRunning does so).
+var ErrProtocol = errors.New("the router runs another admin protocol")
+
+// Ping returns nil if the router answers, an error wrapping ErrNotRunning
+// if nothing listens on the socket, and one wrapping ErrProtocol if the
+// router is of another molt version.
 func (c *Client) Ping(ctx context.Context) error {
 	var p pingReply
-	return c.call(ctx, http.MethodGet, "/ping", nil, &p)
+	if err := c.call(ctx, http.MethodGet, "/ping", nil, &p); err != nil {
+		return err
+	}
+	if p.Protocol != adminProtocol {
+		return fmt.Errorf("%w (pid %d speaks protocol %d, this molt %d)", ErrProtocol, p.PID, p.Protocol, adminProtocol)
+	}
+	return nil
 }
 
 // Routes returns fleet's routes in effect, sorted by service; a fleet

@@ -34,8 +34,19 @@ func EnsureRunning(ctx context.Context, stateDir string, command []string, logge
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := NewClient(stateDir)
-	if c.Ping(ctx) == nil {
+	perr := c.Ping(ctx)
+	if perr == nil {
 		return false, nil
+	}
+	if errors.Is(perr, ErrProtocol) {
+		// A router of an older molt: it cannot be configured by this one.
+		// It stops (its listeners finish their requests); the new router
+		// starts on the same addresses and the reconciler rebuilds its
+		// routes from the live fleet.
+		logger.Warn("replacing a router of another molt version", "error", perr)
+		if err := c.Shutdown(ctx); err != nil {
+			return false, fmt.Errorf("ensure router: stop the old router: %w", err)
+		}
 	}
 	dir, err := makeDir(stateDir)
 	if err != nil {

@@ -3,12 +3,15 @@ package router
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -193,4 +196,58 @@ func procStat(t *testing.T, pid int) (ppid, sid int) {
 		t.Fatalf("parse %s: %v", data, err)
 	}
 	return ppid, sid
+}
+
+// A router of an older molt (an admin protocol without fleets: its ping
+// carries no protocol) is replaced by EnsureRunning, not used: the new
+// client could not configure it.
+func TestEnsureRunningReplacesOldProtocol(t *testing.T) {
+	dir := shortDir(t)
+	rdir, err := makeDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old router: it holds the pid lock, answers /ping the old way and
+	// exits on /shutdown.
+	pid, err := lockPID(rdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, _ := socketPath(dir)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopped atomic.Bool
+	old := &http.Server{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"pid": 1, "version": 7}`))
+	})
+	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{}`))
+		stopped.Store(true)
+		go func() { old.Close(); pid.release() }()
+	})
+	old.Handler = mux
+	go old.Serve(ln)
+	t.Cleanup(func() { old.Close() })
+
+	if err := NewClient(dir).Ping(t.Context()); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("Ping of the old router = %v, want ErrProtocol", err)
+	}
+	t.Setenv(childEnv, "1")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	started, err := EnsureRunning(ctx, dir, routerCommand(t, dir), testLogger(t))
+	if err != nil || !started {
+		t.Fatalf("EnsureRunning = %v, %v; want a new router started", started, err)
+	}
+	stopRouterProcess(t, dir, routerPID(t, dir))
+	if !stopped.Load() {
+		t.Error("the old router was not asked to stop")
+	}
+	if err := NewClient(dir).Ping(t.Context()); err != nil {
+		t.Fatalf("the new router does not answer: %v", err)
+	}
 }
