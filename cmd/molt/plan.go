@@ -97,7 +97,49 @@ func planWith(ctx context.Context, w *world, d desiredState) (reconciler.Plan, e
 	x.Prober = reconciler.NewProber()
 	x.Prober.Eager = true // verdicts as apply would reach them
 	x.Specs = d.specs
-	return x.Plan(ctx, d.fleet, d.revision)
+	p, err := x.Plan(ctx, d.fleet, d.revision)
+	if err != nil {
+		return p, err
+	}
+	noteListenConflicts(ctx, w.router, &p)
+	return p, nil
+}
+
+// noteListenConflicts says, in the plan, where a route of the plan would
+// listen on an address a route of another fleet holds: apply would be
+// refused there (the router serves one route per address).
+func noteListenConflicts(ctx context.Context, rc *router.Client, p *reconciler.Plan) {
+	if rc.Ping(ctx) != nil {
+		return
+	}
+	fleets, err := rc.Fleets(ctx)
+	if err != nil {
+		return
+	}
+	held := map[string]string{}
+	for _, f := range fleets {
+		if f == p.Fleet {
+			continue
+		}
+		routes, err := rc.Routes(ctx, f)
+		if err != nil {
+			continue
+		}
+		for _, r := range routes {
+			if r.Listen != "" {
+				held[r.Listen] = fmt.Sprintf("fleet %s, service %s", f, r.Service)
+			}
+		}
+	}
+	for i := range p.Services {
+		sp := &p.Services[i]
+		if sp.Route == nil || sp.Route.Listen == "" {
+			continue
+		}
+		if who, ok := held[sp.Route.Listen]; ok {
+			sp.Notes = append(sp.Notes, fmt.Sprintf("listen %s is used by %s: apply will refuse this route", sp.Route.Listen, who))
+		}
+	}
 }
 
 // readOnlyFront reads the fleet's routes when a router runs and none
