@@ -216,7 +216,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = resp.Status
 		}
-		return fmt.Errorf("router %s %s: %w", method, path, statusError(resp.StatusCode, e.Error))
+		return fmt.Errorf("router refused: %w", statusError(resp.StatusCode, e.Error))
 	}
 	if out == nil {
 		return nil
