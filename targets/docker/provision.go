@@ -17,6 +17,11 @@ import (
 	"github.com/molt-dev/molt/targets"
 )
 
+// createTimeout bounds the create and the start of a container: longer
+// than the short calls (a create may wait for the engine's own work), but
+// never unbounded.
+func (t *Target) createTimeout() time.Duration { return 6 * t.timeout }
+
 // cleanupTimeout bounds the removal of a container that a failed
 // Provision leaves, which runs even when the caller's context is done.
 const cleanupTimeout = 30 * time.Second
@@ -79,11 +84,18 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	if err != nil {
 		return targets.Instance{}, err
 	}
-	created, err := e.api.ContainerCreate(ctx, client.ContainerCreateOptions{
+	// An engine that takes the create and never answers must not hold the
+	// rollout: the call is bounded, and its deadline is a transient error.
+	cctx, cancel := context.WithTimeout(ctx, t.createTimeout())
+	defer cancel()
+	created, err := e.api.ContainerCreate(cctx, client.ContainerCreateOptions{
 		Name: name, Config: req.config, HostConfig: req.host,
 	})
 	if err != nil {
-		if ctx.Err() != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("engine did not answer within %s: %w", t.createTimeout(), err)
+		}
+		if cctx.Err() != nil {
 			// The engine may have created it before the cancellation
 			// reached it: remove it by its (random, molt-made) name.
 			t.discard(ctx, e, name)
@@ -91,7 +103,9 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 		return targets.Instance{}, fmt.Errorf("create container on engine %s: %w", e.Name, err)
 	}
 	id := instanceID(e.Name, created.ID)
-	info, err := t.start(ctx, e, created.ID, req.networks[1:])
+	sctx, scancel := context.WithTimeout(ctx, t.createTimeout())
+	defer scancel()
+	info, err := t.start(sctx, e, created.ID, req.networks[1:])
 	if err != nil {
 		t.discard(ctx, e, created.ID)
 		return targets.Instance{}, err
