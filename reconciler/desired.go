@@ -129,7 +129,7 @@ func (e *Executor) desired(ctx context.Context, fleet *schema.Fleet, revision st
 			}
 		}
 		d := Desired{Spec: svc, Hash: svc.SpecHash(extra), Revision: revision, Resolved: extra}
-		if fl, failed := st.failures[name]; failed {
+		if fl, failed := st.failures[name]; failed && fl.Applies(d.Hash) {
 			rb := e.rollbackTo(ctx, name, d, tr, obs, st)
 			rb.FailedRevision = fl.Revision
 			out[name] = rb
@@ -160,7 +160,7 @@ func (e *Executor) unresolved(ctx context.Context, name string, svc *schema.Serv
 		c.Stalled = msg
 		return c
 	}
-	return Desired{Expose: svc.Expose, Stalled: msg}
+	return Desired{Expose: svc.Expose, Stalled: msg, Declared: svc}
 }
 
 // current is the service's last good generation when it is the one
@@ -215,7 +215,7 @@ func (e *Executor) rollbackTo(ctx context.Context, name string, d Desired, tr Tr
 		}
 	}
 	e.logger().Warn("cannot read the spec of the last good generation; holding it", "service", name, "revision", rev)
-	return Desired{Rollback: true, Expose: d.Spec.Expose}
+	return Desired{Rollback: true, Expose: d.Spec.Expose, Declared: d.Spec}
 }
 
 // rollbackResolved resolves the spec of the last good generation again and

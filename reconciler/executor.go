@@ -271,7 +271,7 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			if sp.Failed == "" {
 				continue
 			}
-			fl := Failure{Fleet: fleet.Name, Service: sp.Service, Revision: revision, Reason: sp.Failed, At: e.now()}
+			fl := Failure{Fleet: fleet.Name, Service: sp.Service, Revision: revision, Hash: sp.To, Reason: sp.Failed, At: e.now()}
 			log.Error("rollout failed; rolling back", "fleet", fleet.Name, "service", sp.Service, "revision", revision, "reason", sp.Failed)
 			if err := e.Revisions.RecordFailure(fl); err != nil {
 				return res, err
@@ -464,7 +464,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		switch Classify(err) {
 		case Stalling:
 			if j.p.Rollout && !j.d.Rollback {
-				fl := Failure{Fleet: fleet.Name, Service: j.service, Revision: j.d.Revision, Reason: err.Error(), At: e.now()}
+				fl := Failure{Fleet: fleet.Name, Service: j.service, Revision: j.d.Revision, Hash: j.d.Hash, Reason: err.Error(), At: e.now()}
 				log.Error("rollout failed; rolling back", "service", j.service, "revision", j.d.Revision, "reason", fl.Reason)
 				if rerr := e.Revisions.RecordFailure(fl); rerr != nil {
 					return acted, rerr

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -130,9 +131,9 @@ type servicePlanner struct {
 func (s *servicePlanner) plan() ServicePlan {
 	s.out = ServicePlan{Service: s.name, From: s.traffic.Active, To: s.desired.Hash,
 		ToRevision: s.desired.Revision, Rollback: s.desired.Rollback}
-	if s.desired.Spec != nil {
-		s.out.Strategy = s.desired.Spec.Rollout.Strategy
-		s.out.Replicas = s.desired.Spec.Replicas
+	if spec := cmp.Or(s.desired.Spec, s.desired.Declared); spec != nil {
+		s.out.Strategy = spec.Rollout.Strategy
+		s.out.Replicas = spec.Replicas
 	}
 	s.retiring = map[string]bool{}
 	var alive []Observed
@@ -240,9 +241,12 @@ func (s *servicePlanner) prune() {
 // it cannot be read) and retires everything else; unhealthy instances
 // leave traffic but stay (nothing could replace them).
 func (s *servicePlanner) hold() {
-	if s.desired.Stalled != "" {
+	switch {
+	case s.desired.Stalled != "" && s.traffic.Active == "":
+		s.degrade(DegradedStalled, s.desired.Stalled+": nothing can be provisioned")
+	case s.desired.Stalled != "":
 		s.degrade(DegradedStalled, s.desired.Stalled+": holding the serving generation as it is")
-	} else {
+	default:
 		s.degrade(DegradedNoSpec, "the spec of the serving generation cannot be read: holding it as it is, dead instances are not replaced")
 	}
 	for _, o := range s.alive(warm, expired, stray) {
@@ -339,7 +343,20 @@ func (s *servicePlanner) deferUntil(until time.Time) {
 		out := sub.plan()
 		out.To, out.ToRevision = s.desired.Hash, s.desired.Revision
 		out.Strategy, out.Replicas = spec.Rollout.Strategy, spec.Replicas
-		out.Provision = max(out.Provision, spec.Replicas)
+		// The totals are the rollout's, once the window opens (the step is
+		// the self-heal of the generation that serves until then).
+		out.Provision, out.Retire, out.Warm = spec.Replicas, 0, 0
+		for _, o := range s.insts {
+			switch {
+			case o.Labels.SpecHash == s.desired.Hash:
+			case s.keepFor() > 0 && o.Labels.SpecHash == s.traffic.Active && o.State != targets.Dead && o.Health != Unhealthy:
+				out.Warm++
+			default:
+				out.Retire++
+			}
+		}
+		out.Provision = max(out.Provision, len(out.Step.Provision))
+		out.Retire = max(out.Retire, len(out.Step.Retire))
 		out.Deferred, out.Wake = until, minTime(out.Wake, until)
 		out.Notes = append(out.Notes, note)
 		s.out = out

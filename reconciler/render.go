@@ -39,6 +39,9 @@ func (p Plan) WriteText(w io.Writer) error {
 			if sp.Warm > 0 {
 				fmt.Fprintf(&b, "  (%d kept warm out of traffic)", sp.Warm)
 			}
+			if !sp.Deferred.IsZero() {
+				b.WriteString("  once the deploy window opens")
+			}
 			b.WriteString("\n")
 		}
 		for _, r := range sp.Step.Retire {
@@ -128,7 +131,7 @@ func (p Plan) LogValue() slog.Value {
 }
 
 func reasonLine(r Reason, detail string) string {
-	if detail == "" {
+	if detail == "" || detail == r.Text() {
 		return r.Text()
 	}
 	return r.Text() + ": " + detail
@@ -148,9 +151,16 @@ func trafficLine(sp ServicePlan) string {
 	for _, be := range sp.Route.Backends {
 		gens[short(be.Generation)]++
 	}
+	if sp.Route.Listen == "" && n == 0 {
+		return "" // not exposed and nothing in service: nothing to say
+	}
 	switch {
-	case n == 0:
+	case n == 0 && sp.From == "":
 		b.WriteString("traffic: no instance in traffic yet")
+	case n == 0:
+		b.WriteString("traffic: no instance in traffic")
+	case sp.Route.Listen == "":
+		fmt.Fprintf(&b, "in service: %d instance(s) (not exposed)", n)
 	case len(gens) == 0:
 		fmt.Fprintf(&b, "traffic to %d instance(s)", n)
 	default:

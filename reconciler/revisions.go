@@ -35,10 +35,18 @@ type Revisions struct {
 type Failure struct {
 	Fleet    string    `json:"fleet"`
 	Service  string    `json:"service"`
-	Revision string    `json:"revision"`
-	Reason   string    `json:"reason"`
-	At       time.Time `json:"at"`
+	Revision string `json:"revision"`
+	// Hash is the generation that failed. The same revision with another
+	// generation (an executable rebuilt, an image tag moved) is a new
+	// rollout, not the failed one.
+	Hash   string    `json:"hash,omitempty"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
+
+// Applies reports whether the failure is of the generation hash (a failure
+// recorded without one applies to every generation of its revision).
+func (f Failure) Applies(hash string) bool { return f.Hash == "" || f.Hash == hash }
 
 // Good is the last revision that converged for a service.
 type Good struct {

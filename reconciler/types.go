@@ -91,6 +91,9 @@ type Desired struct {
 	// be resolved: a missing executable, an image that cannot be had). The
 	// service is then kept as Current says, and reported degraded.
 	Stalled string `json:"-"`
+	// Declared is the service as the revision declares it, when Spec is
+	// nil (a hold): its replicas and strategy, for people.
+	Declared *schema.Service `json:"-"`
 }
 
 // Input is everything Plan looks at.

@@ -13,7 +13,29 @@ import (
 // active, it is closed until the next one opens. Without windows it is
 // always open. A window is active for its duration after each time its cron
 // schedule fires.
+//
+// until is when the rollout may start: windows that overlap or follow each
+// other are followed through (a bounded number of them), so that until is
+// a time at which every deny window has ended and an allow window, if any,
+// is active.
 func deployWindow(windows []schema.Window, now time.Time) (open bool, until time.Time) {
+	open, until = windowAt(windows, now)
+	if open {
+		return true, time.Time{}
+	}
+	for range 1000 {
+		ok, next := windowAt(windows, until)
+		if ok || !next.After(until) {
+			return false, until
+		}
+		until = next
+	}
+	return false, until
+}
+
+// windowAt is deployWindow at one instant: when closed, until is when the
+// windows active at now end (or the next allow window starts).
+func windowAt(windows []schema.Window, now time.Time) (open bool, until time.Time) {
 	var allows bool
 	var allowActive bool
 	var nextAllow, denyEnd time.Time
@@ -26,8 +48,16 @@ func deployWindow(windows []schema.Window, now time.Time) (open bool, until time
 		active := !fired.After(now)
 		switch w.Kind {
 		case "deny":
-			if active && fired.Add(w.Duration).After(denyEnd) {
-				denyEnd = fired.Add(w.Duration)
+			if !active {
+				continue
+			}
+			// The latest firing at or before now ends last.
+			last := fired
+			for t, i := sched.Next(fired), 0; !t.After(now) && i < 100000; t, i = sched.Next(t), i+1 {
+				last = t
+			}
+			if end := last.Add(w.Duration); end.After(denyEnd) {
+				denyEnd = end
 			}
 		default:
 			allows = true

@@ -79,3 +79,39 @@ func TestPlanDeployWindows(t *testing.T) {
 		t.Error("the fleet's deny window did not hold the rollout back")
 	}
 }
+
+// Overlapping deny windows: the rollout waits until the last of them ends,
+// not until the first does.
+func TestDeployWindowOverlapping(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 38, 30, 0, time.UTC)
+	for _, c := range []struct {
+		name    string
+		windows []schema.Window
+		want    time.Time
+	}{
+		{"two firings of one window overlap", []schema.Window{{Kind: "deny", Schedule: "0,20 9 * * *", Duration: 30 * time.Minute}},
+			time.Date(2026, 12, 1, 9, 50, 0, 0, time.UTC)},
+		{"two deny windows that chain", []schema.Window{
+			{Kind: "deny", Schedule: "0 9 * * *", Duration: time.Hour},
+			{Kind: "deny", Schedule: "30 9 * * *", Duration: time.Hour}}, time.Date(2026, 12, 1, 10, 30, 0, 0, time.UTC)},
+		{"a single window", []schema.Window{{Kind: "deny", Schedule: "0 9 * * *", Duration: time.Hour}}, time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
+	} {
+		open, until := deployWindow(c.windows, now)
+		if open {
+			t.Errorf("%s: open at %s", c.name, now)
+			continue
+		}
+		if ok, _ := deployWindow(c.windows, until); !ok {
+			t.Errorf("%s: still closed at the until it gave (%s)", c.name, until)
+		}
+		if !until.Equal(c.want) {
+			t.Errorf("%s: until %s, want %s", c.name, until, c.want)
+		}
+	}
+	// A deny window that never ends (every minute, for an hour) says a
+	// time far ahead, never one a minute away.
+	_, until := deployWindow([]schema.Window{{Kind: "deny", Schedule: "* * * * *", Duration: time.Hour}}, now)
+	if until.Sub(now) < 24*time.Hour {
+		t.Errorf("a window that never opens waits until %s", until)
+	}
+}

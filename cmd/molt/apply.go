@@ -56,7 +56,7 @@ molt serve do it), 64 usage error.`,
 			}
 			defer w.close()
 			w.exec.Specs = d.specs
-			if err := pruneRenamed(ctx, w, stateDir, renamed); err != nil {
+			if err := pruneRenamed(ctx, w, stateDir, renamed, func(s string) { fmt.Fprintln(e.stdout, s) }); err != nil {
 				return err
 			}
 			if retry {
@@ -83,7 +83,7 @@ molt serve do it), 64 usage error.`,
 				return err
 			}
 			fmt.Fprintf(e.stdout, "provisioned %d, retired %d in %s\n", res.Provisioned, res.Retired, res.Duration.Round(time.Millisecond))
-			failures := append(before, res.Failures...)
+			failures := append(stillFailed(before, res.Plan), res.Failures...)
 			if len(failures) > 0 {
 				for _, f := range failures {
 					fmt.Fprintf(e.stdout, "rolled back %s: %s\n", f.Service, f.Reason)
@@ -131,6 +131,21 @@ func failedBefore(x *reconciler.Executor, d desiredState) ([]reconciler.Failure,
 		}
 	}
 	return out, nil
+}
+
+// stillFailed keeps the failures recorded before whose service the last
+// plan still rolls back (a failure of another generation of the revision,
+// such as before an executable was rebuilt, no longer holds it).
+func stillFailed(before []reconciler.Failure, p reconciler.Plan) []reconciler.Failure {
+	var out []reconciler.Failure
+	for _, f := range before {
+		for _, sp := range p.Services {
+			if sp.Service == f.Service && sp.Rollback {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // progress prints one line per service whenever its progress changes.

@@ -104,18 +104,27 @@ func knownFleets(stateDir string) ([]string, error) {
 // fleetSource names where a fleet comes from: the repository and the path
 // in it.
 func fleetSource(repo, path string) string {
-	return repoURL(repo) + "#" + strings.Trim(filepath.ToSlash(path), "/")
+	u := repoURL(repo)
+	if p, ok := strings.CutPrefix(u, "file://"); ok {
+		u = filepath.Clean(p) // a local repository however it is spelled
+	}
+	return strings.TrimSuffix(u, "/") + "#" + strings.Trim(filepath.ToSlash(filepath.Clean("/"+path)), "/")
 }
 
 // pruneRenamed retires every instance and route of fleets that were
-// renamed away from the source now deployed, then forgets them.
-func pruneRenamed(ctx context.Context, w *world, stateDir string, names []string) error {
+// renamed away from the source now deployed, then forgets them; say
+// (when not nil) hears what was pruned.
+func pruneRenamed(ctx context.Context, w *world, stateDir string, names []string, say func(string)) error {
 	x := *w.exec
 	x.OnPass, x.Preempt = nil, nil
 	for _, name := range names {
 		x.Logger.Info("fleet renamed: pruning the old name's instances and routes", "fleet", name)
-		if _, err := x.Apply(ctx, &schema.Fleet{Name: name, Services: map[string]*schema.Service{}}, ""); err != nil {
+		res, err := x.Apply(ctx, &schema.Fleet{Name: name, Services: map[string]*schema.Service{}}, "")
+		if err != nil {
 			return fmt.Errorf("prune renamed fleet %s: %w", name, err)
+		}
+		if say != nil {
+			say(fmt.Sprintf("fleet %s was renamed: retired its %d instance(s) and routes", name, res.Retired))
 		}
 		if err := w.exec.Revisions.Forget(name); err != nil {
 			return err

@@ -83,7 +83,7 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 	if !failed {
 		// A revision that failed earlier (maybe before a restart of molt)
 		// and now serves its rollback is not a success.
-		if recorded, _ := r.revisions.ForRevision(o.Fleet, o.Revision); len(recorded) > 0 {
+		if recorded, _ := r.revisions.ForRevision(o.Fleet, o.Revision); len(stillFailed(values(recorded), res.Plan)) > 0 {
 			r.reported = o.Revision
 			return
 		}
@@ -242,4 +242,12 @@ func (p *prPlanner) plan(ctx context.Context, ev github.Event) (github.PlanInput
 			From: sp.From, To: sp.To, Provision: sp.Provision, Retire: sp.Retire, Notes: sp.Notes})
 	}
 	return in, true
+}
+
+func values[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }

@@ -151,7 +151,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}
 	src := &gitSource{repo: repo, opts: gopts, branch: f.branch, path: f.src.path, fetchTimeout: f.fetchTimeout, stateDir: f.stateDir, metrics: m,
 		source: fleetSource(f.src.repo, f.src.path),
-		prune:  func(ctx context.Context, names []string) error { return pruneRenamed(ctx, w, f.stateDir, names) }}
+		prune:  func(ctx context.Context, names []string) error { return pruneRenamed(ctx, w, f.stateDir, names, nil) }}
 	defer func() { src.repo.Close() }()
 	loop := &reconciler.Loop{
 		Source: src, Executor: w.exec, Schedule: sched, Logger: log,

@@ -24,7 +24,7 @@ const (
 // artifactDir is the directory of the store's files.
 // errChanged says that the executable no longer has the digest wanted and
 // the store has no copy of it.
-var errChanged = errors.New("the file changed since it was resolved")
+var errChanged = errors.New("the executable does not have the planned digest")
 
 func (t *Target) artifactDir() string {
 	return filepath.Join(t.artifacts, artifactAlgo)
