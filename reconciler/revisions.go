@@ -33,8 +33,8 @@ type Revisions struct {
 
 // Failure is one recorded failed rollout.
 type Failure struct {
-	Fleet    string    `json:"fleet"`
-	Service  string    `json:"service"`
+	Fleet    string `json:"fleet"`
+	Service  string `json:"service"`
 	Revision string `json:"revision"`
 	// Hash is the generation that failed. The same revision with another
 	// generation (an executable rebuilt, an image tag moved) is a new
