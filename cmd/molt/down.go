@@ -78,6 +78,21 @@ other fleets. On a terminal it asks first, unless --yes is given.`,
 				n++
 			}
 			fmt.Fprintf(e.stdout, "retired %d instance(s)\n", n)
+			// Nothing of these fleets runs any more: a later apply starts
+			// afresh (a failed first rollout then rolls back to nothing,
+			// not to what ran before down).
+			gone := known
+			if fleet != "" {
+				gone = []string{fleet}
+			}
+			for _, name := range gone {
+				if err := w.exec.Revisions.Forget(name); err != nil {
+					return err
+				}
+				if err := forgetFleet(stateDir, name); err != nil {
+					return err
+				}
+			}
 			if routerUp && fleet == "" {
 				if err := w.router.Shutdown(ctx); err != nil {
 					return fmt.Errorf("stop router: %w", err)
