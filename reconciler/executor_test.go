@@ -433,3 +433,22 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedFirstRolloutStaysFailed: a first rollout that fails rolls back
+// to nothing, and applying the same revision again (without a retry) does
+// not provision the failed generation: it never became the active one.
+func TestFailedFirstRolloutStaysFailed(t *testing.T) {
+	for _, strategy := range []schema.Strategy{schema.Rolling, schema.BlueGreen} {
+		w := newMemWorld(t)
+		f := w.fleet("shop", "main@sha1:1", "v1", 2, strategy)
+		w.target.dies[f.Services["web"].SpecHash(nil)] = true
+		if res := w.apply(t, f, "main@sha1:1"); len(res.Failures) != 1 {
+			t.Fatalf("%s: failures %+v, want the first rollout to fail", strategy, res.Failures)
+		}
+		w.target.calls = nil
+		res := w.apply(t, f, "main@sha1:1")
+		if slices.Contains(w.target.calls, "provision web") || w.target.running("shop", "web") != 0 {
+			t.Fatalf("%s: the failed revision was provisioned again: %v (%+v)", strategy, w.target.calls, res.Plan)
+		}
+	}
+}

@@ -203,7 +203,9 @@ func (s *servicePlanner) rolling(inRollout bool) {
 	next := s.traffic
 	next.Instances = route
 	if len(old) == 0 && len(fresh) == r && ready == r && len(sick) == 0 {
-		if next.Active != h {
+		if next.Active != h && !(s.desired.Rollback && r == 0) {
+			// (A failed first rollout rolls back to nothing: the failed
+			// generation never becomes the active one.)
 			if next.Active != "" && s.keepFor() > 0 {
 				next.Previous, next.PreviousSince = next.Active, s.now.UTC()
 			} else {
