@@ -425,8 +425,13 @@ func (s *servicePlanner) warmPrevious(o Observed) bool {
 // failure says why the rollout to the desired generation failed, or "".
 // Only instances of the new generation can fail a rollout: the serving
 // generation's troubles are replaced, never rolled back.
+//
+// progressDeadline is the longest time without progress, as in
+// Kubernetes: progress is a new instance made (which follows the retire
+// of an old one) or turning healthy, so a long rollout that keeps
+// progressing never fails for its length.
 func (s *servicePlanner) failure() string {
-	var start time.Time
+	var progress time.Time
 	for _, o := range append(slices.Clone(s.sets[desired]), s.deadOf(s.desired.Hash)...) {
 		if s.warmPrevious(o) {
 			// A warm instance of the generation reverted to is no part of
@@ -434,8 +439,11 @@ func (s *servicePlanner) failure() string {
 			// death is a replacement, not a failure.
 			continue
 		}
-		if start.IsZero() || o.Labels.CreatedAt.Before(start) {
-			start = o.Labels.CreatedAt
+		if o.Labels.CreatedAt.After(progress) {
+			progress = o.Labels.CreatedAt
+		}
+		if o.Health == Healthy && o.HealthySince.After(progress) {
+			progress = o.HealthySince
 		}
 		if o.State == targets.Dead {
 			return fmt.Sprintf("instance %s exited (%s)", o.ID, o.Detail)
@@ -444,11 +452,11 @@ func (s *servicePlanner) failure() string {
 			return fmt.Sprintf("instance %s failed its health check", o.ID)
 		}
 	}
-	if d := s.desired.Spec.Rollout.ProgressDeadline; !start.IsZero() && d > 0 {
-		if s.now.Sub(start) > d {
-			return fmt.Sprintf("progress deadline of %s exceeded", d)
+	if d := s.desired.Spec.Rollout.ProgressDeadline; !progress.IsZero() && d > 0 {
+		if s.now.Sub(progress) > d {
+			return fmt.Sprintf("no progress for %s (progressDeadline): last at %s", s.now.Sub(progress).Round(time.Second), progress.UTC().Format(time.RFC3339))
 		}
-		s.wakeAt(start.Add(d).Add(time.Millisecond))
+		s.wakeAt(progress.Add(d).Add(time.Millisecond))
 	}
 	return ""
 }
