@@ -29,6 +29,16 @@ type Front interface {
 	Drain(ctx context.Context, addrs []string) error
 }
 
+// Counter is implemented by fronts that count each generation's traffic
+// (the built-in router does): the counts of a fleet's requests from since
+// until now, by service then generation, and the start of the window they
+// actually cover (later than since when the front kept less history, after
+// its own restart for instance). Canary and verification decisions read
+// them.
+type Counter interface {
+	Counts(ctx context.Context, fleet string, since time.Time) (map[string]map[string]targets.Counts, time.Time, error)
+}
+
 // SpecSource returns the fleet as it was at a revision, so that a rollback
 // can provision more instances of the last good generation.
 type SpecSource func(ctx context.Context, revision string) (*schema.Fleet, error)
@@ -42,6 +52,8 @@ type Executor struct {
 	Front     Front
 	Prober    *Prober
 	Revisions *Revisions
+	// Decisions are operators' decisions on paused rollouts (nil: none).
+	Decisions *Decisions
 	// Specs reads older revisions for rollbacks; nil means a rollback can
 	// only retire (it holds the last good generation as it is).
 	Specs  SpecSource
@@ -65,10 +77,15 @@ type Result struct {
 	Preempted bool      // stopped between steps for a newer trigger
 	Deferred  time.Time // a rollout waits for a deploy window until then
 	Failures  []Failure // rollouts that failed and were rolled back
+	// Judgements are the canary and verification decisions made, by
+	// service, with their figures.
+	Judgements map[string]Judgement
 	// Degraded are the services left with fewer healthy instances than
 	// they want, or kept on their last good generation because the
 	// revision cannot be rolled out, each with why.
-	Degraded    []ServicePlan
+	Degraded []ServicePlan
+	// Paused are the services whose rollout waits for `molt promote`.
+	Paused      []ServicePlan
 	Provisioned int
 	Retired     int
 	// PerService counts what happened to each service.
@@ -212,10 +229,54 @@ func (e *Executor) pass(ctx context.Context, fleet *schema.Fleet, revision strin
 	if err != nil {
 		return Plan{}, Input{}, err
 	}
-	in := Input{Fleet: fleet.Name, Revision: revision, Desired: desired, Instances: obs, Traffic: traffic,
+	var decisions map[string]Decision
+	if e.Decisions != nil {
+		if decisions, err = e.Decisions.For(fleet.Name); err != nil {
+			return Plan{}, Input{}, err
+		}
+	}
+	in := Input{Fleet: fleet.Name, Revision: revision, Desired: desired, Instances: obs, Traffic: traffic, Decisions: decisions,
 		Routes: routesByService(routes), DeployWindows: fleet.DeployWindows,
-		Stalled: maps.Clone(st.stalled), Backoff: st.backoffs(), Now: e.now()}
+		Stalled: maps.Clone(st.stalled), Backoff: st.backoffs(), Counts: e.counts(ctx, fleet.Name, traffic), Now: e.now()}
 	return PlanFleet(in), in, nil
+}
+
+// counts reads, from the front when it counts, the traffic of each service
+// whose canary or verification window is open, over that window.
+func (e *Executor) counts(ctx context.Context, fleet string, traffic map[string]Traffic) map[string]map[string]targets.Counts {
+	c, ok := e.Front.(Counter)
+	if !ok {
+		return nil
+	}
+	out := map[string]map[string]targets.Counts{}
+	bySince := map[time.Time]map[string]map[string]targets.Counts{}
+	for name, tr := range traffic {
+		var since time.Time
+		switch {
+		case tr.Canary != nil && tr.Canary.Verdict == "":
+			since = tr.Canary.Since
+		case tr.Verify != nil:
+			since = tr.Verify.Since
+		default:
+			continue
+		}
+		m, ok := bySince[since]
+		if !ok {
+			var from time.Time
+			var err error
+			m, from, err = c.Counts(ctx, fleet, since)
+			if err != nil {
+				e.logger().Warn("cannot read traffic counts; judging without them", "fleet", fleet, "error", err)
+				continue
+			}
+			if from.After(since.Add(10 * time.Second)) {
+				e.logger().Warn("the front kept less history than the window", "fleet", fleet, "service", name, "since", since, "from", from)
+			}
+			bySince[since] = m
+		}
+		out[name] = m[name]
+	}
+	return out
 }
 
 // Apply converges the fleet to the desired state of revision: it plans,
@@ -256,12 +317,26 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 		if e.OnPass != nil {
 			e.OnPass(plan)
 		}
+		for _, sp := range plan.Services {
+			if sp.Judgement != nil {
+				if res.Judgements == nil {
+					res.Judgements = map[string]Judgement{}
+				}
+				res.Judgements[sp.Service] = *sp.Judgement
+				log.Info("judged", "service", sp.Service, "verdict", sp.Judgement.Verdict, "finding", sp.Judgement.Finding,
+					"requests", sp.Judgement.Requests, "errorRate", sp.Judgement.ErrorRate, "p99", sp.Judgement.P99, "message", sp.Judgement.Message)
+			}
+		}
 		if err := e.recordGood(fleet.Name, revision, plan, in.Desired, st); err != nil {
+			return res, err
+		}
+		if err := e.dropDecisions(fleet.Name, plan, in); err != nil {
 			return res, err
 		}
 		if plan.Settled() {
 			res.Converged = plan.Converged()
 			res.Degraded = plan.Degraded()
+			res.Paused = plan.Paused()
 			res.Deferred, _ = plan.Deferred()
 			res.Duration = e.now().Sub(start)
 			return res, nil
@@ -299,6 +374,22 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			}
 		}
 	}
+}
+
+// dropDecisions forgets the decisions about rollouts that have ended: the
+// service converged, or its rollout failed (an abort included).
+func (e *Executor) dropDecisions(fleet string, plan Plan, in Input) error {
+	if e.Decisions == nil {
+		return nil
+	}
+	for _, sp := range plan.Services {
+		if _, ok := in.Decisions[sp.Service]; ok && (sp.Converged() || sp.Failed != "") {
+			if err := e.Decisions.Drop(fleet, sp.Service); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // recordGood records, for every service that converged at revision, that

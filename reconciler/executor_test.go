@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +90,7 @@ type memFront struct {
 	mu     sync.Mutex
 	fleets map[string][]targets.Route
 	sets   int
+	counts map[string]targets.Counts // by generation, for Counts
 }
 
 func newMemFront() *memFront { return &memFront{fleets: map[string][]targets.Route{}} }
@@ -112,6 +114,18 @@ func (f *memFront) SetRoutes(_ context.Context, fleet string, routes []targets.R
 }
 
 func (f *memFront) Drain(context.Context, []string) error { return nil }
+
+// Counts answers what the test set in counts, by generation, for every
+// service of the fleet.
+func (f *memFront) Counts(_ context.Context, fleet string, since time.Time) (map[string]map[string]targets.Counts, time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]map[string]targets.Counts{}
+	for _, r := range f.fleets[fleet] {
+		out[r.Service] = f.counts
+	}
+	return out, since, nil
+}
 
 // memWorld is an executor over a memTarget and a memFront, with fleets by
 // revision for rollbacks.
@@ -449,6 +463,93 @@ func TestFailedFirstRolloutStaysFailed(t *testing.T) {
 		res := w.apply(t, f, "main@sha1:1")
 		if slices.Contains(w.target.calls, "provision web") || w.target.running("shop", "web") != 0 {
 			t.Fatalf("%s: the failed revision was provisioned again: %v (%+v)", strategy, w.target.calls, res.Plan)
+		}
+	}
+}
+
+// TestPausePromoteAbort: with rollout.pause, apply stops before the
+// blue-green switch (Result.Paused); a promote decision lets the next
+// apply switch and is then forgotten; an abort rolls the next rollout back.
+func TestPausePromoteAbort(t *testing.T) {
+	w := newMemWorld(t)
+	w.exec.Decisions = NewDecisions(t.TempDir(), nil)
+	paused := func(f *schema.Fleet) *schema.Fleet { f.Services["web"].Rollout.Pause = true; return f }
+	w.apply(t, paused(w.fleet("shop", "main@sha1:1", "v1", 2, schema.BlueGreen)), "main@sha1:1")
+	v2 := paused(w.fleet("shop", "main@sha1:2", "v2", 2, schema.BlueGreen))
+	res := w.apply(t, v2, "main@sha1:2")
+	if len(res.Paused) != 1 || res.Converged || !strings.Contains(res.Paused[0].Paused, "before the switch") {
+		t.Fatalf("want web paused before the switch: %+v", res.Paused)
+	}
+	tr := TrafficOf(must(w.front.Routes(context.Background(), "shop")))["web"]
+	if tr.Active != w.fleets["main@sha1:1"].Services["web"].SpecHash(nil) {
+		t.Fatalf("switched while paused: %+v", tr)
+	}
+	if err := w.exec.Decisions.Record(Decision{Fleet: "shop", Service: "web", Action: ActionPromote, By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if res := w.apply(t, v2, "main@sha1:2"); !res.Converged {
+		t.Fatalf("promoted, not converged: %+v", res.Plan)
+	}
+	if d, _ := w.exec.Decisions.For("shop"); len(d) != 0 {
+		t.Fatalf("the promotion outlived its rollout: %+v", d)
+	}
+	v3 := paused(w.fleet("shop", "main@sha1:3", "v3", 2, schema.BlueGreen))
+	if res := w.apply(t, v3, "main@sha1:3"); len(res.Paused) != 1 {
+		t.Fatalf("v3 did not pause: %+v", res.Plan)
+	}
+	w.exec.Decisions.Record(Decision{Fleet: "shop", Service: "web", Action: ActionAbort, By: "test"})
+	res = w.apply(t, v3, "main@sha1:3")
+	if len(res.Failures) != 1 || !strings.Contains(res.Failures[0].Reason, "aborted by test") || !res.Converged {
+		t.Fatalf("want v3 aborted and rolled back: %+v %+v", res.Failures, res.Plan)
+	}
+	tr = TrafficOf(must(w.front.Routes(context.Background(), "shop")))["web"]
+	if tr.Active != v2.Services["web"].SpecHash(nil) {
+		t.Fatalf("after the abort %s serves, want v2", tr.Active)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestCanaryThroughTheExecutor: a canary is judged from the front's counts
+// once its window ends: a bad one rolls back (the old generation never
+// left), a good one promotes and the rollout goes on to every replica.
+func TestCanaryThroughTheExecutor(t *testing.T) {
+	for _, good := range []bool{false, true} {
+		w := newMemWorld(t)
+		canary := func(f *schema.Fleet) *schema.Fleet {
+			s := f.Services["web"]
+			s.Rollout.Strategy = schema.CanaryRun
+			s.Rollout.Canary = &schema.Canary{Count: 1, Weight: 20, Duration: 30 * time.Millisecond, MaxErrorRate: 0.05,
+				Then: schema.Rolling, MinRequests: 10, MaxLatencyRatio: 2, OnInsufficientTraffic: "rollback"}
+			return f
+		}
+		v1 := canary(w.fleet("shop", "main@sha1:1", "v1", 2, schema.Rolling))
+		w.apply(t, v1, "main@sha1:1")
+		v2 := canary(w.fleet("shop", "main@sha1:2", "v2", 2, schema.Rolling))
+		h1, h2 := v1.Services["web"].SpecHash(nil), v2.Services["web"].SpecHash(nil)
+		bad := int64(40)
+		if good {
+			bad = 0
+		}
+		w.front.counts = map[string]targets.Counts{h1: counts(400, 0, time.Millisecond), h2: counts(100, bad, time.Millisecond)}
+		res := w.apply(t, v2, "main@sha1:2")
+		j, ok := res.Judgements["web"]
+		switch {
+		case !ok:
+			t.Fatalf("good=%v: no judgement: %+v", good, res.Plan)
+		case good && (j.Verdict != Promote || !res.Converged || w.target.running("shop", "web") != 2):
+			t.Fatalf("good canary: %+v converged %v", j, res.Converged)
+		case !good && (j.Verdict != Rollback || len(res.Failures) != 1):
+			t.Fatalf("bad canary: %+v failures %+v", j, res.Failures)
+		}
+		tr := TrafficOf(must(w.front.Routes(context.Background(), "shop")))["web"]
+		if want := map[bool]string{true: h2, false: h1}[good]; tr.Active != want || tr.Canary != nil {
+			t.Fatalf("good=%v: %+v, want %s active and no canary record", good, tr, want)
 		}
 	}
 }

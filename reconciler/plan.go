@@ -57,7 +57,12 @@ func PlanFleet(in Input) Plan {
 			d := in.Desired[name]
 			cur, hasRoute = buildRoute(name, exposeOf(d), tr, byService[name]), true
 		}
+		var dec *Decision
+		if d, ok := in.Decisions[name]; ok && (d.Hash == "" || d.Hash == in.Desired[name].Hash) {
+			dec = &d
+		}
 		sp := servicePlanner{
+			decision: dec,
 			name:     name,
 			now:      in.Now,
 			insts:    byService[name],
@@ -70,6 +75,7 @@ func PlanFleet(in Input) Plan {
 			windows:  in.DeployWindows,
 			stalled:  in.Stalled[name],
 			backoff:  in.Backoff[name],
+			counts:   in.Counts[name],
 		}
 		p.Services = append(p.Services, sp.plan())
 	}
@@ -113,6 +119,8 @@ type servicePlanner struct {
 	windows  []schema.Window // the fleet's deploy windows
 	stalled  string
 	backoff  Backoff
+	counts   map[string]targets.Counts // by generation, over the judged window
+	decision *Decision                 // an operator's, about this rollout
 
 	sets     map[class][]Observed
 	routed   map[string]bool // in the current record, alive
@@ -266,9 +274,6 @@ func (s *servicePlanner) converge() {
 	spec := s.desired.Spec
 	h := s.desired.Hash
 	strategy := strategyOf(s.desired)
-	if spec.Rollout.Strategy == schema.CanaryRun && !s.desired.Rollback {
-		s.out.Notes = append(s.out.Notes, fmt.Sprintf("canary analysis is not implemented yet: rolling out as %s", strategy))
-	}
 	if s.desired.Rollback {
 		// A rollback goes straight back, guarded by the floor.
 		s.out.Notes = append(s.out.Notes, fmt.Sprintf("rolling back from failed revision %s", s.desired.FailedRevision))
@@ -299,6 +304,10 @@ func (s *servicePlanner) converge() {
 			s.out.Failed = reason
 			return
 		}
+		if d := s.decision; d != nil && d.Action == ActionAbort {
+			s.out.Failed = fmt.Sprintf("aborted by %s (molt abort)", cmp.Or(d.By, "an operator"))
+			return
+		}
 	}
 
 	// Instances of no generation worth keeping go now; those still in
@@ -322,11 +331,30 @@ func (s *servicePlanner) converge() {
 			s.retire(o, ReasonSuperseded, "")
 		}
 	}
+	if spec.Rollout.Strategy == schema.CanaryRun && !s.desired.Rollback && s.traffic.Active != h && s.traffic.Active != "" && s.canary() {
+		return
+	}
+	if !inRollout && !s.desired.Rollback && s.verify() {
+		return
+	}
 	if strategy == schema.BlueGreen && s.traffic.Active != h && s.traffic.Active != "" {
 		s.blueGreen()
 		return
 	}
 	s.rolling(inRollout)
+}
+
+// paused reports whether the rollout must stop at its pause point: the
+// spec asks for a pause and no one promoted it.
+func (s *servicePlanner) paused() bool {
+	return s.desired.Spec.Rollout.Pause && !s.desired.Rollback &&
+		(s.decision == nil || s.decision.Action != ActionPromote)
+}
+
+// pause stops the rollout at its pause point (after the canary decision,
+// the first rolling batch, or before the blue-green switch).
+func (s *servicePlanner) pause(where string) {
+	s.out.Paused = fmt.Sprintf("paused %s: `molt promote %s` goes on, `molt abort %s` rolls back", where, s.name, s.name)
 }
 
 // deferUntil holds a rollout that may not start before a deploy window
@@ -571,7 +599,8 @@ func rebuildTraffic(alive []Observed) Traffic {
 
 func sameTraffic(a, b Traffic) bool {
 	return a.Active == b.Active && a.Previous == b.Previous &&
-		a.PreviousSince.Equal(b.PreviousSince) && slices.Equal(a.Instances, b.Instances)
+		a.PreviousSince.Equal(b.PreviousSince) && slices.Equal(a.Instances, b.Instances) &&
+		encodeTraffic(a) == encodeTraffic(b)
 }
 
 func sortInstances(os []Observed) {

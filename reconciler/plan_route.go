@@ -48,6 +48,15 @@ func (s *servicePlanner) finish() {
 	if warmAlive {
 		s.wakeAt(next.PreviousSince.Add(keep))
 	}
+	// A canary record outlives its stage only until its generation serves;
+	// a verification record until its window ends.
+	if c := next.Canary; c != nil && (c.Hash != s.desired.Hash || next.Active == c.Hash || !s.wanted) {
+		next.Canary = nil
+	}
+	if v := next.Verify; v != nil && (v.Hash != next.Active || !s.wanted || s.desired.Spec == nil ||
+		!s.now.Before(v.Since.Add(s.desired.Spec.Rollout.VerifyFor))) {
+		next.Verify = nil
+	}
 	if !s.known || !sameTraffic(next, s.traffic) {
 		t := next
 		s.out.Traffic = &t
@@ -140,6 +149,7 @@ func buildRoute(service string, ex *schema.Expose, tr Traffic, insts []Observed)
 			rt.Backends = append(rt.Backends, targets.Backend{Instance: id, Addr: addr, Generation: insts[i].Labels.SpecHash})
 		}
 	}
+	canaryWeights(tr, rt.Backends)
 	return rt
 }
 

@@ -142,6 +142,22 @@ func (s *servicePlanner) rolling(inRollout bool) {
 	}
 	sick = kept
 
+	// With rollout.pause, the rollout stops once its first batch is in
+	// traffic and proven, until it is promoted.
+	if rollout && s.paused() && len(old) > 0 && available > len(old) {
+		route := ids(old)
+		for _, o := range fresh {
+			if o.Health == Healthy {
+				route = append(route, o.ID)
+			}
+		}
+		next := s.traffic
+		next.Instances = route
+		s.pause("after the first batch")
+		s.setNext(next)
+		return
+	}
+
 	// Take old instances out of traffic (and retire them) while the floor
 	// allows, the least proven first: not healthy (yet), then not of the
 	// active generation (an interrupted rollout's), then the oldest.
@@ -211,6 +227,7 @@ func (s *servicePlanner) rolling(inRollout bool) {
 			} else {
 				next.Previous, next.PreviousSince = "", time.Time{}
 			}
+			next.Verify = s.verification(next.Active)
 			next.Active = h
 		}
 	} else if s.out.Step.Empty() {
@@ -275,7 +292,12 @@ func (s *servicePlanner) blueGreen() {
 		s.setNext(next)
 		return
 	}
-	switched := Traffic{Active: h, Instances: ids(fresh)}
+	if s.paused() {
+		s.pause("before the switch")
+		s.setNext(next)
+		return
+	}
+	switched := Traffic{Active: h, Instances: ids(fresh), Verify: s.verification(s.traffic.Active)}
 	keep := s.keepFor() > 0
 	if keep {
 		switched.Previous, switched.PreviousSince = s.traffic.Active, s.now.UTC()
@@ -292,6 +314,16 @@ func (s *servicePlanner) blueGreen() {
 		s.retire(o, ReasonSuperseded, "")
 	}
 	s.setNext(switched)
+}
+
+// verification is the watch a generation comes under when it replaces
+// the generation from (rollout.verifyFor): none for a first rollout (there
+// is nothing to go back to) or a rollback.
+func (s *servicePlanner) verification(from string) *VerifyState {
+	if d := s.desired.Spec.Rollout.VerifyFor; d <= 0 || from == "" || s.desired.Rollback {
+		return nil
+	}
+	return &VerifyState{Hash: s.desired.Hash, Since: s.now.UTC()}
 }
 
 // strategyOf is the strategy the service's rollouts follow now (a canary

@@ -249,14 +249,14 @@ func TestPlanBlueGreen(t *testing.T) {
 			insts: "web v1 a:x b:h c:h; web v2@1m d:u e:u f:u", traffic: tr3,
 			desired: web(desire("v2", blueGreen(3))),
 			want:    expect{route: "b c", waiting: true}},
-		{name: "canary falls back to its then strategy", insts: from3, traffic: tr3,
+		{name: "canary provisions its canaries first", insts: from3, traffic: tr3,
 			desired: web(desire("v2", func() *schema.Service {
 				s := rolling(3, "1", "0")
 				s.Rollout.Strategy = schema.CanaryRun
 				s.Rollout.Canary = &schema.Canary{Count: 1, Then: schema.BlueGreen}
 				return s
 			}())),
-			want: expect{provision: 3, route: "a b c", waiting: true}},
+			want: expect{provision: 1, route: "a b c", waiting: true}},
 	})
 }
 

@@ -61,6 +61,8 @@ const (
 	WaitReplacement Wait = "Replacement" // a replacement to be healthy before the old one goes
 	WaitBackoff     Wait = "Backoff"     // a retry after a transient error
 	WaitWindow      Wait = "DeployWindow"
+	WaitCanary      Wait = "Canary" // a canary's observation window
+	WaitVerify      Wait = "Verify" // the new generation's verification window
 )
 
 // Degradation is the stable code of why a service cannot reach the

@@ -57,8 +57,14 @@ func (p Plan) WriteText(w io.Writer) error {
 		if sp.Waiting != "" {
 			fmt.Fprintf(&b, "  waiting: %s\n", sp.Waiting)
 		}
+		if sp.Paused != "" {
+			fmt.Fprintf(&b, "  %s\n", sp.Paused)
+		}
 		if sp.Degraded != "" {
 			fmt.Fprintf(&b, "  DEGRADED (%d/%d healthy): %s\n", sp.Healthy, sp.Replicas, sp.Degraded)
+		}
+		if j := sp.Judgement; j != nil {
+			fmt.Fprintf(&b, "  judged: %s (%s): %s\n", j.Verdict, j.Finding, j.Message)
 		}
 		if sp.Failed != "" {
 			fmt.Fprintf(&b, "  FAILED: %s\n", sp.Failed)
@@ -97,6 +103,12 @@ func (p Plan) WriteMarkdown(w io.Writer) error {
 			}
 			if sp.Degraded != "" {
 				notes = append(notes, "degraded: "+sp.Degraded)
+			}
+			if sp.Paused != "" {
+				notes = append(notes, sp.Paused)
+			}
+			if j := sp.Judgement; j != nil {
+				notes = append(notes, fmt.Sprintf("%s (%s): %s", j.Verdict, j.Finding, j.Message))
 			}
 			notes = append(notes, sp.Notes...)
 			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", sp.Service, orNone(string(sp.Strategy)), gen,

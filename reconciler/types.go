@@ -61,6 +61,30 @@ type Traffic struct {
 	PreviousSince time.Time `json:"previousSince,omitzero"`
 	// Instances are the ids of the instances in traffic, sorted.
 	Instances []string `json:"instances"`
+	// Canary is the canary of a generation being rolled out: in traffic
+	// with its weight since Since, judged at Since + canary.duration.
+	Canary *CanaryState `json:"canary,omitempty"`
+	// Verify is the generation under watch since it became active (for
+	// rollout.verifyFor).
+	Verify *VerifyState `json:"verify,omitempty"`
+}
+
+// CanaryState is a canary's progress, kept in the traffic record so that
+// a restart of molt picks it up where it was.
+type CanaryState struct {
+	Hash   string    `json:"hash"`
+	Weight int       `json:"weight"` // percent of the service's requests
+	Since  time.Time `json:"since"`
+	// Verdict is empty while the canary is observed, Promote once it is
+	// promoted (the rollout goes on with canary.then).
+	Verdict   Verdict    `json:"verdict,omitempty"`
+	Judgement *Judgement `json:"judgement,omitempty"`
+}
+
+// VerifyState is a generation under watch after its rollout.
+type VerifyState struct {
+	Hash  string    `json:"hash"`
+	Since time.Time `json:"since"`
 }
 
 // Desired is what one service should become.
@@ -123,7 +147,14 @@ type Input struct {
 	// Backoff holds, by service, when provisioning may be tried again
 	// after a transient error, and that error.
 	Backoff map[string]Backoff
-	Now     time.Time
+	// Counts are the front's counts of a service's traffic, by service
+	// then generation, over the window of its canary or verification
+	// (from Traffic's Canary.Since or Verify.Since); a service without an
+	// entry has no counts (the front cannot count, or nothing is judged).
+	Counts map[string]map[string]targets.Counts
+	// Decisions are the operators' decisions on paused rollouts, by service.
+	Decisions map[string]Decision
+	Now       time.Time
 }
 
 // Backoff is a retry scheduled after a transient error.
@@ -181,6 +212,12 @@ type ServicePlan struct {
 	// Deferred is set when a rollout waits for a deploy window: nothing is
 	// done for it until then (the service keeps running as it is).
 	Deferred time.Time `json:"deferredUntil,omitzero"`
+	// Paused says that the rollout waits for `molt promote` (or `molt
+	// abort`); such a service is settled, not converged.
+	Paused string `json:"paused,omitempty"`
+	// Judgement is the canary or verification decision the plan made
+	// now, with its figures.
+	Judgement *Judgement `json:"judgement,omitempty"`
 	// Failed is set when the rollout failed: the executor records the
 	// failure and plans again, which rolls back.
 	Failed string   `json:"failed,omitempty"`
@@ -238,7 +275,18 @@ func (sp *ServicePlan) Acts() bool {
 // Converged reports whether the service is where it should be: nothing to
 // do now, nothing to wait for, and every instance it wants healthy.
 func (sp *ServicePlan) Converged() bool {
-	return !sp.Acts() && sp.Waiting == "" && sp.Deferred.IsZero() && sp.Degraded == ""
+	return !sp.Acts() && sp.Waiting == "" && sp.Deferred.IsZero() && sp.Degraded == "" && sp.Paused == ""
+}
+
+// Paused returns the services whose rollout waits for a promotion.
+func (p *Plan) Paused() []ServicePlan {
+	var out []ServicePlan
+	for _, sp := range p.Services {
+		if sp.Paused != "" {
+			out = append(out, sp)
+		}
+	}
+	return out
 }
 
 // Settled reports whether nothing more can happen for the service without
@@ -268,7 +316,7 @@ func (p *Plan) Deferred() (time.Time, bool) {
 // Changes reports whether the service would change at all: it acts, waits,
 // or has provisions or retires ahead of it (a deferred rollout included).
 func (sp *ServicePlan) Changes() bool {
-	return sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != "" || !sp.Deferred.IsZero()
+	return sp.Provision > 0 || sp.Retire > 0 || sp.Acts() || sp.Waiting != "" || !sp.Deferred.IsZero() || sp.Paused != ""
 }
 
 // Settled reports whether every service is settled (see ServicePlan.Settled).

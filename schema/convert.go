@@ -87,6 +87,8 @@ func (c *checker) rollout(p []string, r rawRollout) Rollout {
 		ProgressDeadline: c.duration(at(p, "progressDeadline"), r.ProgressDeadline),
 		KeepPrevious:     c.duration(at(p, "keepPrevious"), r.KeepPrevious),
 		VerifyFor:        c.duration(at(p, "verifyFor"), r.VerifyFor),
+		MaxErrorRate:     r.MaxErrorRate,
+		Pause:            r.Pause,
 	}
 	if k := r.Canary; k != nil {
 		ro.Canary = &Canary{
@@ -95,6 +97,10 @@ func (c *checker) rollout(p []string, r rawRollout) Rollout {
 			Duration:     c.duration(at(p, "canary", "duration"), k.Duration),
 			MaxErrorRate: k.MaxErrorRate,
 			Then:         Strategy(k.Then),
+
+			MinRequests:           k.MinRequests,
+			MaxLatencyRatio:       k.MaxLatencyRatio,
+			OnInsufficientTraffic: k.OnInsufficientTraffic,
 		}
 	}
 	return ro

@@ -74,6 +74,8 @@ type rawRollout struct {
 	ProgressDeadline string          `json:"progressDeadline"`
 	KeepPrevious     string          `json:"keepPrevious"`
 	VerifyFor        string          `json:"verifyFor"`
+	MaxErrorRate     float64         `json:"maxErrorRate"`
+	Pause            bool            `json:"pause"`
 	Canary           *rawCanary      `json:"canary"`
 }
 
@@ -83,6 +85,10 @@ type rawCanary struct {
 	Duration     string  `json:"duration"`
 	MaxErrorRate float64 `json:"maxErrorRate"`
 	Then         string  `json:"then"`
+
+	MinRequests           int     `json:"minRequests"`
+	MaxLatencyRatio       float64 `json:"maxLatencyRatio"`
+	OnInsufficientTraffic string  `json:"onInsufficientTraffic"`
 }
 
 type rawExpose struct {

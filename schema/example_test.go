@@ -89,12 +89,17 @@ func TestExampleFull(t *testing.T) {
 					ProgressDeadline: 10 * time.Minute,
 					KeepPrevious:     30 * time.Minute,
 					VerifyFor:        2 * time.Minute,
+					MaxErrorRate:     0.05,
 					Canary: &Canary{
 						Count:        1,
 						Weight:       20,
 						Duration:     3 * time.Minute,
 						MaxErrorRate: 0.01,
 						Then:         BlueGreen,
+
+						MinRequests:           50,
+						MaxLatencyRatio:       2,
+						OnInsufficientTraffic: "rollback",
 					},
 				},
 				Expose:    &Expose{Listen: ":8080", Port: "http"},

@@ -58,6 +58,7 @@ func defaultService(name string) *Service {
 			ProgressDeadline: 5 * time.Minute,
 			KeepPrevious:     0,
 			VerifyFor:        0,
+			MaxErrorRate:     0.05,
 		},
 		StopGrace: 10 * time.Second,
 	}

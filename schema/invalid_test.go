@@ -139,6 +139,18 @@ services: web: {
 `,
 		want: []string{`fleet.cue:5:25: services.web.rollout.keepPrevious: keepPrevious (10m) with strategy "rolling": keeping the previous generation warm needs blue-green or canary with then: "blue-green" (rolling keeps at most replicas + maxSurge instances alive)`},
 	}, {
+		name: "verification longer than the warm generation lives",
+		archive: `
+-- fleet.cue --
+package fleet
+
+services: web: {
+	process: command: ["./app"]
+	rollout: {strategy: "blue-green", keepPrevious: "1m", verifyFor: "5m"}
+}
+`,
+		want: []string{`fleet.cue:5:67: services.web.rollout.verifyFor: verifyFor (5m) is longer than keepPrevious (1m): the previous generation must stay warm while the new one is verified, to switch back to it`},
+	}, {
 		name: "bad percent",
 		archive: `
 -- fleet.cue --

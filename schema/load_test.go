@@ -111,7 +111,8 @@ services: web: {
 			s.Rollout.Strategy = CanaryRun
 			s.Rollout.MaxSurge = IntOrPercent{Value: 25, Percent: true}
 			s.Rollout.MaxUnavailable = IntOrPercent{Value: 0, Percent: true}
-			s.Rollout.Canary = &Canary{Count: 1, Weight: 10, Duration: time.Minute, MaxErrorRate: 0.05, Then: Rolling}
+			s.Rollout.Canary = &Canary{Count: 1, Weight: 10, Duration: time.Minute, MaxErrorRate: 0.05, Then: Rolling,
+				MinRequests: 50, MaxLatencyRatio: 2, OnInsufficientTraffic: "rollback"}
 		})}},
 	}, {
 		name: "docker defaults",

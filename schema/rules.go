@@ -69,6 +69,11 @@ func (c *checker) serviceRules(p []string, s *Service, r rawService) {
 			"keepPrevious (%s) with strategy %q: keeping the previous generation warm needs blue-green or canary with then: \"blue-green\" (rolling keeps at most replicas + maxSurge instances alive)",
 			r.Rollout.KeepPrevious, ro.Strategy)
 	}
+	if !rolling && ro.VerifyFor > ro.KeepPrevious {
+		c.addFirst([][]string{at(p, "rollout", "verifyFor"), at(p, "rollout", "keepPrevious")},
+			"verifyFor (%s) is longer than keepPrevious (%s): the previous generation must stay warm while the new one is verified, to switch back to it",
+			r.Rollout.VerifyFor, r.Rollout.KeepPrevious)
+	}
 	if s.Health.Grace >= ro.ProgressDeadline {
 		c.addFirst([][]string{at(p, "health", "grace"), deadline},
 			"health grace (%s) must be shorter than rollout.progressDeadline (%s)",

@@ -133,8 +133,15 @@ type Rollout struct {
 	// KeepPrevious is how long the previous generation stays alive, out of
 	// traffic, after a rollout, so that a revert is an instant switch back.
 	KeepPrevious time.Duration
+	// VerifyFor: after a rollout, the new generation stays under watch this
+	// long (an instance failing, or an error rate above MaxErrorRate,
+	// switches back).
 	VerifyFor    time.Duration
-	Canary       *Canary
+	MaxErrorRate float64 // fraction, 0..1, for verification
+	// Pause stops a rollout after the canary decision (or after the first
+	// rolling batch, or before the blue-green switch) until it is promoted.
+	Pause  bool
+	Canary *Canary
 }
 
 // Canary configures the canary strategy.
@@ -142,8 +149,14 @@ type Canary struct {
 	Count        int
 	Weight       int // percent of traffic
 	Duration     time.Duration
-	MaxErrorRate float64 // fraction, 0..1
+	MaxErrorRate float64 // fraction, 0..1: above the old generation's
 	Then         Strategy
+	// MinRequests: with fewer canary requests in the window,
+	// OnInsufficientTraffic ("rollback" or "promote") decides; it is also
+	// the least number of requests verification judges an error rate on.
+	MinRequests           int
+	MaxLatencyRatio       float64
+	OnInsufficientTraffic string
 }
 
 // Expose asks the router to listen on Listen and forward to the named port.

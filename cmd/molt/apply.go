@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +33,7 @@ apply can be killed at any moment: the next apply picks up where it was.
 
 Exit status: 0 converged, 1 the rollout failed and was rolled back, a
 service is degraded (fewer healthy instances than it wants, and nothing
-molt can do about it before a new commit), or an error, 3 a rollout waits for a deploy window (run apply again then, or let
+molt can do about it before a new commit), or an error, 3 a rollout waits for a deploy window or is paused (rollout.pause) (run apply again then, or let
 molt serve do it), 64 usage error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,6 +85,10 @@ molt serve do it), 64 usage error.`,
 				return err
 			}
 			fmt.Fprintf(e.stdout, "provisioned %d, retired %d in %s\n", res.Provisioned, res.Retired, res.Duration.Round(time.Millisecond))
+			for _, name := range slices.Sorted(maps.Keys(res.Judgements)) {
+				j := res.Judgements[name]
+				fmt.Fprintf(e.stdout, "judged %s: %s (%s): %s\n", name, j.Verdict, j.Finding, j.Message)
+			}
 			failures := append(stillFailed(before, res.Plan), res.Failures...)
 			if len(failures) > 0 {
 				for _, f := range failures {
@@ -95,6 +101,12 @@ molt serve do it), 64 usage error.`,
 					fmt.Fprintf(e.stdout, "degraded %s (%d/%d healthy): %s\n", sp.Service, sp.Healthy, sp.Replicas, sp.Degraded)
 				}
 				return &exitError{code: 1, err: fmt.Errorf("%s: %d service(s) %w", d.commit.Revision(), len(res.Degraded), reconciler.ErrDegraded)}
+			}
+			if len(res.Paused) > 0 {
+				for _, sp := range res.Paused {
+					fmt.Fprintf(e.stdout, "%s: %s\n", sp.Service, sp.Paused)
+				}
+				return &exitError{code: 3}
 			}
 			if !res.Deferred.IsZero() {
 				for _, sp := range res.Plan.Services {
@@ -160,6 +172,8 @@ func progress(e *env) func(reconciler.Plan) {
 				fmt.Fprintf(&b, "failed (%s), rolling back", sp.Failed)
 			case sp.Converged():
 				b.WriteString("converged")
+			case sp.Paused != "":
+				fmt.Fprintf(&b, "%s", sp.Paused)
 			case sp.Degraded != "":
 				fmt.Fprintf(&b, "degraded (%d/%d healthy): %s", sp.Healthy, sp.Replicas, sp.Degraded)
 			default:

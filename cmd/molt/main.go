@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/molt-dev/molt/reconciler"
 	"io"
 	"os"
 	"os/signal"
@@ -100,6 +101,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newDownCmd(e),
 		newRouterCmd(e),
 		newServeCmd(e),
+		newDecideCmd(e, reconciler.ActionPromote),
+		newDecideCmd(e, reconciler.ActionAbort),
 	)
 	return root
 }

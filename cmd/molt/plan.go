@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"
@@ -158,3 +159,18 @@ func (readOnlyFront) SetRoutes(context.Context, string, []targets.Route) error {
 }
 
 func (readOnlyFront) Drain(context.Context, []string) error { return errors.New("read-only") }
+
+// Counts reads the router's counts (canary and verification decisions are
+// planned from them as apply would).
+func (r readOnlyFront) Counts(ctx context.Context, fleet string, since time.Time) (map[string]map[string]targets.Counts, time.Time, error) {
+	if r.c.Ping(ctx) != nil {
+		return nil, since, nil
+	}
+	return r.c.Counts(ctx, fleet, since)
+}
+
+var (
+	_ reconciler.Front   = readOnlyFront{}
+	_ reconciler.Counter = readOnlyFront{}
+	_ reconciler.Counter = (*router.Client)(nil)
+)

@@ -33,6 +33,7 @@ type reporter struct {
 	pendingFor string // the revision whose deploy status is pending
 	started    time.Time
 	reported   string // the revision whose outcome went out last
+	pausedFor  string // the revision whose pause was reported
 
 	prMu   sync.Mutex
 	prs    map[int]github.Event // newest event per pull request, waiting
@@ -77,7 +78,8 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 	}
 	res := o.Result
 	failed := len(res.Failures) > 0
-	if !failed && !res.Converged {
+	paused := !failed && len(res.Paused) > 0
+	if !failed && !res.Converged && !paused {
 		return
 	}
 	if !failed {
@@ -88,7 +90,9 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 			return
 		}
 	}
-	r.reported = o.Revision
+	if !paused {
+		r.reported = o.Revision // a paused rollout is reported again when it ends
+	}
 	rolledOut := r.pendingFor == o.Revision
 	started := r.started
 	if !rolledOut {
@@ -109,15 +113,22 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 	}
 	for _, sp := range res.Plan.Services {
 		c := res.PerService[sp.Service]
-		so := github.ServiceOutcome{Name: sp.Service, From: sp.From, To: sp.To, Provisioned: c.Provisioned, Retired: c.Retired}
+		so := github.ServiceOutcome{Name: sp.Service, From: sp.From, To: sp.To, Provisioned: c.Provisioned, Retired: c.Retired, Paused: sp.Paused}
+		if j, ok := res.Judgements[sp.Service]; ok {
+			so.Judged = fmt.Sprintf("%s (%s): %s", j.Verdict, j.Finding, j.Message)
+		}
 		if why, ok := failedBy[sp.Service]; ok {
 			so.Failed, so.RolledBackTo = why, sp.To
 		}
-		if so.Provisioned+so.Retired > 0 || so.Failed != "" || sp.From != sp.To {
+		if so.Provisioned+so.Retired > 0 || so.Failed != "" || sp.From != sp.To || so.Judged != "" || so.Paused != "" {
 			out.Services = append(out.Services, so)
 		}
 	}
 	state, desc := github.StateSuccess, fmt.Sprintf("deployed: +%d provisioned, -%d retired", res.Provisioned, res.Retired)
+	if paused {
+		out.Kind = github.OutcomePaused
+		state, desc = github.StatePending, "paused: molt promote to go on"
+	}
 	if failed {
 		out.Kind = github.OutcomeFailure
 		state, desc = github.StateFailure, "rolled back: "+out.Reason
@@ -126,7 +137,13 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 		}
 	}
 	r.queue.Enqueue(github.Report{Status: &github.Status{SHA: out.SHA, Context: github.ContextDeploy, State: state, Description: desc}})
-	if rolledOut || failed {
+	if rolledOut || failed || paused {
+		if paused && r.pausedFor == o.Revision {
+			return // said once per revision
+		}
+		if paused {
+			r.pausedFor = o.Revision
+		}
 		r.queue.Enqueue(github.Report{Outcome: &out})
 	}
 }

@@ -428,6 +428,8 @@ func (m *serveMetrics) observe(o reconciler.Outcome, log *slog.Logger) {
 		result = "preempted"
 	case len(o.Result.Degraded) > 0:
 		result = "degraded"
+	case len(o.Result.Paused) > 0:
+		result = "paused"
 	case !o.Result.Converged:
 		result = "idle"
 	}

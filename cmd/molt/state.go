@@ -122,6 +122,7 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 		Front:     w.router,
 		Prober:    reconciler.NewProber(),
 		Revisions: reconciler.NewRevisions(abs, log),
+		Decisions: reconciler.NewDecisions(abs, log),
 		Logger:    log,
 	}
 	return w, nil

@@ -13,6 +13,9 @@ type OutcomeKind string
 const (
 	OutcomeSuccess OutcomeKind = "success"
 	OutcomeFailure OutcomeKind = "failure"
+	// OutcomePaused: the rollout stopped at its pause point and waits for
+	// `molt promote` (or `molt abort`).
+	OutcomePaused OutcomeKind = "paused"
 )
 
 // Outcome is what became of the rollout of a commit of the tracked
@@ -58,6 +61,11 @@ type ServiceOutcome struct {
 	// RolledBackTo is the generation (spec hash, or revision) the service
 	// went back to; "" when it was not rolled back.
 	RolledBackTo string `json:"rolledBackTo,omitempty"`
+	// Judged is the canary or verification decision with its figures
+	// ("Promote (Healthy): canary error rate 0.2% …"); "" when none.
+	Judged string `json:"judged,omitempty"`
+	// Paused says how to go on with a rollout that waits for a promotion.
+	Paused string `json:"paused,omitempty"`
 }
 
 // OutcomeComment renders the comment that tells a pull request what
@@ -81,6 +89,9 @@ func OutcomeComment(in Outcome) string {
 		if rb := rolledBack(in.Services); rb != "" {
 			fmt.Fprintf(&head, "**Rolled back:** %s. The previous generation kept serving.\n\n", rb)
 		}
+	} else if kind == OutcomePaused {
+		fmt.Fprintf(&head, "### ⏸ molt: the rollout of %s is paused\n\n", rev)
+		head.WriteString("It waits for `molt promote SERVICE` to go on, or `molt abort SERVICE` to roll back (see the services below).\n\n")
 	} else {
 		fmt.Fprintf(&head, "### ✅ molt deployed %s\n\n", rev)
 	}
@@ -127,11 +138,17 @@ func outcomeTable(services []ServiceOutcome) string {
 	b.WriteString("|---|---|---:|---:|---|\n")
 	for _, s := range services {
 		result := "✅ done"
+		if s.Paused != "" {
+			result = "⏸ " + escapeMarkdown(oneLine(s.Paused))
+		}
 		if s.Failed != "" {
 			result = "❌ " + escapeMarkdown(oneLine(s.Failed))
 			if s.RolledBackTo != "" {
 				result += "; rolled back to " + code(shortHash(s.RolledBackTo))
 			}
+		}
+		if s.Judged != "" {
+			result += " — judged " + escapeMarkdown(oneLine(s.Judged))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", escapeMarkdown(s.Name), generation(s.From, s.To), s.Provisioned, s.Retired, result)
 	}

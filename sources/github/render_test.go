@@ -207,7 +207,7 @@ func TestFitProperties(t *testing.T) {
 
 func TestOutcomeCommentMarker(t *testing.T) {
 	sha := strings.Repeat("ab", 20)
-	for _, kind := range []OutcomeKind{OutcomeSuccess, OutcomeFailure} {
+	for _, kind := range []OutcomeKind{OutcomeSuccess, OutcomeFailure, OutcomePaused} {
 		body := OutcomeComment(Outcome{SHA: sha, Kind: kind})
 		if !strings.HasPrefix(body, "<!-- molt:deploy:"+sha+":"+string(kind)+" -->\n") {
 			t.Errorf("%s: body starts %q", kind, body[:60])

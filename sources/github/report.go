@@ -77,7 +77,7 @@ func (r Report) Validate() error {
 		return fmt.Errorf("status report: commit and context are required: %w", errInvalidReport)
 	case r.Status != nil && !validState(r.Status.State):
 		return fmt.Errorf("status report: state %q: %w", r.Status.State, errInvalidReport)
-	case r.Outcome != nil && (r.Outcome.SHA == "" || (r.Outcome.Kind != OutcomeSuccess && r.Outcome.Kind != OutcomeFailure)):
+	case r.Outcome != nil && (r.Outcome.SHA == "" || (r.Outcome.Kind != OutcomeSuccess && r.Outcome.Kind != OutcomeFailure && r.Outcome.Kind != OutcomePaused)):
 		return fmt.Errorf("outcome report: commit and kind (success or failure) are required: %w", errInvalidReport)
 	}
 	return nil

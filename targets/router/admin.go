@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/molt-dev/molt/targets"
 )
@@ -21,6 +22,10 @@ import (
 //	                           list of routes; [] or null removes the fleet);
 //	                           answers the fleet's routes in effect
 //	GET  /fleets/FLEET/stats   the fleet's counters since start (FleetStats)
+//	GET  /fleets/FLEET/counts?since=T
+//	                           the fleet's counts of the attempts started from T
+//	                           (RFC 3339, rounded down to a slot; absent means
+//	                           all the history kept) until now (countsReply)
 //	POST /drain                {"addrs": [...]}; answers {} once nothing is in flight to them
 //	GET  /stats                every fleet's counters since start (Stats)
 //	GET  /table                the whole table in effect, for debugging (Table)
@@ -38,8 +43,17 @@ type pingReply struct {
 	Protocol int `json:"protocol"`
 }
 
-// adminProtocol is the version of the admin protocol this router speaks.
-const adminProtocol = 2
+// adminProtocol is the version of the admin protocol this router speaks:
+// 2 scoped routes by fleet, 3 added /fleets/FLEET/counts.
+const adminProtocol = 3
+
+// countsReply is the answer of GET /fleets/FLEET/counts.
+type countsReply struct {
+	// From is the start of the first slot counted.
+	From time.Time `json:"from"`
+	// Services holds the counts by service, then generation.
+	Services map[string]map[string]targets.Counts `json:"services"`
+}
 
 type drainRequest struct {
 	Addrs []string `json:"addrs"`
@@ -99,6 +113,23 @@ func (s *Server) adminHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.stats.fleet(fleet))
+	})
+	mux.HandleFunc("GET /fleets/{fleet}/counts", func(w http.ResponseWriter, r *http.Request) {
+		fleet, ok := pathFleet(w, r)
+		if !ok {
+			return
+		}
+		var since time.Time
+		if v := r.URL.Query().Get("since"); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("since: %w", err))
+				return
+			}
+			since = t
+		}
+		counts, from := s.stats.counts(fleet, since)
+		writeJSON(w, http.StatusOK, countsReply{From: from, Services: counts})
 	})
 	mux.HandleFunc("POST /drain", func(w http.ResponseWriter, r *http.Request) {
 		var d drainRequest

@@ -80,6 +80,7 @@ func TestAdminRefusesBadFleetPath(t *testing.T) {
 		{http.MethodGet, "/fleets/a%2Fb/routes"},
 		{http.MethodPut, "/fleets/a%2Fb/routes"},
 		{http.MethodGet, "/fleets/a%2Fb/stats"},
+		{http.MethodGet, "/fleets/a%2Fb/counts"},
 	} {
 		rec := adminDo(t, h, req.method, req.path, "[]")
 		if rec.Code != http.StatusBadRequest {

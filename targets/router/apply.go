@@ -72,6 +72,7 @@ func (s *Server) setRoutes(fleet string, routes []targets.Route) ([]targets.Rout
 		}
 	}
 	s.upstreams.prune(c.exposed)
+	s.sweepStats()
 	s.log.Info("routes set", "fleet", fleet, "version", t.Version, "services", len(routes),
 		"opened", listenerAddrs(added), "closed", closed)
 	return fleetRoutes(t, fleet), nil

@@ -144,7 +144,9 @@ func (c *Client) Drain(ctx context.Context, addrs []string) error {
 
 // Stats returns the counters of fleet's services since the router
 // started, by service and generation. Another fleet's service of the same
-// name is counted apart.
+// name is counted apart. A generation out of the routes with no traffic
+// for over an hour is forgotten, its counters too (see Counts for counts
+// over a window).
 func (c *Client) Stats(ctx context.Context, fleet string) (FleetStats, error) {
 	path, err := fleetPath(fleet, "stats")
 	if err != nil {
@@ -158,6 +160,31 @@ func (c *Client) Stats(ctx context.Context, fleet string) (FleetStats, error) {
 		s.Services = map[string]ServiceStats{}
 	}
 	return s, nil
+}
+
+// Counts returns the counts of fleet's generations, by service and then
+// generation (spec hash), of the attempts that started from since, rounded
+// down to a slot (SlotWidth), until now; and from, the start of the first
+// slot counted. from is later than since when the router does not reach
+// that far back: it keeps History (one hour) and nothing from before it
+// started. Every generation that the router counts for the fleet is
+// listed, with zeros if it had no attempt in the window: those in the
+// routes, and those with an attempt in the last hour. Another fleet's
+// service of the same name is counted apart. It has no side effect.
+func (c *Client) Counts(ctx context.Context, fleet string, since time.Time) (counts map[string]map[string]targets.Counts, from time.Time, err error) {
+	path, err := fleetPath(fleet, "counts")
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	path += "?since=" + url.QueryEscape(since.UTC().Format(time.RFC3339Nano))
+	var r countsReply
+	if err := c.call(ctx, http.MethodGet, path, nil, &r); err != nil {
+		return nil, time.Time{}, err
+	}
+	if r.Services == nil {
+		r.Services = map[string]map[string]targets.Counts{}
+	}
+	return r.Services, r.From, nil
 }
 
 // Shutdown asks the router to exit and waits until it has (its listeners

@@ -17,14 +17,40 @@
 // Per exposed route it listens on one address and reverse-proxies HTTP to
 // the listed backends by weight (smooth weighted round robin), retries an
 // idempotent request once on another backend when a backend refuses the
-// connection, counts responses per fleet, service and generation (for
-// canary analysis), and lets the client wait for the requests still in
-// flight to a backend before retiring it (Drain). A listen address belongs
-// to one route of one fleet at a time.
+// connection, counts the traffic per fleet, service and generation (below),
+// and lets the client wait for the requests still in flight to a backend
+// before retiring it (Drain). A listen address belongs to one route of one
+// fleet at a time.
+//
+// # Counts
+//
+// The router counts attempts: a request sent to one backend (a retried
+// request is two attempts, each in its backend's generation). Per fleet,
+// service and generation it counts the attempts, their responses by status
+// class, the attempts that got no response (proxy errors: refused, reset,
+// timed out; not those the client gave up on), and the latency of those
+// that got one: the time from handing the attempt to the backend's
+// connection pool (a dial included) until the response headers arrived,
+// not the body's transfer. Client.Stats returns totals since the router
+// started. Client.Counts returns targets.Counts over a window, for canary
+// analysis and post-rollout verification: attempts are counted in slots of
+// 5 s (SlotWidth) of wall-clock time, by the time they started, and the
+// router keeps at least the last hour of slots (History), so a window
+// starts at a slot boundary no more than an hour back; Counts says which
+// start it actually covers. Latency goes in a histogram of 18 buckets,
+// bounded by 1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300 and 500 ms, 1, 2,
+// 3, 5 and 10 s, and above (LatencyBounds).
+//
+// Counting costs a few atomic additions per attempt. Slots are allocated
+// 16 at a time as traffic arrives, at most about 64 KiB per generation
+// with traffic in the last hour; a generation out of the routes with no
+// traffic for over an hour is forgotten, its totals too. Counts live in
+// memory only: a restarted router counts afresh.
 //
 // It deliberately knows nothing of plans, rollouts or generations beyond
 // their names: it does not health-check backends (the reconciler lists only
-// healthy ones), terminate TLS, route by host or path, or interpret a
-// route's Meta, which it stores and returns verbatim. The admin protocol is
-// served on the local unix socket only, never on TCP.
+// healthy ones), judge a generation by its counts (the reconciler does),
+// terminate TLS, route by host or path, or interpret a route's Meta, which
+// it stores and returns verbatim. The admin protocol is served on the local
+// unix socket only, never on TCP.
 package router

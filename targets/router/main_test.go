@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/molt-dev/molt/targets/targetstest"
 )
 
 // The test binary doubles as the router command of EnsureRunning's tests
@@ -27,7 +29,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(launchEnv); dir != "" {
 		os.Exit(launch(dir))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	targetstest.RemoveHello()
+	os.Exit(code)
 }
 
 // runChild is `molt router` in miniature.

@@ -21,6 +21,11 @@ type Options struct {
 	// how long a closing listener waits for its requests to finish.
 	// Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+
+	// clock, if set, replaces time.Now for placing attempts in the
+	// windowed counts (tests set it; latency is always measured by the
+	// real clock).
+	clock func() time.Time
 }
 
 // Validate reports whether the options can run a router.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"time"
 )
 
 // GenerationHeader is the response header that names the generation (spec
@@ -89,7 +90,6 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 		ModifyResponse: func(resp *http.Response) error {
 			at := attemptFrom(resp.Request.Context())
 			resp.Header.Set(GenerationHeader, at.backend.Generation)
-			at.backend.gen.response(resp.StatusCode)
 			return nil
 		},
 		ErrorHandler: s.proxyError,
@@ -124,12 +124,19 @@ func (s *Server) roundTrip(req *http.Request) (*http.Response, error) {
 	return s.send(again, next)
 }
 
-// send makes one attempt and counts it.
+// send makes one attempt and counts it: in the totals since start and in
+// the slot of its start, with its outcome and, if it got a response, its
+// latency: the time from handing the request to the backend's connection
+// pool (dial included) until the response's headers arrived.
 func (s *Server) send(req *http.Request, b *backend) (*http.Response, error) {
-	b.gen.requests.Add(1)
+	start := time.Now()
+	sl := b.gen.begin(s.stats.slotTime(start))
 	resp, err := b.up.transport.RoundTrip(req)
-	if err != nil && req.Context().Err() == nil {
-		b.gen.proxyErrors.Add(1)
+	switch {
+	case err == nil:
+		b.gen.response(sl, resp.StatusCode, time.Since(start))
+	case req.Context().Err() == nil:
+		b.gen.proxyError(sl)
 	}
 	return resp, err
 }

@@ -55,7 +55,7 @@ func NewServer(opts Options) (*Server, error) {
 		log:       opts.logger(),
 		dir:       routerDir(opts.StateDir),
 		upstreams: newUpstreams(),
-		stats:     newStatsRegistry(time.Now()),
+		stats:     newStatsRegistry(opts.clock),
 		listeners: map[string]*listener{},
 		stop:      make(chan struct{}),
 	}
@@ -71,7 +71,8 @@ func NewServer(opts Options) (*Server, error) {
 // On start it takes the directory's pid lock (failing if another router
 // holds it), loads the persisted table and serves it; a listen address of
 // that table that cannot be bound is logged and skipped, and a routes file
-// it cannot use is moved aside (see loadTable). Run returns nil
+// it cannot use is moved aside (see loadTable). While it serves, it sweeps
+// the counters every minute (see sweepStats). Run returns nil
 // after a requested stop, and an error if the router could not start.
 func (s *Server) Run(ctx context.Context) error {
 	if _, err := makeDir(s.opts.StateDir); err != nil {
@@ -109,6 +110,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Error("admin socket stopped", "err", err)
 		}
 	})
+	s.wg.Go(s.sweepStatsLoop)
 
 	select {
 	case <-ctx.Done():
@@ -211,4 +213,42 @@ func (s *Server) listenAddrs() []string {
 	}
 	sort.Strings(addrs)
 	return addrs
+}
+
+// sweepInterval is how often Run sweeps the counters (see sweepStats).
+const sweepInterval = time.Minute
+
+// sweepStatsLoop sweeps the counters every sweepInterval until the router
+// stops.
+func (s *Server) sweepStatsLoop() {
+	tick := time.NewTicker(sweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			s.sweepStats()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// sweepStats forgets the counters of the generations out of the routes
+// that had no traffic for over an hour, and frees the windowed counts
+// older than the history. It may run at any time: a table being compiled
+// marks its generations as routed before it is swapped in.
+func (s *Server) sweepStats() {
+	c := s.current.Load()
+	routed := map[serviceKey]map[string]bool{}
+	for _, rt := range c.byListen {
+		key := serviceKey{fleet: rt.fleet, service: rt.service}
+		gens := map[string]bool{}
+		for _, b := range rt.backends {
+			gens[b.Generation] = true
+		}
+		routed[key] = gens
+	}
+	if n := s.stats.sweep(s.stats.now(), routed); n > 0 {
+		s.log.Debug("forgot the counters of idle generations out of the routes", "generations", n)
+	}
 }

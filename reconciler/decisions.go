@@ -1,0 +1,145 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Action is an operator's decision on a rollout.
+type Action string
+
+const (
+	// ActionPromote lets a paused rollout go on.
+	ActionPromote Action = "promote"
+	// ActionAbort fails the rollout under way: it is rolled back.
+	ActionAbort Action = "abort"
+)
+
+// Decision is one operator's decision on a service's rollout (`molt
+// promote`, `molt abort`, or a `/molt promote` comment).
+type Decision struct {
+	Fleet   string `json:"fleet"`
+	Service string `json:"service"`
+	Action  Action `json:"action"`
+	// Hash is the generation the decision is about; "" means the rollout
+	// under way when apply or serve next looks.
+	Hash string    `json:"hash,omitempty"`
+	By   string    `json:"by,omitempty"`
+	At   time.Time `json:"at"`
+}
+
+// Decisions is the record of operators' decisions (decisions.json in the
+// state directory), read by apply and serve on their next pass, so that a
+// decision works with or without a running server and survives restarts.
+// A decision is dropped once the rollout it is about has ended. A file
+// that cannot be read is moved aside, with a warning.
+type Decisions struct {
+	path string
+	log  *slog.Logger
+	mu   sync.Mutex
+}
+
+// NewDecisions returns the record kept in dir/decisions.json.
+func NewDecisions(dir string, log *slog.Logger) *Decisions {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Decisions{path: filepath.Join(dir, "decisions.json"), log: log}
+}
+
+func (d *Decisions) read() ([]Decision, error) {
+	b, err := os.ReadFile(d.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read decisions: %w", err)
+	}
+	var out []Decision
+	if json.Unmarshal(b, &out) != nil {
+		aside := fmt.Sprintf("%s.unreadable-%d", d.path, time.Now().Unix())
+		if err := os.Rename(d.path, aside); err != nil {
+			return nil, fmt.Errorf("move unreadable decisions aside: %w", err)
+		}
+		d.log.Warn("decisions unreadable: moved aside", "path", d.path, "moved-to", aside)
+		return nil, nil
+	}
+	return out, nil
+}
+
+func (d *Decisions) write(ds []Decision) error {
+	b, err := json.MarshalIndent(ds, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
+		return fmt.Errorf("write decisions: %w", err)
+	}
+	tmp := d.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write decisions: %w", err)
+	}
+	return os.Rename(tmp, d.path)
+}
+
+// Record writes a decision down; it replaces an earlier one of the same
+// fleet and service.
+func (d *Decisions) Record(dec Decision) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ds, err := d.read()
+	if err != nil {
+		return err
+	}
+	out := ds[:0]
+	for _, x := range ds {
+		if x.Fleet != dec.Fleet || x.Service != dec.Service {
+			out = append(out, x)
+		}
+	}
+	return d.write(append(out, dec))
+}
+
+// For returns the fleet's decisions, by service.
+func (d *Decisions) For(fleet string) (map[string]Decision, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ds, err := d.read()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Decision{}
+	for _, x := range ds {
+		if x.Fleet == fleet {
+			out[x.Service] = x
+		}
+	}
+	return out, nil
+}
+
+// Drop forgets the decision on a service of the fleet.
+func (d *Decisions) Drop(fleet, service string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ds, err := d.read()
+	if err != nil {
+		return err
+	}
+	out := ds[:0]
+	for _, x := range ds {
+		if x.Fleet != fleet || x.Service != service {
+			out = append(out, x)
+		}
+	}
+	if len(out) == len(ds) {
+		return nil
+	}
+	return d.write(out)
+}
