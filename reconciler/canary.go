@@ -77,13 +77,13 @@ func JudgeCanary(p CanaryPolicy, canary, old targets.Counts) Judgement {
 			canary.Requests, p.MinRequests, verb(p.OnInsufficient))
 	case j.ErrorRate-j.BaselineErrorRate > p.MaxErrorRate:
 		j.Verdict, j.Finding = Rollback, FindingErrorRate
-		j.Message = fmt.Sprintf("canary error rate %s against %s for the old generation, more than maxErrorRate %s above it",
-			percent(j.ErrorRate), percent(j.BaselineErrorRate), percent(p.MaxErrorRate))
+		j.Message = fmt.Sprintf("canary error rate %s against %s for the old generation, more than maxErrorRate %s above it (%d and %d request(s))",
+			percent(j.ErrorRate), percent(j.BaselineErrorRate), percent(p.MaxErrorRate), canary.Requests, old.Requests)
 	case old.Requests > 0 && j.BaselineP99 > 0 && p.MaxLatencyRatio > 0 &&
 		float64(j.P99) > p.MaxLatencyRatio*float64(j.BaselineP99):
 		j.Verdict, j.Finding = Rollback, FindingLatency
-		j.Message = fmt.Sprintf("canary p99 %s against %s for the old generation, more than maxLatencyRatio %.1f times it",
-			j.P99.Round(time.Millisecond), j.BaselineP99.Round(time.Millisecond), p.MaxLatencyRatio)
+		j.Message = fmt.Sprintf("canary p99 %s against %s for the old generation, more than maxLatencyRatio %.1f times it (%d and %d request(s))",
+			j.P99.Round(time.Millisecond), j.BaselineP99.Round(time.Millisecond), p.MaxLatencyRatio, canary.Requests, old.Requests)
 	default:
 		j.Verdict, j.Finding = Promote, FindingHealthy
 		j.Message = fmt.Sprintf("canary error rate %s (old %s), p99 %s (old %s) over %d request(s)",

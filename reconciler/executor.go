@@ -29,6 +29,10 @@ type Front interface {
 	Drain(ctx context.Context, addrs []string) error
 }
 
+// countSlot is the longest slot a front counts in (the built-in router's
+// is 5 s): counts asked from a time may begin up to that much earlier.
+const countSlot = 5 * time.Second
+
 // Counter is implemented by fronts that count each generation's traffic
 // (the built-in router does): the counts of a fleet's requests from since
 // until now, by service then generation, and the start of the window they
@@ -256,7 +260,13 @@ func (e *Executor) counts(ctx context.Context, fleet string, traffic map[string]
 		case tr.Canary != nil && tr.Canary.Verdict == "":
 			since = tr.Canary.Since
 		case tr.Verify != nil:
-			since = tr.Verify.Since
+			// Counted from the first slot wholly inside the window, so
+			// that traffic the generation had before (a rolling rollout
+			// routes it early) does not dilute the window's error rate.
+			since = tr.Verify.Since.Add(countSlot)
+			if e.now().Before(since) {
+				continue
+			}
 		default:
 			continue
 		}

@@ -480,6 +480,13 @@ func (s *servicePlanner) failure() string {
 			return fmt.Sprintf("instance %s failed its health check", o.ID)
 		}
 	}
+	// A canary under observation is progress until its window ends: the
+	// judgement, not the clock, decides it.
+	if c := s.traffic.Canary; c != nil && c.Hash == s.desired.Hash && s.desired.Spec.Rollout.Canary != nil {
+		if end := c.Since.Add(s.desired.Spec.Rollout.Canary.Duration); end.After(progress) {
+			progress = end
+		}
+	}
 	if d := s.desired.Spec.Rollout.ProgressDeadline; !progress.IsZero() && d > 0 {
 		if s.now.Sub(progress) > d {
 			return fmt.Sprintf("no progress for %s (progressDeadline): last at %s", s.now.Sub(progress).Round(time.Second), progress.UTC().Format(time.RFC3339))

@@ -65,6 +65,16 @@ func TestPlanCanary(t *testing.T) {
 			t.Fatalf("want the canary observed, untouched: %s", describePlan(&sp))
 		}
 	})
+	t.Run("a canary observed longer than progressDeadline is no stalled rollout", func(t *testing.T) {
+		spec := canaryOf(3, 1, 10, schema.Rolling)
+		spec.Rollout.ProgressDeadline = 10 * time.Second
+		sp := planOne(t, Input{Instances: instances(t, from3+"; web v2@2m d:h"),
+			Traffic: webTraffic(withCanary(route("v1", "a b c d"), "v2", 30*time.Second, "")),
+			Desired: web(desire("v2", spec)), Counts: good})
+		if sp.Failed != "" || sp.WaitReason != WaitCanary {
+			t.Fatalf("want the canary still observed: %s", describePlan(&sp))
+		}
+	})
 	t.Run("a good canary is promoted", func(t *testing.T) {
 		sp := planOne(t, Input{Instances: instances(t, from3+"; web v2@2m d:h"),
 			Traffic: webTraffic(withCanary(route("v1", "a b c d"), "v2", 61*time.Second, "")),
