@@ -230,3 +230,63 @@ func TestPlanVerify(t *testing.T) {
 		}
 	})
 }
+
+func TestPlanPause(t *testing.T) {
+	pausedRolling := rolling(3, "1", "0")
+	pausedRolling.Rollout.Pause = true
+	promote := map[string]Decision{"web": {Fleet: testFleet, Service: "web", Action: ActionPromote}}
+	abort := map[string]Decision{"web": {Fleet: testFleet, Service: "web", Action: ActionAbort, By: "ana"}}
+
+	t.Run("rolling pauses after its first batch", func(t *testing.T) {
+		sp := planOne(t, Input{Instances: instances(t, "web v1 a:h b:h c:h; web v2@1m d:h"), Traffic: webTraffic(route("v1", "a b c d")),
+			Desired: web(desire("v2", pausedRolling))})
+		if sp.Paused == "" || !sp.Step.Empty() || sp.Converged() || !sp.Settled() {
+			t.Fatalf("want paused after the first batch, settled: %s", describePlan(&sp))
+		}
+	})
+	t.Run("the first batch is made before the pause", func(t *testing.T) {
+		sp := planOne(t, Input{Instances: instances(t, "web v1 a:h b:h c:h"), Traffic: webTraffic(route("v1", "a b c")),
+			Desired: web(desire("v2", pausedRolling))})
+		if sp.Paused != "" || len(sp.Step.Provision) != 1 {
+			t.Fatalf("want the first batch provisioned: %s", describePlan(&sp))
+		}
+	})
+	t.Run("promoted, the rolling rollout goes on", func(t *testing.T) {
+		sp := planOne(t, Input{Instances: instances(t, "web v1 a:h b:h c:h; web v2@1m d:h"), Traffic: webTraffic(route("v1", "a b c d")),
+			Desired: web(desire("v2", pausedRolling)), Decisions: promote})
+		if sp.Paused != "" || len(sp.Step.Retire) != 1 {
+			t.Fatalf("want the rollout to go on: %s", describePlan(&sp))
+		}
+	})
+	t.Run("aborted, the rollout fails", func(t *testing.T) {
+		sp := planOne(t, Input{Instances: instances(t, "web v1 a:h b:h c:h; web v2@1m d:h"), Traffic: webTraffic(route("v1", "a b c d")),
+			Desired: web(desire("v2", pausedRolling)), Decisions: abort})
+		if sp.Failed != "aborted by ana (molt abort)" {
+			t.Fatalf("want the rollout aborted: %s", describePlan(&sp))
+		}
+	})
+	t.Run("a decision about another generation does not count", func(t *testing.T) {
+		other := map[string]Decision{"web": {Fleet: testFleet, Service: "web", Action: ActionAbort, Hash: "v9"}}
+		sp := planOne(t, Input{Instances: instances(t, "web v1 a:h b:h c:h; web v2@1m d:h"), Traffic: webTraffic(route("v1", "a b c d")),
+			Desired: web(desire("v2", pausedRolling)), Decisions: other})
+		if sp.Failed != "" || sp.Paused == "" {
+			t.Fatalf("want paused, not aborted: %s", describePlan(&sp))
+		}
+	})
+	t.Run("a canary pauses once promoted", func(t *testing.T) {
+		spec := canaryOf(3, 1, 10, schema.Rolling)
+		spec.Rollout.Pause = true
+		sp := planOne(t, Input{Instances: instances(t, "web v1 a:h b:h c:h; web v2@2m d:h"),
+			Traffic: webTraffic(withCanary(route("v1", "a b c d"), "v2", 2*time.Minute, Promote)),
+			Desired: web(desire("v2", spec))})
+		if !strings.HasPrefix(sp.Paused, "paused after the canary was promoted") || !sp.Step.Empty() {
+			t.Fatalf("want paused after the canary: %s", describePlan(&sp))
+		}
+	})
+	t.Run("a first rollout never pauses", func(t *testing.T) {
+		sp := planOne(t, Input{Desired: web(desire("v1", pausedRolling))})
+		if sp.Paused != "" || len(sp.Step.Provision) != 3 {
+			t.Fatalf("want the first rollout made: %s", describePlan(&sp))
+		}
+	})
+}
