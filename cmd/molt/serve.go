@@ -41,6 +41,7 @@ type serveFlags struct {
 	githubTokenFile    string
 	githubAPIURL       string
 	githubRevertPR     bool
+	githubAllow        []string
 	dockerEngines      []string
 }
 
@@ -57,6 +58,14 @@ MOLT_WEBHOOK_SECRET) and a bearer-token hook on POST /hooks/generic
 (--generic-token-file or MOLT_GENERIC_TOKEN). GitHub does not redeliver a
 failed webhook by itself: polling is the safety net, so a lost webhook
 delays a deploy by at most one poll interval.
+
+A comment whose first line is "/molt promote [SERVICE]" or "/molt abort
+[SERVICE]" on the pull request that a paused rollout came from (see
+rollout.pause) promotes or aborts it, as molt promote and molt abort do,
+when its author is named by --github-allow (logins, compared without
+regard to case; it needs the webhook secret and a GitHub token). Without
+SERVICE it acts on every paused service. molt replies on the pull request
+either way; a refused comment changes nothing.
 
 Between changes every tick still reconciles: dead or unhealthy instances
 are replaced. A remote that cannot be reached keeps the fleet as it is and
@@ -84,6 +93,7 @@ GET /metrics (Prometheus).`,
 	fl.StringVar(&f.githubTokenFile, "github-token-file", "", "file holding a GitHub token for comments and statuses (or MOLT_GITHUB_TOKEN); without one molt logs what it would post")
 	fl.StringVar(&f.githubAPIURL, "github-api-url", "", "GitHub API root, for GitHub Enterprise (e.g. https://ghe.example.com/api/v3/)")
 	fl.BoolVar(&f.githubRevertPR, "github-revert-pr", false, "after an automatic rollback, open a pull request that reverts the failed commit")
+	fl.StringSliceVar(&f.githubAllow, "github-allow", nil, "the GitHub users (`LOGIN[,LOGIN...]`, without regard to case) who may /molt promote and /molt abort in pull-request comments (repeatable)")
 	registerDocker(fl, &f.dockerEngines)
 	fl.Int64Var(&f.maxBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
 	fl.DurationVar(&f.timeout, "reconcile-timeout", 15*time.Minute, "bound on one reconcile")
@@ -114,6 +124,20 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	allow, err := parseAllowList(f.githubAllow)
+	if err != nil {
+		return &usageError{err}
+	}
+	if len(allow) > 0 {
+		if hookSecret == nil {
+			return &usageError{errors.New("--github-allow needs the webhook secret (--webhook-secret-file or MOLT_WEBHOOK_SECRET): comments come as webhooks")}
+		}
+		if token, err := secret(f.githubTokenFile, "MOLT_GITHUB_TOKEN"); err != nil {
+			return err
+		} else if token == nil {
+			return &usageError{errors.New("--github-allow needs a GitHub token (--github-token-file or MOLT_GITHUB_TOKEN): molt reads which pull request a rollout came from, and replies there")}
+		}
+	}
 	release, err := lockState(f.stateDir)
 	if err != nil {
 		return err
@@ -135,7 +159,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		return err
 	}
 	defer w.close()
-	rep, err := newReporter(f, w, log)
+	rep, client, err := newReporter(f, w, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -153,11 +177,17 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		source: fleetSource(f.src.repo, f.src.path),
 		prune:  func(ctx context.Context, names []string) error { return pruneRenamed(ctx, w, f.stateDir, names, nil) }}
 	defer func() { src.repo.Close() }()
+	var comments *commentHandler
 	loop := &reconciler.Loop{
 		Source: src, Executor: w.exec, Schedule: sched, Logger: log,
 		Timeout: f.timeout, StepGrace: f.stopGrace,
-		OnResult: func(o reconciler.Outcome) { m.observe(o, log); rep.onResult(o) },
+		OnResult: func(o reconciler.Outcome) { m.observe(o, log); rep.onResult(o); comments.onResult(o) },
 	}
+	var pulls pullFinder
+	if client != nil {
+		pulls = client
+	}
+	comments = newCommentHandler(allow, w.exec.Decisions, pulls, rep.queue, loop.Trigger, log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -178,6 +208,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			Secret: hookSecret, Repo: f.githubRepo, Branch: f.branch, MaxBody: f.maxBody, Logger: log,
 			OnPush:        func(github.Event) { loop.Trigger("push") },
 			OnPullRequest: rep.onPullRequest,
+			OnComment:     comments.onComment,
 		})
 		if err != nil {
 			ln.Close()
@@ -206,10 +237,14 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	defer prRepo.Close()
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		_ = rep.queue.Run(bg)
+	}()
+	go func() {
+		defer wg.Done()
+		comments.run(bg)
 	}()
 	go func() {
 		defer wg.Done()
@@ -237,11 +272,12 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 }
 
 // newReporter builds the GitHub reporting: a client with a token, a logger
-// of what would be posted without one, and the persistent queue.
-func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, error) {
+// of what would be posted without one, and the persistent queue. The
+// client is nil without a token.
+func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, *github.Client, error) {
 	token, err := secret(f.githubTokenFile, "MOLT_GITHUB_TOKEN")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	owner, name, ok := "", "", false
 	if f.githubRepo != "" {
@@ -250,11 +286,11 @@ func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, error) {
 		owner, name, ok = github.ParseRepoURL(f.src.repo)
 	}
 	if token != nil && !ok {
-		return nil, &usageError{errors.New("a GitHub token needs the repository: pass --github-repo OWNER/NAME")}
+		return nil, nil, &usageError{errors.New("a GitHub token needs the repository: pass --github-repo OWNER/NAME")}
 	}
 	ref, err := github.NewRepoRef(f.githubAPIURL, owner, name)
 	if err != nil && ok {
-		return nil, err
+		return nil, nil, err
 	}
 	// Without a token, say what would be posted; without even a GitHub
 	// repository (a local path, another host), there is nothing to say.
@@ -263,21 +299,22 @@ func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, error) {
 		qlog = slog.New(slog.DiscardHandler)
 	}
 	var sink github.Reporter = github.LogReporter{Logger: qlog, Repo: ref}
+	var client *github.Client
 	if token != nil {
 		c, err := github.NewClient(github.ClientOptions{Token: token, APIURL: f.githubAPIURL, Owner: owner, Repo: name, Logger: log})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		sink = c
+		sink, client = c, c
 	} else if ok {
 		log.Info("no GitHub token: reports are logged, not posted")
 	}
 	q, err := github.NewQueue(github.QueueOptions{Dir: f.stateDir, Reporter: sink, Logger: qlog})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &reporter{queue: q, repo: ref, branch: f.branch, revertPR: f.githubRevertPR, log: log,
-		revisions: w.exec.Revisions, prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, nil
+		revisions: w.exec.Revisions, prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, client, nil
 }
 
 // gitSource is the loop's view of the tracked branch: fetch (one ref

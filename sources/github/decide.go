@@ -14,6 +14,7 @@ const (
 	actNone action = iota
 	actPush
 	actPullRequest
+	actComment
 )
 
 // decision is the answer to a verified, well-formed delivery.
@@ -39,6 +40,8 @@ func (s scope) decide(ev Event) decision {
 		return s.decidePush(ev)
 	case KindPullRequest:
 		return s.decidePullRequest(ev)
+	case KindComment:
+		return s.decideComment(ev)
 	default:
 		return ignore("event %s", ev.Name)
 	}
@@ -72,6 +75,24 @@ func (s scope) decidePullRequest(ev Event) decision {
 	}
 	return decision{action: actPullRequest, status: http.StatusAccepted,
 		message: fmt.Sprintf("accepted: pull request #%d %s at %s", ev.PRNumber, ev.PRAction, ev.HeadSHA)}
+}
+
+// decideComment accepts a new comment on a pull request whose first line
+// is a /molt command. Comments are not scoped by branch: the callback
+// decides which pull request may command what.
+func (s scope) decideComment(ev Event) decision {
+	switch {
+	case !s.ours(ev.Repo):
+		return ignore("comment in repository %s, serving %s", ev.Repo, s.repo)
+	case ev.CommentAction != "created":
+		return ignore("comment %d %s", ev.CommentID, ev.CommentAction)
+	case ev.PRNumber == 0:
+		return ignore("comment %d on an issue, not a pull request", ev.CommentID)
+	case ev.Command.Action == "":
+		return ignore("comment %d on pull request #%d is no /molt command", ev.CommentID, ev.PRNumber)
+	}
+	return decision{action: actComment, status: http.StatusAccepted,
+		message: fmt.Sprintf("accepted: %s on pull request #%d by %s", ev.Command, ev.PRNumber, ev.Author)}
 }
 
 // ours reports whether repo is the served repository. GitHub's owner and

@@ -1,9 +1,11 @@
 // Package github is molt's edge to GitHub, both ways.
 //
 // Inbound, it receives webhooks: Receiver answers POST /hooks/github
-// (push, pull_request and ping deliveries, verified with
-// X-Hub-Signature-256) and Generic answers POST /hooks/generic (a bearer
-// token, for CI systems and scripts). Both handlers only decide: they
+// (push, pull_request, issue_comment and ping deliveries, verified with
+// X-Hub-Signature-256; a comment counts only when its first line is a
+// /molt promote or /molt abort command, see ParseCommand) and Generic
+// answers POST /hooks/generic (a bearer token, for CI systems and
+// scripts). Both handlers only decide: they
 // verify a delivery, read what it asks for into an Event value, and call
 // a callback that must not block (the server passes a non-blocking
 // trigger). They never fetch, plan or deploy themselves, so they answer
@@ -13,8 +15,9 @@
 // comment per pull request up to date (UpsertPlanComment, found by
 // PlanMarker), sets commit statuses (SetStatus), comments the outcome of
 // a rollout on the pull requests of the commit, once per commit and kind
-// (CommentOutcome), and opens one revert pull request per failed commit
-// (OpenRevertPR, through the Git Data API). PlanComment and
+// (CommentOutcome), answers a /molt command with one reply comment per
+// webhook delivery (PostReply), and opens one revert pull request per
+// failed commit (OpenRevertPR, through the Git Data API). PlanComment and
 // OutcomeComment render the bodies from plain data, cut to GitHub's
 // 65,536 characters. Queue carries Reports to a Reporter (the Client, or
 // LogReporter when there is no token) without ever holding up a
@@ -32,5 +35,6 @@
 // or merges anything: a revert is a pull request for a person to merge.
 // It does not use the Checks API (statuses need no GitHub App), does not
 // split a long comment into several, and does not check who wrote a
-// comment that carries molt's marker.
+// comment that carries molt's marker. Nor does it decide who may give a
+// /molt command: the receiver hands the author's login to its callback.
 package github

@@ -12,7 +12,7 @@ import (
 type EventKind int
 
 const (
-	// KindOther is any event molt does not act on (issue_comment, ...).
+	// KindOther is any event molt does not act on (issues, releases, ...).
 	KindOther EventKind = iota
 	// KindPing is sent once when a webhook is created.
 	KindPing
@@ -20,6 +20,9 @@ const (
 	KindPush
 	// KindPullRequest is any activity on a pull request.
 	KindPullRequest
+	// KindComment is any activity on a comment of an issue or a pull
+	// request's conversation (an issue_comment delivery).
+	KindComment
 )
 
 // String gives the X-GitHub-Event name of the kind.
@@ -31,6 +34,8 @@ func (k EventKind) String() string {
 		return "push"
 	case KindPullRequest:
 		return "pull_request"
+	case KindComment:
+		return "issue_comment"
 	default:
 		return "other"
 	}
@@ -50,7 +55,8 @@ type Event struct {
 	After   string // the new head commit; all zeros when the ref was deleted
 	Deleted bool   // the push deleted the ref
 
-	// Pull request.
+	// Pull request; for a comment, the pull request commented on (0 for
+	// a comment on a plain issue).
 	PRNumber int
 	PRAction string // "opened", "synchronize", "reopened", "closed", ...
 	HeadSHA  string // the head commit of the pull request
@@ -58,6 +64,13 @@ type Event struct {
 	HeadRepo string // full_name of the head repository; differs from Repo for a fork, "" if the fork is gone
 	BaseRef  string // the branch the pull request would merge into, e.g. "main"
 	Merged   bool
+
+	// Comment.
+	CommentAction string  // "created", "edited" or "deleted"
+	CommentID     int64   // comment.id
+	CommentBody   string  // comment.body, as written
+	Author        string  // comment.user.login
+	Command       Command // the /molt command of the body's first line; zero when there is none
 }
 
 // LogValue prints the fields that matter for the event's kind.
@@ -69,6 +82,12 @@ func (e Event) LogValue() slog.Value {
 	case KindPullRequest:
 		attrs = append(attrs, slog.Int("pr", e.PRNumber), slog.String("action", e.PRAction),
 			slog.String("head", e.HeadSHA), slog.String("base", e.BaseRef))
+	case KindComment:
+		attrs = append(attrs, slog.Int("pr", e.PRNumber), slog.String("action", e.CommentAction),
+			slog.Int64("comment", e.CommentID), slog.String("author", e.Author))
+		if e.Command.Action != "" {
+			attrs = append(attrs, slog.String("command", e.Command.String()))
+		}
 	}
 	return slog.GroupValue(attrs...)
 }
@@ -105,6 +124,21 @@ type (
 		} `json:"pull_request"`
 		Repository repository `json:"repository"`
 	}
+	issueCommentPayload struct {
+		Action string `json:"action"`
+		Issue  struct {
+			Number      int       `json:"number"`
+			PullRequest *struct{} `json:"pull_request"` // present (and not null) only on a pull request
+		} `json:"issue"`
+		Comment struct {
+			ID   int64  `json:"id"`
+			Body string `json:"body"`
+			User struct {
+				Login string `json:"login"`
+			} `json:"user"`
+		} `json:"comment"`
+		Repository repository `json:"repository"`
+	}
 )
 
 // errMalformed is the class of payloads that are not what their event
@@ -112,7 +146,7 @@ type (
 var errMalformed = errors.New("malformed payload")
 
 // parseEvent reads the payload of a delivery of the named event. Events
-// other than ping, push and pull_request are not parsed.
+// other than ping, push, pull_request and issue_comment are not parsed.
 func parseEvent(name, delivery string, payload []byte) (Event, error) {
 	ev := Event{Name: name, Delivery: delivery}
 	switch name {
@@ -151,6 +185,21 @@ func parseEvent(name, delivery string, payload []byte) (Event, error) {
 		if pr.Head.Repo != nil {
 			ev.HeadRepo = pr.Head.Repo.FullName
 		}
+	case "issue_comment":
+		ev.Kind = KindComment
+		var p issueCommentPayload
+		if err := unmarshal(payload, &p); err != nil {
+			return Event{}, err
+		}
+		cm := p.Comment
+		if p.Action == "" || p.Issue.Number <= 0 || p.Repository.FullName == "" || cm.ID <= 0 || cm.User.Login == "" {
+			return Event{}, fmt.Errorf("%w: issue_comment needs action, issue.number, repository.full_name, comment.id and comment.user.login", errMalformed)
+		}
+		ev.Repo, ev.CommentAction, ev.CommentID, ev.CommentBody, ev.Author = p.Repository.FullName, p.Action, cm.ID, cm.Body, cm.User.Login
+		if p.Issue.PullRequest != nil {
+			ev.PRNumber = p.Issue.Number
+		}
+		ev.Command, _ = ParseCommand(cm.Body)
 	default:
 		ev.Kind = KindOther
 	}

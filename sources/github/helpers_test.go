@@ -92,9 +92,10 @@ func (d delivery) request() *http.Request {
 
 // calls records the callbacks of a Receiver.
 type calls struct {
-	mu    sync.Mutex
-	push  []Event
-	pulls []Event
+	mu       sync.Mutex
+	push     []Event
+	pulls    []Event
+	comments []Event
 }
 
 func (c *calls) onPush(ev Event) {
@@ -107,6 +108,18 @@ func (c *calls) onPullRequest(ev Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pulls = append(c.pulls, ev)
+}
+
+func (c *calls) onComment(ev Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.comments = append(c.comments, ev)
+}
+
+func (c *calls) getComments() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.comments...)
 }
 
 func (c *calls) get() (push, pulls []Event) {

@@ -12,14 +12,16 @@ import (
 	gh "github.com/google/go-github/v60/github"
 )
 
-// Report is one thing to tell GitHub: exactly one of Plan, Status and
-// Outcome is set. Plain data: the Queue persists it as JSON. Bodies are
-// rendered when the report is delivered, by the deliverer, which knows
-// the repository's links and (for an outcome) the revert pull request.
+// Report is one thing to tell GitHub: exactly one of Plan, Status,
+// Outcome and Reply is set. Plain data: the Queue persists it as JSON.
+// Bodies are rendered when the report is delivered, by the deliverer,
+// which knows the repository's links and (for an outcome) the revert pull
+// request.
 type Report struct {
 	Plan    *PlanInput `json:"plan,omitempty"`
 	Status  *Status    `json:"status,omitempty"`
 	Outcome *Outcome   `json:"outcome,omitempty"`
+	Reply   *Reply     `json:"reply,omitempty"`
 }
 
 // Status is a commit status to set (see Client.SetStatus).
@@ -34,7 +36,8 @@ type Status struct {
 // Slot is the report's de-duplication slot: a newer pending report in
 // the same slot replaces an older one. "plan:<pr>" (the newest plan of a
 // pull request is the one worth showing), "status:<sha>:<context>" (only
-// the newest state counts), "outcome:<sha>:<kind>".
+// the newest state counts), "outcome:<sha>:<kind>", "reply:<delivery>"
+// (one answer per comment).
 func (r Report) Slot() string {
 	switch {
 	case r.Plan != nil:
@@ -43,13 +46,16 @@ func (r Report) Slot() string {
 		return "status:" + r.Status.SHA + ":" + r.Status.Context
 	case r.Outcome != nil:
 		return "outcome:" + r.Outcome.SHA + ":" + string(r.Outcome.Kind)
+	case r.Reply != nil:
+		return "reply:" + r.Reply.Delivery
 	}
 	return ""
 }
 
 // Key names what the report says: "plan:<pr>:<sha>",
-// "status:<sha>:<context>:<state>", "outcome:<sha>:<kind>". The Queue
-// does not deliver again what it delivered last in the slot.
+// "status:<sha>:<context>:<state>", "outcome:<sha>:<kind>",
+// "reply:<delivery>". The Queue does not deliver again what it delivered
+// last in the slot.
 func (r Report) Key() string {
 	switch {
 	case r.Plan != nil:
@@ -63,14 +69,14 @@ func (r Report) Key() string {
 // Validate checks that the report can be delivered.
 func (r Report) Validate() error {
 	n := 0
-	for _, set := range []bool{r.Plan != nil, r.Status != nil, r.Outcome != nil} {
+	for _, set := range []bool{r.Plan != nil, r.Status != nil, r.Outcome != nil, r.Reply != nil} {
 		if set {
 			n++
 		}
 	}
 	switch {
 	case n != 1:
-		return fmt.Errorf("report: want exactly one of plan, status, outcome, have %d: %w", n, errInvalidReport)
+		return fmt.Errorf("report: want exactly one of plan, status, outcome, reply, have %d: %w", n, errInvalidReport)
 	case r.Plan != nil && (r.Plan.PR <= 0 || r.Plan.SHA == ""):
 		return fmt.Errorf("plan report: pull request and commit are required: %w", errInvalidReport)
 	case r.Status != nil && (r.Status.SHA == "" || r.Status.Context == ""):
@@ -79,6 +85,8 @@ func (r Report) Validate() error {
 		return fmt.Errorf("status report: state %q: %w", r.Status.State, errInvalidReport)
 	case r.Outcome != nil && (r.Outcome.SHA == "" || (r.Outcome.Kind != OutcomeSuccess && r.Outcome.Kind != OutcomeFailure && r.Outcome.Kind != OutcomePaused)):
 		return fmt.Errorf("outcome report: commit and kind (success or failure) are required: %w", errInvalidReport)
+	case r.Reply != nil && (r.Reply.PR <= 0 || !validDelivery(r.Reply.Delivery) || r.Reply.Body == ""):
+		return fmt.Errorf("reply report: pull request, delivery id (letters, digits, . _ -) and body are required: %w", errInvalidReport)
 	}
 	return nil
 }
@@ -104,8 +112,9 @@ type Reporter interface {
 // Deliver carries a report out: a plan becomes the pull request's plan
 // comment (UpsertPlanComment), a status a commit status (SetStatus), an
 // outcome a comment on the commit's pull requests (CommentOutcome), after
-// opening a revert pull request when the outcome asks for one. Each step
-// is idempotent, so delivering again after an error posts nothing twice.
+// opening a revert pull request when the outcome asks for one, and a
+// reply a new comment on its pull request (PostReply). Each step is
+// idempotent, so delivering again after an error posts nothing twice.
 func (c *Client) Deliver(ctx context.Context, r Report) error {
 	if err := r.Validate(); err != nil {
 		return err
@@ -121,6 +130,9 @@ func (c *Client) Deliver(ctx context.Context, r Report) error {
 	case r.Status != nil:
 		s := r.Status
 		return c.SetStatus(ctx, s.SHA, s.Context, s.State, s.Description, s.TargetURL)
+	case r.Reply != nil:
+		_, err := c.PostReply(ctx, *r.Reply)
+		return err
 	default:
 		return c.deliverOutcome(ctx, *r.Outcome)
 	}
@@ -236,6 +248,8 @@ func (l LogReporter) Deliver(_ context.Context, r Report) error {
 		s := r.Status
 		log.Info(msg, "report", r, "commit", s.SHA, "context", s.Context, "state", s.State,
 			"description", cutText(s.Description, maxDescription), "target", s.TargetURL)
+	case r.Reply != nil:
+		log.Info(msg, "report", r, "pr", r.Reply.PR, "body", cutText(r.Reply.Body, logBodyMax))
 	default:
 		o := *r.Outcome
 		if o.Repo.IsZero() {

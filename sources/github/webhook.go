@@ -57,6 +57,16 @@ type ReceiverOptions struct {
 	// commits (synchronize). It must not block. Nil means nothing is done.
 	OnPullRequest func(Event)
 
+	// OnComment is called, on the request's goroutine, for a new comment
+	// (action "created") on a pull request of the repository whose first
+	// line is "/molt promote [SERVICE]" or "/molt abort [SERVICE]" (see
+	// ParseCommand); comments on plain issues, edits and anything else
+	// are ignored. The event carries the pull request, the command, the
+	// author's login and the comment. The receiver does not check who
+	// the author is: that is for the callback. It must not block. Nil
+	// means nothing is done.
+	OnComment func(Event)
+
 	// Logger receives one record per delivery, with its id; never the
 	// secret or the signature. Nil discards them.
 	Logger *slog.Logger
@@ -86,8 +96,8 @@ func (o ReceiverOptions) Validate() error {
 }
 
 // Receiver is the http.Handler of GitHub's webhook deliveries. It
-// verifies each one, answers it at once, and calls OnPush or
-// OnPullRequest for those that ask for work; a redelivery (same
+// verifies each one, answers it at once, and calls OnPush, OnPullRequest
+// or OnComment for those that ask for work; a redelivery (same
 // X-GitHub-Delivery) is answered but not acted on again. Safe for
 // concurrent use.
 type Receiver struct {
@@ -97,6 +107,7 @@ type Receiver struct {
 	seen          *deliveries
 	onPush        func(Event)
 	onPullRequest func(Event)
+	onComment     func(Event)
 	log           *slog.Logger
 	counts        counters
 }
@@ -115,6 +126,7 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 		maxBody:       opts.MaxBody,
 		onPush:        opts.OnPush,
 		onPullRequest: opts.OnPullRequest,
+		onComment:     opts.OnComment,
 		log:           opts.Logger,
 	}
 	if r.maxBody == 0 {
@@ -146,8 +158,9 @@ func (r *Receiver) Counts() Counts { return r.counts.snapshot() }
 //     application/x-www-form-urlencoded (a payload form field);
 //   - 200 "duplicate delivery" for a delivery id already answered;
 //   - 200 "pong" for a ping;
-//   - 202 and a callback for a push to the tracked branch or a pull
-//     request into it that is opened, reopened or synchronized;
+//   - 202 and a callback for a push to the tracked branch, a pull
+//     request into it that is opened, reopened or synchronized, or a new
+//     /molt command comment on a pull request;
 //   - 202 "ignored: ..." for any other event.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	delivery := req.Header.Get("X-GitHub-Delivery")
@@ -214,6 +227,8 @@ func (r *Receiver) act(log *slog.Logger, ev Event, d decision) {
 		r.onPush(ev)
 	case d.action == actPullRequest && r.onPullRequest != nil:
 		r.onPullRequest(ev)
+	case d.action == actComment && r.onComment != nil:
+		r.onComment(ev)
 	}
 }
 

@@ -188,7 +188,7 @@ func TestReceiver(t *testing.T) {
 		{
 			name:       "issue comment",
 			req:        delivery{event: "issue_comment", body: payload(t, "issue_comment.created.json")}.request(),
-			wantStatus: http.StatusAccepted, wantBody: "ignored: event issue_comment", wantCounts: only(outIgnored, 1),
+			wantStatus: http.StatusAccepted, wantBody: "ignored: comment 492700400 on an issue, not a pull request", wantCounts: only(outIgnored, 1),
 		},
 		{
 			name:       "unknown event",
