@@ -58,6 +58,9 @@ type pausedRollout struct {
 	fleet    string
 	revision string            // "main@sha1:…"
 	paused   map[string]string // service → spec hash of the generation that waits
+	// rolling holds the rollouts under way (seen in the plans of the
+	// reconcile that runs), which /molt abort may stop too.
+	rolling map[string]string // service → spec hash of the generation rolled out
 }
 
 // commentBacklog bounds the comments waiting to be handled; past it a
@@ -102,6 +105,23 @@ func (h *commentHandler) onResult(o reconciler.Outcome) {
 	h.mu.Unlock()
 }
 
+// onPass keeps the rollouts under way that the running reconcile plans
+// (a rollout is aborted while it runs, not only when paused).
+func (h *commentHandler) onPass(p reconciler.Plan) {
+	rolling := map[string]string{}
+	for _, sp := range p.Services {
+		if sp.To != "" && sp.To != sp.From && !sp.Rollback && sp.Failed == "" && !sp.Converged() {
+			rolling[sp.Service] = sp.To
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last.fleet != p.Fleet || h.last.revision != p.Revision {
+		h.last = pausedRollout{fleet: p.Fleet, revision: p.Revision, paused: map[string]string{}}
+	}
+	h.last.rolling = rolling
+}
+
 // run handles the queued comments, one at a time, until ctx is done.
 func (h *commentHandler) run(ctx context.Context) {
 	for {
@@ -120,7 +140,7 @@ func (h *commentHandler) handle(ctx context.Context, ev github.Event) {
 	in := commentInput{ev: ev, allowed: h.allow[strings.ToLower(ev.Author)], last: h.last}
 	h.mu.Unlock()
 	log := h.log.With("pr", ev.PRNumber, "author", ev.Author, "command", ev.Command.String(), "delivery", ev.Delivery)
-	if in.allowed && len(in.last.paused) > 0 && h.pulls != nil {
+	if in.allowed && len(in.last.paused)+len(in.last.rolling) > 0 && h.pulls != nil {
 		in.checked = true
 		in.prs, in.prsErr = h.pulls.PullsOf(ctx, sha(in.last.revision))
 		if in.prsErr != nil {
@@ -180,10 +200,21 @@ func decideComment(in commentInput, now time.Time) commentDecision {
 	default:
 		return refuse("molt does not know %s", cmd)
 	}
+	// promote acts on paused rollouts; abort on any rollout under way.
+	targets := maps.Clone(in.last.paused)
+	if action == reconciler.ActionAbort {
+		for s, h := range in.last.rolling {
+			if _, ok := targets[s]; !ok {
+				targets[s] = h
+			}
+		}
+	}
 	switch {
 	case !in.allowed:
 		return commentDecision{reply: fmt.Sprintf("@%s is not allowed to /molt %s here (ask someone named by --github-allow)", ev.Author, cmd.Action)}
-	case len(in.last.paused) == 0:
+	case len(targets) == 0 && action == reconciler.ActionAbort:
+		return refuse("there is no rollout under way from this pull request (nothing to abort)")
+	case len(targets) == 0:
 		return refuse("there is no paused rollout from this pull request (nothing is paused)")
 	case !in.checked:
 		return refuse("molt cannot tell which pull request the paused rollout came from (it has no GitHub token); nothing was recorded")
@@ -193,18 +224,22 @@ func decideComment(in commentInput, now time.Time) commentDecision {
 		return refuse("there is no paused rollout from this pull request (the paused rollout is of %s, from %s)",
 			reconciler.ShortRevision(in.last.revision), pullList(in.prs))
 	}
-	paused := slices.Sorted(maps.Keys(in.last.paused))
+	paused := slices.Sorted(maps.Keys(targets))
 	services := paused
 	if cmd.Service != "" {
-		if _, ok := in.last.paused[cmd.Service]; !ok {
-			return refuse("%s has no paused rollout from this pull request (paused: %s)", cmd.Service, strings.Join(paused, ", "))
+		if _, ok := targets[cmd.Service]; !ok {
+			what := "paused"
+			if action == reconciler.ActionAbort {
+				what = "under way"
+			}
+			return refuse("%s has no rollout %s from this pull request (%s: %s)", cmd.Service, what, what, strings.Join(paused, ", "))
 		}
 		services = []string{cmd.Service}
 	}
 	d := commentDecision{}
 	for _, s := range services {
 		d.record = append(d.record, reconciler.Decision{Fleet: in.last.fleet, Service: s, Action: action,
-			Hash: in.last.paused[s], By: "github:" + ev.Author, At: now.UTC()})
+			Hash: targets[s], By: "github:" + ev.Author, At: now.UTC()})
 	}
 	names := strings.Join(services, ", ")
 	if action == reconciler.ActionPromote {

@@ -78,13 +78,26 @@ func TestCommentDecide(t *testing.T) {
 		{
 			name:  "a service that is not paused",
 			in:    commentInput{ev: commentEvent(4, "alice", "promote", "worker"), allowed: true, last: paused, checked: true, prs: []int{3, 4}},
-			reply: "@alice: worker has no paused rollout from this pull request (paused: api, web)",
+			reply: "@alice: worker has no rollout paused from this pull request (paused: api, web)",
 		},
 		{
 			name:   "promote one service",
 			in:     commentInput{ev: commentEvent(4, "alice", "promote", "web"), allowed: true, last: paused, checked: true, prs: []int{3, 4}},
 			record: []reconciler.Decision{decision("web", "hweb", reconciler.ActionPromote)},
 			reply:  "promoted web (by @alice): molt goes on with the rollout",
+		},
+		{
+			name: "abort a rollout under way",
+			in: commentInput{ev: commentEvent(4, "alice", "abort", "web"), allowed: true, checked: true, prs: []int{4},
+				last: pausedRollout{fleet: "shop", revision: commentRevision, rolling: map[string]string{"web": "h2"}}},
+			record: []reconciler.Decision{decision("web", "h2", reconciler.ActionAbort)},
+			reply:  "aborting web (by @alice): molt rolls the rollout back",
+		},
+		{
+			name: "promote does not act on a rollout under way",
+			in: commentInput{ev: commentEvent(4, "alice", "promote", "web"), allowed: true, checked: true, prs: []int{4},
+				last: pausedRollout{fleet: "shop", revision: commentRevision, rolling: map[string]string{"web": "h2"}}},
+			reply: "@alice: there is no paused rollout from this pull request (nothing is paused)",
 		},
 		{
 			name: "abort every paused service",

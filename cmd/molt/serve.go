@@ -188,6 +188,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		pulls = client
 	}
 	comments = newCommentHandler(allow, w.exec.Decisions, pulls, rep.queue, loop.Trigger, log)
+	w.exec.OnPass = func(p reconciler.Plan) { rep.onPass(p); comments.onPass(p) }
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
