@@ -201,7 +201,8 @@ func decideComment(in commentInput, now time.Time) commentDecision {
 		return refuse("molt does not know %s", cmd)
 	}
 	// promote acts on paused rollouts; abort on any rollout under way.
-	targets := maps.Clone(in.last.paused)
+	targets := map[string]string{}
+	maps.Copy(targets, in.last.paused)
 	if action == reconciler.ActionAbort {
 		for s, h := range in.last.rolling {
 			if _, ok := targets[s]; !ok {
