@@ -79,6 +79,7 @@ func assertStored(t *testing.T, tgt *Target, digest string, want bool) {
 // executable's argv[0] is the command as written.
 func TestGenerationRunsOneExecutable(t *testing.T) {
 	tgt := newTarget(t, t.TempDir())
+	tgt.keep = 0 // prune at once: this test is about what is in use
 	exe := filepath.Join(t.TempDir(), "app")
 	v1 := writeExe(t, exe, "")
 	svc := exeService(exe)
@@ -204,6 +205,7 @@ func TestProvisionResolvedAgainstPin(t *testing.T) {
 // temporary files and nothing it does not know.
 func TestPruneArtifacts(t *testing.T) {
 	tgt := newTarget(t, t.TempDir())
+	tgt.keep = 0
 	notELF := filepath.Join(t.TempDir(), "not-elf")
 	if err := os.WriteFile(notELF, []byte("no shebang, no ELF\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -288,4 +290,28 @@ func TestProvisionBesidePrune(t *testing.T) {
 		t.Cleanup(func() { tgt.Retire(t.Context(), insts[i].ID) })
 		assertRunsFrom(t, tgt, insts[i], digest)
 	}
+}
+
+// An executable stays in the store for KeepArtifacts after its last
+// instance went (a rollback soon after runs the same program, whatever
+// the file at the path became), and goes after that.
+func TestPruneKeepsRecentlyUsed(t *testing.T) {
+	tgt := newTarget(t, t.TempDir())
+	if tgt.keep != time.Hour {
+		t.Fatalf("default keep %s, want 1h", tgt.keep)
+	}
+	exe := filepath.Join(t.TempDir(), "app")
+	writeExe(t, exe, "")
+	svc := exeService(exe)
+	digest := mustResolve(t, tgt, svc)
+	a := provisionResolved(t, tgt, svc, digest)
+	if err := tgt.Retire(t.Context(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	assertStored(t, tgt, digest, true)
+	tgt.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if n, err := tgt.PruneArtifacts(t.Context()); err != nil || n != 1 {
+		t.Fatalf("PruneArtifacts an hour later = %d, %v; want 1", n, err)
+	}
+	assertStored(t, tgt, digest, false)
 }

@@ -17,8 +17,11 @@ const staleTemp = time.Minute
 
 // PruneArtifacts deletes the files of the artifact store that no instance
 // record of Dir names, whatever the instance's state (a dead instance not
-// yet retired keeps its artifact), and the store's temporary files older
-// than a minute. It returns how many files it deleted.
+// yet retired keeps its artifact), once they have been unused for
+// Options.KeepArtifacts (an hour by default: a rollback soon after runs the
+// same program), and the store's temporary files older than a minute. It
+// returns how many files it deleted. A file in use has its modification
+// time set to now, which is how "unused since" is kept across restarts.
 //
 // It waits for provisions in progress to record their instances (so it
 // never deletes an artifact about to be run) and holds provisions back
@@ -32,7 +35,7 @@ const staleTemp = time.Minute
 func (t *Target) PruneArtifacts(ctx context.Context) (removed int, err error) {
 	t.store.Lock()
 	defer t.store.Unlock()
-	return t.prune(ctx, func(string) bool { return true })
+	return t.prune(ctx, func(string) bool { return true }, t.keep)
 }
 
 // dropArtifact deletes the store file of digest unless an instance record
@@ -40,14 +43,14 @@ func (t *Target) PruneArtifacts(ctx context.Context) (removed int, err error) {
 func (t *Target) dropArtifact(digest string) {
 	t.store.Lock()
 	defer t.store.Unlock()
-	if _, err := t.prune(context.Background(), func(name string) bool { return name == digest }); err != nil {
+	if _, err := t.prune(context.Background(), func(name string) bool { return name == digest }, 0); err != nil {
 		t.log.Warn("cannot remove an executable stored for a failed provision", "sha256", digest, "err", err)
 	}
 }
 
 // prune deletes the unused store files that match; the caller holds
 // t.store.
-func (t *Target) prune(ctx context.Context, match func(name string) bool) (int, error) {
+func (t *Target) prune(ctx context.Context, match func(name string) bool, keep time.Duration) (int, error) {
 	entries, err := os.ReadDir(t.artifactDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -65,8 +68,16 @@ func (t *Target) prune(ctx context.Context, match func(name string) bool) (int, 
 			return removed, err
 		}
 		name := e.Name()
+		if used[name] {
+			now := t.now()
+			_ = os.Chtimes(t.artifactPath(name), now, now) // in use until now
+			continue
+		}
 		if !match(name) || !t.unused(e, used) {
 			continue
+		}
+		if fi, err := e.Info(); keep > 0 && validDigest(name) && (err != nil || t.now().Sub(fi.ModTime()) < keep) {
+			continue // unused, but not for long enough
 		}
 		if err := t.removeArtifact(name); err != nil {
 			return removed, fmt.Errorf("prune artifacts: %w", err)

@@ -76,6 +76,12 @@ type Options struct {
 	// the directory "artifacts" beside Dir. It is created on the first
 	// Provision, and must allow executing its files (no noexec mount).
 	Artifacts string
+	// KeepArtifacts is how long an executable stays in the store after
+	// the last instance that ran it went, so that a rollback (or a revert)
+	// to that generation soon after still runs the very same program, even
+	// when the file at its path changed since. Zero means an hour; a
+	// negative value prunes at once.
+	KeepArtifacts time.Duration
 }
 
 // Validate reports whether the options can build a Target.
@@ -101,6 +107,7 @@ type Target struct {
 	log       *slog.Logger
 	bootID    string
 	now       func() time.Time
+	keep      time.Duration // see Options.KeepArtifacts
 
 	// store is held for reading by a provision from the moment it ensured
 	// its artifact until the instance record naming it is in place, and
@@ -157,6 +164,7 @@ func New(opts Options) (*Target, error) {
 		log:       log.With("target", "process"),
 		bootID:    boot,
 		now:       time.Now,
+		keep:      keepOf(opts.KeepArtifacts),
 		digests:   make(map[string]cachedDigest),
 		recent:    make(map[int]time.Time),
 		reapers:   make(map[string]*reaper),
@@ -194,3 +202,13 @@ func (t *Target) Close() error {
 
 // errClosed is returned by Provision after Close.
 var errClosed = errors.New("process target is closed")
+
+func keepOf(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return time.Hour
+	case d < 0:
+		return 0
+	}
+	return d
+}
