@@ -120,6 +120,9 @@ func JudgeVerification(p VerifyPolicy, counts targets.Counts, instanceFailure st
 	default:
 		j.Verdict, j.Finding = Pass, FindingHealthy
 		j.Message = fmt.Sprintf("error rate %s over %d request(s)", percent(j.ErrorRate), counts.Requests)
+		if counts.Requests < p.MinRequests {
+			j.Message += fmt.Sprintf(", too few to judge the error rate by (minRequests %d)", p.MinRequests)
+		}
 	}
 	return j
 }

@@ -35,6 +35,7 @@ func (s *servicePlanner) canary() bool {
 			next := s.traffic
 			next.Canary = rec
 			s.pause("after the canary was promoted")
+			s.out.Provision = max(0, spec.Replicas-len(s.alive(desired)))
 			s.setNext(next)
 			return true
 		}
@@ -47,11 +48,18 @@ func (s *servicePlanner) canary() bool {
 	}
 	fresh = fresh[:min(n, len(fresh))]
 
-	// The serving generation keeps its healthy instances in traffic.
+	// The serving generation keeps its healthy instances in traffic; the
+	// instances of any other generation (the canary of a rollout this one
+	// supersedes) go at once.
 	next := s.traffic
 	next.Instances = nil
 	for _, id := range s.traffic.Instances {
-		if o, ok := s.find(id); ok && o.State != targets.Dead && o.Health != Unhealthy && o.Labels.SpecHash != h && !s.retiring[id] {
+		o, ok := s.find(id)
+		switch {
+		case !ok || o.State == targets.Dead || o.Labels.SpecHash == h || s.retiring[id]:
+		case o.Labels.SpecHash != s.traffic.Active:
+			s.retire(o, ReasonSuperseded, "")
+		case o.Health != Unhealthy:
 			next.Instances = append(next.Instances, id)
 		}
 	}

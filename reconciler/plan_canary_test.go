@@ -290,3 +290,17 @@ func TestPlanPause(t *testing.T) {
 		}
 	})
 }
+
+// A new rollout supersedes a canary still in traffic: the old canary goes
+// at once, and only the serving generation shares traffic with the new one.
+func TestPlanCanarySupersedesCanary(t *testing.T) {
+	sp := planOne(t, Input{Instances: instances(t, "web v1 a:h b:h c:h; web v2@2m d:h; web v3@1m e:h"),
+		Traffic: webTraffic(withCanary(route("v1", "a b c d"), "v2", 30*time.Second, "")),
+		Desired: web(desire("v3", canaryOf(3, 1, 10, schema.Rolling)))})
+	if got := retireSummary(sp.Step.Retire); got != "Superseded=1" || sp.Step.Retire[0].Instance != "d" {
+		t.Fatalf("want the v2 canary retired: %s", describePlan(&sp))
+	}
+	if sp.Traffic == nil || strings.Join(sp.Traffic.Instances, " ") != "a b c e" || sp.Traffic.Canary == nil || sp.Traffic.Canary.Hash != "v3" {
+		t.Fatalf("want v1 and the v3 canary in traffic: %+v", sp.Traffic)
+	}
+}

@@ -154,6 +154,7 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		next := s.traffic
 		next.Instances = route
 		s.pause("after the first batch")
+		s.out.Provision = max(0, r-len(fresh))
 		s.setNext(next)
 		return
 	}
