@@ -1,12 +1,7 @@
 package reconciler
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -55,39 +50,14 @@ func NewDecisions(dir string, log *slog.Logger) *Decisions {
 }
 
 func (d *Decisions) read() ([]Decision, error) {
-	b, err := os.ReadFile(d.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read decisions: %w", err)
-	}
 	var out []Decision
-	if json.Unmarshal(b, &out) != nil {
-		aside := fmt.Sprintf("%s.unreadable-%d", d.path, time.Now().Unix())
-		if err := os.Rename(d.path, aside); err != nil {
-			return nil, fmt.Errorf("move unreadable decisions aside: %w", err)
-		}
-		d.log.Warn("decisions unreadable: moved aside", "path", d.path, "moved-to", aside)
-		return nil, nil
+	if ok, err := readState(d.path, "decisions", d.log, &out, nil); !ok {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (d *Decisions) write(ds []Decision) error {
-	b, err := json.MarshalIndent(ds, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
-		return fmt.Errorf("write decisions: %w", err)
-	}
-	tmp := d.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write decisions: %w", err)
-	}
-	return os.Rename(tmp, d.path)
-}
+func (d *Decisions) write(ds []Decision) error { return writeState(d.path, "decisions", ds) }
 
 // Record writes a decision down; it replaces an earlier one of the same
 // fleet and service.

@@ -1,12 +1,7 @@
 package reconciler
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -81,24 +76,13 @@ func NewRevisions(dir string, log *slog.Logger) *Revisions {
 }
 
 func (r *Revisions) read() (*revisionsFile, error) {
-	f := &revisionsFile{Format: revisionsFormat, Fleets: map[string]*fleetRecord{}}
-	b, err := os.ReadFile(r.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return f, nil
-	}
+	f := &revisionsFile{}
+	ok, err := readState(r.path, "revision record", r.log, f, func() bool { return f.Format == revisionsFormat })
 	if err != nil {
-		return nil, fmt.Errorf("read revision record: %w", err)
+		return nil, err
 	}
-	if json.Unmarshal(b, f) != nil || f.Format != revisionsFormat {
-		aside := fmt.Sprintf("%s.unreadable-%d", r.path, time.Now().Unix())
-		if err := os.Rename(r.path, aside); err != nil {
-			return nil, fmt.Errorf("move unreadable revision record aside: %w", err)
-		}
-		r.log.Warn("revision record unreadable: moved aside, starting afresh", "path", r.path, "moved-to", aside)
-		return &revisionsFile{Format: revisionsFormat, Fleets: map[string]*fleetRecord{}}, nil
-	}
-	if f.Fleets == nil {
-		f.Fleets = map[string]*fleetRecord{}
+	if !ok || f.Fleets == nil {
+		f.Format, f.Fleets = revisionsFormat, map[string]*fleetRecord{}
 	}
 	return f, nil
 }
@@ -211,32 +195,5 @@ func (r *Revisions) update(fn func(*revisionsFile) bool) error {
 	if !fn(f) {
 		return nil
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(r.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write revision record: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".revisions-*.json")
-	if err != nil {
-		return fmt.Errorf("write revision record: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write revision record: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write revision record: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write revision record: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), r.path); err != nil {
-		return fmt.Errorf("write revision record: %w", err)
-	}
-	return nil
+	return writeState(r.path, "revision record", f)
 }
