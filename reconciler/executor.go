@@ -80,7 +80,10 @@ type Result struct {
 	Converged bool
 	Preempted bool      // stopped between steps for a newer trigger
 	Deferred  time.Time // a rollout waits for a deploy window until then
-	Failures  []Failure // rollouts that failed and were rolled back
+	Failures  []Failure // rollouts that failed (and were rolled back) in this Apply
+	// Held are the recorded failures that hold services on their rollback
+	// when Apply returns, of this Apply or an earlier one, by service.
+	Held []Failure
 	// Judgements are the canary and verification decisions made, by
 	// service, with their figures.
 	Judgements map[string]Judgement
@@ -344,6 +347,7 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			return res, err
 		}
 		if plan.Settled() {
+			res.Held = held(plan, in, st)
 			res.Converged = plan.Converged()
 			res.Degraded = plan.Degraded()
 			res.Paused = plan.Paused()
@@ -384,6 +388,17 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			}
 		}
 	}
+}
+
+// held lists the recorded failures of the services the plan rolls back.
+func held(plan Plan, in Input, st *applyState) []Failure {
+	var out []Failure
+	for _, sp := range plan.Services {
+		if f, ok := st.failures[sp.Service]; ok && in.Desired[sp.Service].Rollback {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // dropDecisions forgets the decisions about rollouts that have ended: the

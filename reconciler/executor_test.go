@@ -198,6 +198,12 @@ func TestRollbackRestoresLastGoodReplicas(t *testing.T) {
 		if !res.Converged {
 			rt.Fatalf("the rollback did not converge: %+v", res.Plan)
 		}
+		if len(res.Held) != 1 || res.Held[0].Revision != "main@sha1:3" {
+			rt.Fatalf("held = %+v, want the v2 failure holding web", res.Held)
+		}
+		if again := w.apply(rt, v2, "main@sha1:3"); len(again.Failures) != 0 || len(again.Held) != 1 {
+			rt.Fatalf("applied again: failures %+v, held %+v; want no new failure, the old one holding", again.Failures, again.Held)
+		}
 		if got := w.target.running("shop", "web"); got != r2 {
 			rt.Fatalf("%d instances run after the rollback, want %d (the last good revision's replicas)", got, r2)
 		}

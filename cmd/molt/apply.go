@@ -70,10 +70,6 @@ molt serve do it), 64 usage error.`,
 					log.Info("retrying a failed revision", "revision", d.revision)
 				}
 			}
-			before, err := failedBefore(w.exec, d)
-			if err != nil {
-				return err
-			}
 			if isTerminal(e.stdout) {
 				w.exec.OnPass = progress(e)
 			}
@@ -89,9 +85,8 @@ molt serve do it), 64 usage error.`,
 				j := res.Judgements[name]
 				fmt.Fprintf(e.stdout, "judged %s: %s (%s): %s\n", name, j.Verdict, j.Finding, j.Message)
 			}
-			failures := append(stillFailed(before, res.Plan), res.Failures...)
-			if len(failures) > 0 {
-				for _, f := range failures {
+			if len(res.Held) > 0 {
+				for _, f := range res.Held {
 					fmt.Fprintf(e.stdout, "rolled back %s: %s\n", f.Service, f.Reason)
 				}
 				return &exitError{code: 1, err: fmt.Errorf("%s: %w (apply --retry tries it again)", d.commit.Revision(), reconciler.ErrFailed)}
@@ -127,37 +122,6 @@ molt serve do it), 64 usage error.`,
 	cmd.Flags().BoolVar(&retry, "retry", false, "try a revision again even though its rollout failed before")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd
-}
-
-// failedBefore lists the services whose rollout of this revision already
-// failed in an earlier run.
-func failedBefore(x *reconciler.Executor, d desiredState) ([]reconciler.Failure, error) {
-	recorded, err := x.Revisions.ForRevision(d.fleet.Name, d.revision)
-	if err != nil {
-		return nil, err
-	}
-	var out []reconciler.Failure
-	for _, name := range d.fleet.ServiceNames() {
-		if f, ok := recorded[name]; ok {
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}
-
-// stillFailed keeps the failures recorded before whose service the last
-// plan still rolls back (a failure of another generation of the revision,
-// such as before an executable was rebuilt, no longer holds it).
-func stillFailed(before []reconciler.Failure, p reconciler.Plan) []reconciler.Failure {
-	var out []reconciler.Failure
-	for _, f := range before {
-		for _, sp := range p.Services {
-			if sp.Service == f.Service && sp.Rollback {
-				out = append(out, f)
-			}
-		}
-	}
-	return out
 }
 
 // progress prints one line per service whenever its progress changes.

@@ -21,13 +21,11 @@ import (
 // tracked branch) into reports for GitHub, through a persistent queue that
 // never blocks a reconcile. Without a token it only logs them.
 type reporter struct {
-	queue     *github.Queue
-	repo      github.RepoRef
-	branch    string
-	revertPR  bool
-	log       *slog.Logger
-	revisions *reconciler.Revisions
-	fleet     func() string // the fleet name of the newest snapshot
+	queue    *github.Queue
+	repo     github.RepoRef
+	branch   string
+	revertPR bool
+	log      *slog.Logger
 
 	mu         sync.Mutex
 	pendingFor string // the revision whose deploy status is pending
@@ -85,7 +83,7 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 	if !failed {
 		// A revision that failed earlier (maybe before a restart of molt)
 		// and now serves its rollback is not a success.
-		if recorded, _ := r.revisions.ForRevision(o.Fleet, o.Revision); len(stillFailed(values(recorded), res.Plan)) > 0 {
+		if len(res.Held) > 0 {
 			r.reported = o.Revision
 			return
 		}
@@ -259,12 +257,4 @@ func (p *prPlanner) plan(ctx context.Context, ev github.Event) (github.PlanInput
 			From: sp.From, To: sp.To, Provision: sp.Provision, Retire: sp.Retire, Notes: sp.Notes})
 	}
 	return in, true
-}
-
-func values[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }

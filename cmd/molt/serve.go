@@ -315,7 +315,7 @@ func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, *github.C
 		return nil, nil, err
 	}
 	return &reporter{queue: q, repo: ref, branch: f.branch, revertPR: f.githubRevertPR, log: log,
-		revisions: w.exec.Revisions, prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, client, nil
+		prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, client, nil
 }
 
 // gitSource is the loop's view of the tracked branch: fetch (one ref
