@@ -85,12 +85,8 @@ func (e *Executor) fleetAt(ctx context.Context, revision string, st *applyState)
 	return f
 }
 
-// Desired computes what each service should become at revision, taking
+// desired computes what each service should become at revision, taking
 // the revision record into account (see Executor.Apply).
-func (e *Executor) Desired(ctx context.Context, fleet *schema.Fleet, revision string, traffic map[string]Traffic, obs []Observed) (map[string]Desired, error) {
-	return e.desired(ctx, fleet, revision, traffic, obs, newApplyState())
-}
-
 func (e *Executor) desired(ctx context.Context, fleet *schema.Fleet, revision string, traffic map[string]Traffic, obs []Observed, st *applyState) (map[string]Desired, error) {
 	if st.failures == nil {
 		f, err := e.Revisions.ForRevision(fleet.Name, revision)

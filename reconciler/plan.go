@@ -604,11 +604,9 @@ func rebuildTraffic(alive []Observed) Traffic {
 	return t
 }
 
-func sameTraffic(a, b Traffic) bool {
-	return a.Active == b.Active && a.Previous == b.Previous &&
-		a.PreviousSince.Equal(b.PreviousSince) && slices.Equal(a.Instances, b.Instances) &&
-		encodeTraffic(a) == encodeTraffic(b)
-}
+// sameTraffic reports whether two records are the same: the same as they
+// are kept at the front.
+func sameTraffic(a, b Traffic) bool { return encodeTraffic(a) == encodeTraffic(b) }
 
 func sortInstances(os []Observed) {
 	sort.Slice(os, func(i, j int) bool {

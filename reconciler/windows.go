@@ -51,12 +51,7 @@ func windowAt(windows []schema.Window, now time.Time) (open bool, until time.Tim
 			if !active {
 				continue
 			}
-			// The latest firing at or before now ends last.
-			last := fired
-			for t, i := sched.Next(fired), 0; !t.After(now) && i < 100000; t, i = sched.Next(t), i+1 {
-				last = t
-			}
-			if end := last.Add(w.Duration); end.After(denyEnd) {
+			if end := lastFiring(sched, fired, now).Add(w.Duration); end.After(denyEnd) {
 				denyEnd = end
 			}
 		default:
@@ -75,4 +70,21 @@ func windowAt(windows []schema.Window, now time.Time) (open bool, until time.Tim
 		return false, nextAllow
 	}
 	return true, time.Time{}
+}
+
+// lastFiring is the latest time at or before now that sched fires, given
+// one such time (first). Next(x) <= now holds for every x before that
+// firing and for none at or after it, so a bisection finds it in a few
+// dozen steps, however often the schedule fires.
+func lastFiring(sched cron.Schedule, first, now time.Time) time.Time {
+	lo, hi := first.Add(-time.Second), now // Next(lo) == first <= now; Next(hi) > now
+	for hi.Sub(lo) > time.Second {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if sched.Next(mid).After(now) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return sched.Next(lo)
 }
