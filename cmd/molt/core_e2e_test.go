@@ -358,27 +358,7 @@ services: web: {
 	gen := v1[0].Labels.SpecHash
 
 	f.commit("v2 inside a freeze", fleet("v2", `deployWindows: [{kind: "deny", schedule: "* * * * *", duration: "1h"}]`))
-	// Failed checks count once the start grace (1s) has passed.
-	targetstest.Eventually(t, 5*time.Second, "the start grace to pass", func() bool {
-		for _, in := range v1 {
-			if time.Since(in.Labels.CreatedAt) < 1200*time.Millisecond {
-				return false
-			}
-		}
-		return true
-	})
-	for _, in := range v1 {
-		if err := syscall.Kill(in.PID, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, in := range v1 {
-			if f.alive(in) {
-				syscall.Kill(in.PID, syscall.SIGCONT)
-			}
-		}
-	})
+	f.hang(v1) // failed checks count once the start grace (1s) has passed
 
 	plan := f.molt("plan", "--repo", f.repo)
 	if plan.code != 2 {
@@ -571,6 +551,33 @@ func (f *coreFleet) alive(in coreInst) bool {
 	return start == in.StartTime && fields[0] != "Z" && fields[0] != "X"
 }
 
+// hang stops the instances' processes with SIGSTOP once their start grace
+// (1s in these fleets) has passed, so that their failed checks count; they
+// get SIGCONT at the end of the test if they are still there.
+func (f *coreFleet) hang(insts []coreInst) {
+	f.t.Helper()
+	targetstest.Eventually(f.t, 5*time.Second, "the start grace to pass", func() bool {
+		for _, in := range insts {
+			if time.Since(in.Labels.CreatedAt) < 1200*time.Millisecond {
+				return false
+			}
+		}
+		return true
+	})
+	for _, in := range insts {
+		if err := syscall.Kill(in.PID, syscall.SIGSTOP); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.t.Cleanup(func() {
+		for _, in := range insts {
+			if f.alive(in) {
+				syscall.Kill(in.PID, syscall.SIGCONT)
+			}
+		}
+	})
+}
+
 // kill ends the instance's process with SIGKILL and waits until it has.
 func (f *coreFleet) kill(in coreInst) {
 	f.t.Helper()
@@ -671,26 +678,7 @@ func TestCorePlanSeesWhatApplySees(t *testing.T) {
 		t.Fatalf("%d running instances, want 2", len(v1))
 	}
 	gen := v1[0].Labels.SpecHash
-	targetstest.Eventually(t, 5*time.Second, "the start grace to pass", func() bool {
-		for _, in := range v1 {
-			if time.Since(in.Labels.CreatedAt) < 1200*time.Millisecond {
-				return false
-			}
-		}
-		return true
-	})
-	for _, in := range v1 {
-		if err := syscall.Kill(in.PID, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, in := range v1 {
-			if f.alive(in) {
-				syscall.Kill(in.PID, syscall.SIGCONT)
-			}
-		}
-	})
+	f.hang(v1)
 	plan := f.molt("plan", "--repo", f.repo)
 	if plan.code != 2 {
 		t.Errorf("plan exited %d, want 2:\n%s", plan.code, plan.stdout)

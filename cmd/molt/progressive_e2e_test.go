@@ -83,14 +83,7 @@ func TestProgressiveBadCanaryRollsBack(t *testing.T) {
 	res := f.molt("apply", "--repo", f.repo, "--log-level", "warn")
 	answers := load.finish(t)
 	t.Logf("apply exited %d:\n%s%s", res.code, res.stdout, res.stderr)
-	if res.code != 1 {
-		t.Errorf("apply exited %d, want 1 (rolled back)", res.code)
-	}
-	for _, want := range []string{"judged web: Rollback (ErrorRate): ", "rolled back web: canary: "} {
-		if !strings.Contains(res.stdout, want) {
-			t.Errorf("apply does not say %q", want)
-		}
-	}
+	progWant(t, res, 1, "rolled back", "judged web: Rollback (ErrorRate): ", "rolled back web: canary: ")
 
 	// Which requests failed, and whose.
 	w := progCanaryWindow(t, answers, gen1)
@@ -185,14 +178,7 @@ func TestProgressiveSlowCanaryRollsBack(t *testing.T) {
 	res := f.molt("apply", "--repo", f.repo, "--log-level", "warn")
 	answers := load.finish(t)
 	t.Logf("apply exited %d:\n%s%s", res.code, res.stdout, res.stderr)
-	if res.code != 1 {
-		t.Errorf("apply exited %d, want 1 (rolled back)", res.code)
-	}
-	for _, want := range []string{"judged web: Rollback (Latency): ", "rolled back web: canary: canary p99 "} {
-		if !strings.Contains(res.stdout, want) {
-			t.Errorf("apply does not say %q", want)
-		}
-	}
+	progWant(t, res, 1, "rolled back", "judged web: Rollback (Latency): ", "rolled back web: canary: canary p99 ")
 	all := progCount(answers, gen1)
 	t.Logf("whole load: %d requests, v1 %d, v2 %d, failed %d", all.total, all.v1, all.v2, all.s500+all.other)
 	if n := all.s500 + all.other; n > 0 {
@@ -308,14 +294,7 @@ func TestProgressiveVerifySwitchesBack(t *testing.T) {
 	took := time.Since(start)
 	answers := load.finish(t)
 	t.Logf("apply exited %d after %s:\n%s%s", res.code, took.Round(time.Millisecond), res.stdout, res.stderr)
-	if res.code != 1 {
-		t.Errorf("apply exited %d, want 1 (rolled back)", res.code)
-	}
-	for _, want := range []string{"judged web: Fail (ErrorRate): ", "rolled back web: verification: error rate "} {
-		if !strings.Contains(res.stdout, want) {
-			t.Errorf("apply does not say %q", want)
-		}
-	}
+	progWant(t, res, 1, "rolled back", "judged web: Fail (ErrorRate): ", "rolled back web: verification: error rate ")
 	if !strings.Contains(res.stdout, "provisioned 3,") {
 		t.Errorf("apply provisioned other than v2's 3 instances (a switch back provisions nothing)")
 	}
@@ -719,6 +698,20 @@ func progOnly(t *testing.T, f *coreFleet, want string) {
 		if err != nil || strings.TrimSpace(body) != want {
 			t.Errorf("the router answers %q, %v; want %q", body, err, want)
 			return
+		}
+	}
+}
+
+// progWant checks apply's exit status (why says what it means) and that
+// its output says each of wants.
+func progWant(t *testing.T, res coreResult, code int, why string, wants ...string) {
+	t.Helper()
+	if res.code != code {
+		t.Errorf("apply exited %d, want %d (%s)", res.code, code, why)
+	}
+	for _, want := range wants {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("apply does not say %q", want)
 		}
 	}
 }
