@@ -3,6 +3,7 @@ package reconciler
 import (
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -68,13 +69,7 @@ func (d *Decisions) Record(dec Decision) error {
 	if err != nil {
 		return err
 	}
-	out := ds[:0]
-	for _, x := range ds {
-		if x.Fleet != dec.Fleet || x.Service != dec.Service {
-			out = append(out, x)
-		}
-	}
-	return d.write(append(out, dec))
+	return d.write(append(without(ds, dec.Fleet, dec.Service), dec))
 }
 
 // For returns the fleet's decisions, by service.
@@ -102,14 +97,14 @@ func (d *Decisions) Drop(fleet, service string) error {
 	if err != nil {
 		return err
 	}
-	out := ds[:0]
-	for _, x := range ds {
-		if x.Fleet != fleet || x.Service != service {
-			out = append(out, x)
-		}
-	}
-	if len(out) == len(ds) {
+	n := len(ds)
+	if ds = without(ds, fleet, service); len(ds) == n {
 		return nil
 	}
-	return d.write(out)
+	return d.write(ds)
+}
+
+// without removes the decision on the service of the fleet, in place.
+func without(ds []Decision, fleet, service string) []Decision {
+	return slices.DeleteFunc(ds, func(x Decision) bool { return x.Fleet == fleet && x.Service == service })
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -417,7 +416,11 @@ func newCoreFleet(t *testing.T) *coreFleet {
 	t.Cleanup(func() { os.RemoveAll(state) }) // after the down below
 	f.state = state
 	f.repo = filepath.Join(f.work, "repo")
-	f.port = coreFreePort(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.port = port
 	coreGit(t, "", "init", "-q", "-b", "main", f.repo)
 	t.Cleanup(func() {
 		if r := f.molt("down", "--yes"); r.code != 0 {
@@ -634,16 +637,6 @@ func coreSHA256(t *testing.T, path string) string {
 func coreExeDigest(t *testing.T, pid int) string {
 	t.Helper()
 	return coreSHA256(t, fmt.Sprintf("/proc/%d/exe", pid))
-}
-
-func coreFreePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func coreGit(t *testing.T, dir string, args ...string) {
