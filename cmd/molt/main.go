@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/molt-dev/molt/reconciler"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/molt-dev/molt/reconciler"
 
 	"github.com/spf13/cobra"
 )
@@ -49,24 +51,48 @@ func (e *exitError) Unwrap() error { return e.err }
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "molt: %v\n", ee.err)
+	asJSON := false
+	if cmd != nil {
+		if f := cmd.Flags().Lookup("output"); f != nil && f.Value.String() == "json" {
+			asJSON = true
 		}
-		return ee.code
 	}
+	code := 1
+	var ee *exitError
 	var ue *usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "molt: %v\n", err)
-		return 64
+	switch {
+	case errors.As(err, &ee):
+		if ee.err == nil {
+			return ee.code // the command said all there is to say
+		}
+		code, err = ee.code, ee.err
+	case errors.As(err, &ue):
+		code = 64
+	case strings.HasPrefix(err.Error(), "unknown command "):
+		code = 64 // cobra's own: a subcommand that does not exist
 	}
-	fmt.Fprintf(stderr, "molt: %v\n", err)
-	return 1
+	report(stdout, stderr, err, code, asJSON)
+	return code
+}
+
+// usageArgs makes the positional-argument checks of cmd and its
+// subcommands return usage errors (exit 64).
+func usageArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return &usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		usageArgs(sub)
+	}
 }
 
 type usageError struct{ err error }
@@ -92,6 +118,16 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.Version = version
+	root.SetVersionTemplate(versionLine() + "\n")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if f := cmd.Flags().Lookup("log-level"); f != nil {
+			if _, err := parseLevel(f.Value.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	root.AddCommand(
 		newValidateCmd(e),
 		newSchemaCmd(e),
@@ -104,5 +140,6 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newDecideCmd(e, reconciler.ActionPromote),
 		newDecideCmd(e, reconciler.ActionAbort),
 	)
+	usageArgs(root)
 	return root
 }

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	gogit "github.com/go-git/go-git/v5"
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"
@@ -19,14 +23,21 @@ func newPlanCmd(e *env) *cobra.Command {
 	var stateDir, output, level string
 	var engines []string
 	cmd := &cobra.Command{
-		Use:   "plan",
-		Short: "Show what applying a commit would change, per service",
-		Long: `plan validates the fleet at a commit and compares it with the live fleet of
-the state directory. It changes nothing.
+		Use:   "plan [DIR]",
+		Short: "Show what applying a commit, or a working tree, would change, per service",
+		Long: `plan validates the fleet and compares it with the live fleet of the state
+directory. It changes nothing.
+
+Without DIR it plans a commit of a repository (--repo, default the Git
+repository in the working directory, at --ref, default the remote's default
+branch), and says on stderr which commit it planned; uncommitted edits are
+not in a commit, and plan says so when the working tree has some. With DIR
+it plans the fleet in that directory as it is on disk, uncommitted edits
+included, as terraform plan does.
 
 Exit status: 0 nothing would change, 2 something would, 1 error (an invalid
-fleet prints its errors as FILE:LINE:COL: message).`,
-		Args: cobra.NoArgs,
+fleet prints its errors as FILE:LINE:COL: message), 64 usage error.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			log := logger(e, level)
@@ -41,7 +52,22 @@ fleet prints its errors as FILE:LINE:COL: message).`,
 			default:
 				return &usageError{fmt.Errorf("unknown output %q: want text, json or markdown", output)}
 			}
-			d, err := loadDesired(ctx, src, filepath.Join(stateDir, "git"), log)
+			var d desiredState
+			var err error
+			if len(args) == 1 {
+				if cmd.Flags().Changed("repo") || cmd.Flags().Changed("ref") || cmd.Flags().Changed("path") {
+					return &usageError{errors.New("plan takes a DIR or --repo/--ref/--path, not both")}
+				}
+				d, err = loadWorkingTree(args[0])
+			} else {
+				d, err = loadDesired(ctx, src, filepath.Join(stateDir, "git"), log)
+				if err == nil && output == "text" {
+					fmt.Fprintf(e.stderr, "planning %s of %s: %q\n", d.commit.Revision(), src.repo, subject(d.commit.Message))
+					if dirty := uncommitted(src.repo, src.path); dirty != "" {
+						fmt.Fprintf(e.stderr, "note: %s has uncommitted changes (%s) that this plan does not include; molt plan DIR plans the working tree\n", src.repo, dirty)
+					}
+				}
+			}
 			if err := invalid(e, err); err != nil {
 				return err
 			}
@@ -61,20 +87,79 @@ fleet prints its errors as FILE:LINE:COL: message).`,
 	src.register(cmd.Flags(), ".")
 	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
 	registerDocker(cmd.Flags(), &engines)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or markdown")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or markdown (json: one document on stdout, errors included)")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }
 
-// invalid prints the issues of an invalid fleet and turns them into exit
-// status 1; other errors pass through.
+// subject is the first line of a commit message.
+func subject(msg string) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+	return s
+}
+
+// loadWorkingTree validates the fleet in dir as it is on disk. Its
+// revision names the directory: it is no commit, so nothing can be read
+// back from it later.
+func loadWorkingTree(dir string) (desiredState, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return desiredState{}, err
+	}
+	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+		return desiredState{}, &usageError{fmt.Errorf("%s is not a directory", dir)}
+	}
+	fleet, err := schema.Load(os.DirFS(abs), ".")
+	if err != nil {
+		return desiredState{}, err
+	}
+	return desiredState{fleet: fleet, revision: "worktree:" + abs}, nil
+}
+
+// uncommitted describes the uncommitted changes under path of the local
+// repository at repo ("3 file(s)"), or "" when there are none or repo is
+// not a local working tree.
+func uncommitted(repo, path string) string {
+	if strings.Contains(repo, "://") || strings.Contains(repo, "@") {
+		return ""
+	}
+	r, err := gogit.PlainOpenWithOptions(repo, &gogit.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return ""
+	}
+	wt, err := r.Worktree()
+	if err != nil {
+		return ""
+	}
+	st, err := wt.Status()
+	if err != nil {
+		return ""
+	}
+	absRepo, _ := filepath.Abs(repo)
+	prefix, _ := filepath.Rel(wt.Filesystem.Root(), filepath.Join(absRepo, path))
+	prefix = filepath.ToSlash(prefix)
+	n := 0
+	for file, fs := range st {
+		if fs.Worktree == gogit.Unmodified && fs.Staging == gogit.Unmodified {
+			continue
+		}
+		if prefix == "." || file == prefix || strings.HasPrefix(file, prefix+"/") {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d file(s)", n)
+}
+
+// invalid turns the issues of an invalid fleet into exit status 1 (the
+// issues printed on stderr, or in the JSON error); other errors pass
+// through.
 func invalid(e *env, err error) error {
 	var inv *schema.InvalidError
 	if errors.As(err, &inv) {
-		for _, is := range inv.Issues {
-			fmt.Fprintln(e.stderr, is.String())
-		}
-		return &exitError{code: 1, err: fmt.Errorf("invalid fleet: %d error(s)", len(inv.Issues))}
+		return &exitError{code: 1, err: &invalidFleet{where: "invalid fleet", issues: inv.Issues}}
 	}
 	return err
 }

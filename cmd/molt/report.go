@@ -132,6 +132,9 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 		state, desc = github.StateFailure, "rolled back: "+out.Reason
 		if r.revertPR {
 			out.RevertBase = r.branch
+			if out.RevertBase == "" { // following the default branch: the one deployed
+				out.RevertBase, _, _ = strings.Cut(o.Revision, "@sha1:")
+			}
 		}
 	}
 	r.queue.Enqueue(github.Report{Status: &github.Status{SHA: out.SHA, Context: github.ContextDeploy, State: state, Description: desc}})

@@ -30,9 +30,6 @@ type serveFlags struct {
 	poll               string
 	webhookSecretFile  string
 	genericTokenFile   string
-	gitTokenFile       string
-	sshKeyFile         string
-	sshKnownHosts      string
 	maxBody            int64
 	timeout, stopGrace time.Duration
 	fetchTimeout       time.Duration
@@ -79,16 +76,14 @@ GET /metrics (Prometheus).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.src.repo, "repo", "", "Git repository: a local path, file://, https:// or ssh:// URL (required)")
-	fl.StringVar(&f.branch, "branch", "main", "the branch to deploy")
+	fl.StringVar(&f.branch, "branch", "", "the branch to deploy (default: the remote's default branch, followed if it changes)")
 	fl.StringVar(&f.src.path, "path", ".", "sub-directory of the repository that holds the fleet")
 	fl.StringVar(&f.stateDir, "state-dir", stateDirDefault(), "molt's state directory")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address of the HTTP endpoints (webhooks, health, metrics)")
 	fl.StringVar(&f.poll, "poll", "@every 30s", "poll schedule (robfig/cron: a 5-field spec or @every DURATION)")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the GitHub webhook secret (or MOLT_WEBHOOK_SECRET)")
 	fl.StringVar(&f.genericTokenFile, "generic-token-file", "", "file holding the bearer token of /hooks/generic (or MOLT_GENERIC_TOKEN)")
-	fl.StringVar(&f.gitTokenFile, "git-token-file", "", "file holding an HTTPS token for the repository (or MOLT_GIT_TOKEN)")
-	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "private key for an ssh:// repository")
-	fl.StringVar(&f.sshKnownHosts, "ssh-known-hosts", "", "known_hosts file to check the ssh server's key against")
+	f.src.creds.register(fl)
 	fl.StringVar(&f.githubRepo, "github-repo", "", "owner/name of the repository on GitHub (webhooks for others are ignored)")
 	fl.StringVar(&f.githubTokenFile, "github-token-file", "", "file holding a GitHub token for comments and statuses (or MOLT_GITHUB_TOKEN); without one molt logs what it would post")
 	fl.StringVar(&f.githubAPIURL, "github-api-url", "", "GitHub API root, for GitHub Enterprise (e.g. https://ghe.example.com/api/v3/)")
@@ -120,7 +115,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	auth, err := gitAuth(f.src.repo, f.gitTokenFile, f.sshKeyFile, f.sshKnownHosts)
+	gopts, err := f.src.gitOptions(filepath.Join(f.stateDir, "git"), log)
 	if err != nil {
 		return err
 	}
@@ -167,7 +162,6 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	w.exec.OnPass = rep.onPass
 	// The loop's first reconcile fetches: an unreachable remote at start is
 	// a fault like any other, retried with backoff. Only a bad URL stops here.
-	gopts := git.Options{URL: repoURL(f.src.repo), CacheDir: filepath.Join(f.stateDir, "git"), Logger: log, Auth: auth}
 	repo, err := git.Open(ctx, gopts)
 	if err != nil {
 		ln.Close()
@@ -195,6 +189,8 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		st := loop.Status()
 		switch {
+		case !st.Fetched && st.LastErr != nil:
+			http.Error(w, "not ready: "+st.LastErr.Error(), http.StatusServiceUnavailable)
 		case !st.Fetched:
 			http.Error(w, "not ready: the repository has not been fetched yet", http.StatusServiceUnavailable)
 		case !st.Running.IsZero() && time.Since(st.Running) > f.timeout:
@@ -230,7 +226,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		mux.Handle("POST /hooks/generic", gen)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
-	prRepo, err := git.Open(ctx, git.Options{URL: gopts.URL, CacheDir: filepath.Join(f.stateDir, "git-pr"), Logger: log, Auth: auth})
+	propts := gopts
+	propts.CacheDir = filepath.Join(f.stateDir, "git-pr")
+	prRepo, err := git.Open(ctx, propts)
 	if err != nil {
 		ln.Close()
 		return err
@@ -258,7 +256,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			log.Error("http server", "error", err)
 		}
 	}()
-	log.Info("serving", "repo", repo.URL(), "branch", f.branch, "listen", ln.Addr().String(), "poll", f.poll)
+	log.Info("serving", "repo", repo.URL(), "branch", orDefaultBranch(f.branch), "listen", ln.Addr().String(), "poll", f.poll)
 	fmt.Fprintf(e.stdout, "molt serve: listening on %s\n", ln.Addr())
 
 	err = loop.Run(ctx)
@@ -366,7 +364,7 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 	}
 	c, err := s.repo.Resolve(ctx, s.branch)
 	if err != nil {
-		return reconciler.Snapshot{}, err
+		return reconciler.Snapshot{}, missingBranch(err, s.branch, s.repo.URL())
 	}
 	if c.Hash == s.hash {
 		return s.snap, s.err
@@ -376,7 +374,9 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 	if err != nil && !errors.As(err, &inv) {
 		return reconciler.Snapshot{}, err // transient: do not remember
 	}
-	c.Ref = s.branch
+	if s.branch != "" {
+		c.Ref = s.branch
+	}
 	if err == nil {
 		renamed, rerr := recordFleet(s.stateDir, d.fleet.Name, s.source)
 		if rerr != nil {
@@ -393,6 +393,35 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 	return s.snap, s.err
 }
 
+// orDefaultBranch names the branch serve follows, for logs.
+func orDefaultBranch(branch string) string {
+	if branch == "" {
+		return "(the remote's default branch)"
+	}
+	return branch
+}
+
+// missingBranch says clearly that the tracked branch does not exist, and
+// what to do about it; other errors pass through.
+func missingBranch(err error, branch, url string) error {
+	if !errors.Is(err, git.ErrRefNotFound) {
+		return err
+	}
+	msg := fmt.Sprintf("branch %q does not exist in %s: push it, or pass --branch with a branch that exists (without --branch molt follows the remote's default branch)", branch, url)
+	if branch == "" {
+		msg = fmt.Sprintf("the remote %s names no default branch (it is empty, or its HEAD names no branch): push a branch, or pass --branch", url)
+	}
+	return &branchError{msg: msg, err: err}
+}
+
+type branchError struct {
+	msg string
+	err error
+}
+
+func (e *branchError) Error() string { return e.msg }
+func (e *branchError) Unwrap() error { return e.err }
+
 // Moved reports whether the branch now points elsewhere than revision
 // (one ref advertisement when it does not).
 func (s *gitSource) Moved(ctx context.Context, revision string) (bool, error) {
@@ -406,7 +435,7 @@ func (s *gitSource) Moved(ctx context.Context, revision string) (bool, error) {
 	}
 	c, err := s.repo.Resolve(ctx, s.branch)
 	if err != nil {
-		return false, err
+		return false, missingBranch(err, s.branch, s.repo.URL())
 	}
 	return c.Hash != sha(revision), nil
 }

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"crypto/subtle"
 	"io/fs"
 	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,32 +59,14 @@ func TestServePrivateHTTPS(t *testing.T) {
 	const token = "ghs_molttesttoken0123456789"
 	repo := newFleetRepo(t)
 	root, app := repo.Root, repo.App
-	gitSrv := gittest.ServeHTTP(t, root)
-	u, _ := url.Parse(gitSrv.URL)
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	guard := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pass, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "authentication required", http.StatusUnauthorized)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: guard}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	base := privateHTTP(t, root, token)
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	state := stateDir(t)
-	s := startServe(t, "http://"+l.Addr().String()+"/fleet.git", state, "@every 1s", "--git-token-file", tokenFile)
+	s := startServe(t, base+"/fleet.git", state, "@every 1s", "--git-token-file", tokenFile)
 	answers(t, app, "hello from v1", 30*time.Second)
 
 	if strings.Contains(s.logs.String(), token) {
@@ -106,7 +84,7 @@ func TestServePrivateHTTPS(t *testing.T) {
 
 	// Without the token, the fetch is refused and the error says so, without a secret.
 	state2 := stateDir(t)
-	s2 := startServe(t, "http://"+l.Addr().String()+"/fleet.git", state2, "@every 1s")
+	s2 := startServe(t, base+"/fleet.git", state2, "@every 1s")
 	targetstest.Eventually(t, 10*time.Second, "a refused fetch", func() bool { return s2.metric("molt_fetch_errors_total") > 0 })
 	if !strings.Contains(strings.ToLower(s2.logs.String()), "auth") {
 		t.Errorf("the refusal is not explained in the log:\n%s", s2.logs.String())

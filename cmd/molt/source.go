@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/sources/git"
@@ -17,15 +16,28 @@ import (
 
 // sourceFlags say where the desired state comes from.
 type sourceFlags struct {
-	repo string
-	ref  string
-	path string
+	repo  string
+	ref   string
+	path  string
+	creds gitCreds
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet, repoDefault string) {
 	fs.StringVar(&f.repo, "repo", repoDefault, "Git repository: a local path, file://, https:// or ssh:// URL")
 	fs.StringVar(&f.ref, "ref", "", "branch, tag or commit to read (default: the remote's default branch)")
 	fs.StringVar(&f.path, "path", ".", "sub-directory of the repository that holds the fleet")
+	f.creds.register(fs)
+}
+
+// gitOptions are the options of the repository's cache under cacheDir,
+// with its credentials.
+func (f sourceFlags) gitOptions(cacheDir string, log *slog.Logger) (git.Options, error) {
+	url := repoURL(f.repo)
+	auth, cred, err := f.creds.auth(url)
+	if err != nil {
+		return git.Options{}, err
+	}
+	return git.Options{URL: url, CacheDir: cacheDir, Logger: log, Auth: auth, Credential: cred}, nil
 }
 
 // desiredState is one validated snapshot of the repository.
@@ -54,8 +66,12 @@ func sha(revision string) string {
 }
 
 // openRepo opens the cache of the repository under cacheDir and fetches it.
-func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger, auth transport.AuthMethod) (*git.Repo, error) {
-	repo, err := git.Open(ctx, git.Options{URL: repoURL(f.repo), CacheDir: cacheDir, Logger: log, Auth: auth})
+func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (*git.Repo, error) {
+	opts, err := f.gitOptions(cacheDir, log)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := git.Open(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +96,7 @@ func repoURL(raw string) string {
 // loadDesired fetches the repository, resolves the ref and validates the
 // fleet at that commit.
 func loadDesired(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (desiredState, error) {
-	repo, err := openRepo(ctx, f, cacheDir, log, nil)
+	repo, err := openRepo(ctx, f, cacheDir, log)
 	if err != nil {
 		return desiredState{}, err
 	}

@@ -19,9 +19,9 @@ import (
 
 // logger returns a text logger on stderr at the given level.
 func logger(e *env, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+	l, err := parseLevel(level)
+	if err != nil {
+		l = slog.LevelInfo // checked before any command runs
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l}))
 }
@@ -164,14 +164,4 @@ func yes(e *env, question string) bool {
 	fmt.Fscanln(e.stdin, &answer)
 	answer = strings.ToLower(strings.TrimSpace(answer))
 	return answer == "y" || answer == "yes"
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

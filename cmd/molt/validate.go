@@ -11,7 +11,7 @@ import (
 
 func newValidateCmd(e *env) *cobra.Command {
 	var src sourceFlags
-	var stateDir string
+	var stateDir, output string
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
 		Short: "Validate the fleet in a directory, or at a commit of a repository",
@@ -19,9 +19,17 @@ func newValidateCmd(e *env) *cobra.Command {
 molt's schema, or with --repo the fleet at a commit of a repository.
 
 Exit status: 0 valid (a one-line summary on stdout), 1 invalid (each error
-as FILE:LINE:COL: message on stderr), 64 usage error.`,
+as FILE:LINE:COL: message on stderr), 64 usage error.
+
+-o json prints {"valid": true, "where", "fleet", "services", "instances"},
+or for an invalid fleet the error document {"error": {"message",
+"exitCode": 1, "issues": [{"file", "line", "column", "path",
+"message"}]}}.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
+			}
 			var fleet *schema.Fleet
 			var where string
 			var err error
@@ -54,13 +62,13 @@ as FILE:LINE:COL: message on stderr), 64 usage error.`,
 			}
 			var inv *schema.InvalidError
 			if errors.As(err, &inv) {
-				for _, is := range inv.Issues {
-					fmt.Fprintln(e.stderr, is.String())
-				}
-				return &exitError{code: 1, err: fmt.Errorf("%s: %d error(s)", where, len(inv.Issues))}
+				return &exitError{code: 1, err: &invalidFleet{where: where, issues: inv.Issues}}
 			}
 			if err != nil {
 				return err
+			}
+			if output == "json" {
+				return writeJSON(e.stdout, validation{Valid: true, Where: where, Fleet: fleet.Name, Services: len(fleet.Services), Instances: fleet.Instances()})
 			}
 			fmt.Fprintf(e.stdout, "%s: valid: fleet %q, %d service(s), %d instance(s)\n", where, fleet.Name, len(fleet.Services), fleet.Instances())
 			return nil
@@ -68,5 +76,15 @@ as FILE:LINE:COL: message on stderr), 64 usage error.`,
 	}
 	src.register(cmd.Flags(), "")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "keep the Git cache here (default: a temporary directory)")
+	outputFlag(cmd, &output, "text", "json")
 	return cmd
+}
+
+// validation is what validate -o json prints for a valid fleet.
+type validation struct {
+	Valid     bool   `json:"valid"`
+	Where     string `json:"where"`
+	Fleet     string `json:"fleet"`
+	Services  int    `json:"services"`
+	Instances int    `json:"instances"`
 }

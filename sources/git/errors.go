@@ -3,6 +3,9 @@ package git
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
 // Errors to test for with errors.Is. A missing ref, an empty repository
@@ -56,5 +59,54 @@ func (e *remoteError) Unwrap() error { return e.err }
 // wrapRemote wraps an error from talking to the remote as "op URL: err",
 // with credentials removed.
 func (r remote) wrap(op string, err error) error {
-	return &remoteError{msg: r.scrub(op + " " + r.display + ": " + err.Error()), err: err}
+	return &remoteError{msg: r.scrub(op + " " + r.display + ": " + r.explain(err)), err: err}
+}
+
+// explain says what the server answered when it refused the credential,
+// and which credential that was. go-git reports an HTTP 401 as
+// "authentication required: " followed by the response body, which is
+// often empty; SSH refusals come back as handshake errors.
+func (r remote) explain(err error) string {
+	sent := r.cred
+	if sent == "" {
+		sent = "no credential"
+	}
+	answer := func(status, what string) string {
+		msg := err.Error()
+		body := ""
+		if _, rest, ok := strings.Cut(msg, what+":"); ok {
+			body = strings.TrimSpace(rest)
+		}
+		if body == "" {
+			body = "no message"
+		} else {
+			body = fmt.Sprintf("%q", firstLine(body, 200))
+		}
+		return fmt.Sprintf("%s: the server answered %s (%s) to %s", what, status, body, sent)
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		return answer("HTTP 401", transport.ErrAuthenticationRequired.Error())
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		return answer("HTTP 403", transport.ErrAuthorizationFailed.Error())
+	case errors.Is(err, transport.ErrRepositoryNotFound) && r.cred != "":
+		// Forges answer 404 for a private repository to a credential that
+		// may not read it.
+		return fmt.Sprintf("%s (the server answered as if it did not exist to %s; a private repository looks like this to a credential that may not read it)", msg, sent)
+	case strings.Contains(msg, "unable to authenticate"):
+		return fmt.Sprintf("the ssh server refused %s: %s", sent, msg)
+	case strings.Contains(msg, "knownhosts:"):
+		return fmt.Sprintf("the ssh server's host key is not the one known_hosts names: %s", msg)
+	}
+	return msg
+}
+
+// firstLine is the first line of s, cut to at most n bytes.
+func firstLine(s string, n int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }

@@ -31,6 +31,11 @@ type Options struct {
 	// credentials of the URL).
 	Auth transport.AuthMethod
 
+	// Credential says, for error messages, which credential Auth carries
+	// (e.g. "the token from MOLT_GIT_TOKEN", "no credential"); never the
+	// secret itself. An authentication or authorization failure names it.
+	Credential string
+
 	// Logger receives what the cache does; nil discards it.
 	Logger *slog.Logger
 }
@@ -54,6 +59,7 @@ type remote struct {
 	url     string   // what the transport dials; may hold credentials
 	display string   // the URL without user information: safe to print
 	secrets []string // strings to scrub from messages that come back from go-git
+	cred    string   // Options.Credential
 }
 
 // scpLike matches user@host:path (git's "scp-like syntax"); like git, a

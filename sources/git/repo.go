@@ -57,6 +57,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		return nil, err
 	}
 	rem, _ := parseRemote(opts.URL) // checked by Validate
+	rem.cred = opts.Credential
 	r := &Repo{
 		remote: rem,
 		dir:    filepath.Join(opts.CacheDir, rem.cacheName()),

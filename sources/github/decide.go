@@ -28,7 +28,16 @@ type decision struct {
 // scope is the repository and branch that a receiver serves.
 type scope struct {
 	repo   string // "owner/name", or "" for any
-	branch string // e.g. "main"
+	branch string // e.g. "main"; "" for the repository's default branch
+}
+
+// tracked is the branch molt follows for ev: the configured one, or the
+// default branch the payload names.
+func (s scope) tracked(ev Event) string {
+	if s.branch != "" {
+		return s.branch
+	}
+	return ev.DefaultBranch
 }
 
 // decide says what a delivery asks molt to do. It has no side effects.
@@ -48,8 +57,10 @@ func (s scope) decide(ev Event) decision {
 }
 
 func (s scope) decidePush(ev Event) decision {
-	tracked := "refs/heads/" + s.branch
+	tracked := "refs/heads/" + s.tracked(ev)
 	switch {
+	case s.tracked(ev) == "":
+		return ignore("push to %s of a repository whose default branch the payload does not name", ev.Ref)
 	case !s.ours(ev.Repo):
 		return ignore("push to repository %s, serving %s", ev.Repo, s.repo)
 	case ev.Ref != tracked:
@@ -70,8 +81,8 @@ func (s scope) decidePullRequest(ev Event) decision {
 		return ignore("pull request #%d closed (merged: %t)", ev.PRNumber, ev.Merged)
 	case ev.PRAction != "opened" && ev.PRAction != "synchronize" && ev.PRAction != "reopened":
 		return ignore("pull request #%d action %s", ev.PRNumber, ev.PRAction)
-	case ev.BaseRef != s.branch:
-		return ignore("pull request #%d into %s, tracking %s", ev.PRNumber, ev.BaseRef, s.branch)
+	case ev.BaseRef != s.tracked(ev):
+		return ignore("pull request #%d into %s, tracking %s", ev.PRNumber, ev.BaseRef, s.tracked(ev))
 	}
 	return decision{action: actPullRequest, status: http.StatusAccepted,
 		message: fmt.Sprintf("accepted: pull request #%d %s at %s", ev.PRNumber, ev.PRAction, ev.HeadSHA)}

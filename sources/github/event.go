@@ -48,6 +48,9 @@ type Event struct {
 	Name     string // the X-GitHub-Event header, e.g. "push" or "issue_comment"
 	Delivery string // the X-GitHub-Delivery header; a redelivery reuses it
 	Repo     string // repository.full_name, "owner/name"; "" for an organization's ping
+	// DefaultBranch is repository.default_branch, e.g. "main" ("" when the
+	// payload does not say).
+	DefaultBranch string
 
 	// Push.
 	Ref     string // the full ref pushed, e.g. "refs/heads/main" or "refs/tags/v1"
@@ -96,7 +99,8 @@ func (e Event) LogValue() slog.Value {
 // skipped; the whole payload must still be valid JSON.
 type (
 	repository struct {
-		FullName string `json:"full_name"`
+		FullName      string `json:"full_name"`
+		DefaultBranch string `json:"default_branch"`
 	}
 	pingPayload struct {
 		Repository *repository `json:"repository"`
@@ -169,6 +173,7 @@ func parseEvent(name, delivery string, payload []byte) (Event, error) {
 			return Event{}, fmt.Errorf("%w: push needs ref, after and repository.full_name", errMalformed)
 		}
 		ev.Repo, ev.Ref, ev.Before, ev.After = p.Repository.FullName, p.Ref, p.Before, p.After
+		ev.DefaultBranch = p.Repository.DefaultBranch
 		ev.Deleted = p.Deleted || strings.Trim(p.After, "0") == ""
 	case "pull_request":
 		ev.Kind = KindPullRequest
@@ -181,6 +186,7 @@ func parseEvent(name, delivery string, payload []byte) (Event, error) {
 			return Event{}, fmt.Errorf("%w: pull_request needs action, number, repository.full_name, pull_request.head.sha and pull_request.base.ref", errMalformed)
 		}
 		ev.Repo, ev.PRNumber, ev.PRAction = p.Repository.FullName, p.Number, p.Action
+		ev.DefaultBranch = p.Repository.DefaultBranch
 		ev.HeadSHA, ev.HeadRef, ev.BaseRef, ev.Merged = pr.Head.SHA, pr.Head.Ref, pr.Base.Ref, pr.Merged
 		if pr.Head.Repo != nil {
 			ev.HeadRepo = pr.Head.Repo.FullName

@@ -21,7 +21,7 @@ const (
 // 36-character GUID), so that remembered ids stay small.
 const maxDeliveryLen = 128
 
-// ReceiverOptions configures a Receiver. Secret and Branch are required.
+// ReceiverOptions configures a Receiver. Secret is required.
 type ReceiverOptions struct {
 	// Secret is the webhook's secret, as entered in GitHub. Required: a
 	// receiver without one would act on anyone's request.
@@ -35,7 +35,8 @@ type ReceiverOptions struct {
 
 	// Branch is the tracked branch, e.g. "main" ("refs/heads/main" is
 	// accepted too). Pushes to it trigger OnPush; pull requests into it
-	// trigger OnPullRequest.
+	// trigger OnPullRequest. Empty follows the repository's default
+	// branch, as each payload names it (repository.default_branch).
 	Branch string
 
 	// MaxBody is the largest body read, in bytes; a larger one is refused
@@ -77,8 +78,8 @@ func (o ReceiverOptions) Validate() error {
 	if len(o.Secret) == 0 {
 		return errors.New("github webhook: secret is required")
 	}
-	if b := strings.TrimPrefix(o.Branch, "refs/heads/"); b == "" || strings.ContainsAny(b, " \t\r\n") {
-		return errors.New("github webhook: branch is required (e.g. main)")
+	if b := strings.TrimPrefix(o.Branch, "refs/heads/"); (o.Branch != "" && b == "") || strings.ContainsAny(b, " \t\r\n") {
+		return fmt.Errorf("github webhook: branch %q is not a branch name", o.Branch)
 	}
 	if o.Repo != "" {
 		owner, name, ok := strings.Cut(o.Repo, "/")

@@ -20,10 +20,10 @@ func TestReceiver(t *testing.T) {
 	opened := payload(t, "pull_request.opened.json")
 
 	// The event the tracked-branch push of push.with-new-branch.json gives.
-	newBranchPush := Event{Kind: KindPush, Name: "push", Delivery: testDelivery, Repo: "Codertocat/Hello-World",
+	newBranchPush := Event{Kind: KindPush, Name: "push", Delivery: testDelivery, Repo: "Codertocat/Hello-World", DefaultBranch: "master",
 		Ref: "refs/heads/master", Before: zeroSHA, After: newBranchAfter}
 	pull := func(action string) Event {
-		return Event{Kind: KindPullRequest, Name: "pull_request", Delivery: testDelivery, Repo: "Codertocat/Hello-World",
+		return Event{Kind: KindPullRequest, Name: "pull_request", Delivery: testDelivery, Repo: "Codertocat/Hello-World", DefaultBranch: "master",
 			PRNumber: 2, PRAction: action, HeadSHA: prHeadSHA, HeadRef: "changes", HeadRepo: "Codertocat/Hello-World", BaseRef: "master"}
 	}
 
@@ -55,8 +55,30 @@ func TestReceiver(t *testing.T) {
 				p["ref"], p["before"], p["after"], p["deleted"] = "refs/heads/master", newBranchAfter, prHeadSHA, false
 			})}.request(),
 			wantStatus: http.StatusAccepted, wantCounts: only(outAccepted, 1),
-			wantPush: []Event{{Kind: KindPush, Name: "push", Delivery: testDelivery, Repo: "Codertocat/Hello-World",
+			wantPush: []Event{{Kind: KindPush, Name: "push", Delivery: testDelivery, Repo: "Codertocat/Hello-World", DefaultBranch: "master",
 				Ref: "refs/heads/master", Before: newBranchAfter, After: prHeadSHA}},
+		},
+		{
+			name:       "push to the default branch, following it",
+			opts:       func(o *ReceiverOptions) { o.Branch = "" },
+			req:        delivery{event: "push", body: pushNew}.request(),
+			wantStatus: http.StatusAccepted, wantBody: "accepted: push to refs/heads/master at " + newBranchAfter,
+			wantCounts: only(outAccepted, 1), wantPush: []Event{newBranchPush},
+		},
+		{
+			name: "push to another branch than the default, following it",
+			opts: func(o *ReceiverOptions) { o.Branch = "" },
+			req: delivery{event: "push", body: edited(t, "push.with-new-branch.json", func(p map[string]any) {
+				p["repository"].(map[string]any)["default_branch"] = "main"
+			})}.request(),
+			wantStatus: http.StatusAccepted, wantBody: "ignored: push to refs/heads/master, tracking refs/heads/main",
+			wantCounts: only(outIgnored, 1),
+		},
+		{
+			name:       "pull request into the default branch, following it",
+			opts:       func(o *ReceiverOptions) { o.Branch = "" },
+			req:        delivery{event: "pull_request", body: opened}.request(),
+			wantStatus: http.StatusAccepted, wantCounts: only(outAccepted, 1), wantPulls: []Event{pull("opened")},
 		},
 		{
 			name:       "push to another branch",
@@ -467,9 +489,9 @@ func TestReceiverOptions(t *testing.T) {
 		{"with repo", func(o *ReceiverOptions) { o.Repo = "molt-dev/fleet" }, ""},
 		{"nil secret", func(o *ReceiverOptions) { o.Secret = nil }, "secret is required"},
 		{"empty secret", func(o *ReceiverOptions) { o.Secret = []byte{} }, "secret is required"},
-		{"no branch", func(o *ReceiverOptions) { o.Branch = "" }, "branch is required"},
-		{"refs/heads/ only", func(o *ReceiverOptions) { o.Branch = "refs/heads/" }, "branch is required"},
-		{"branch with a space", func(o *ReceiverOptions) { o.Branch = "main " }, "branch is required"},
+		{"no branch: the default branch", func(o *ReceiverOptions) { o.Branch = "" }, ""},
+		{"refs/heads/ only", func(o *ReceiverOptions) { o.Branch = "refs/heads/" }, "not a branch name"},
+		{"branch with a space", func(o *ReceiverOptions) { o.Branch = "main " }, "not a branch name"},
 		{"repo without owner", func(o *ReceiverOptions) { o.Repo = "fleet" }, "not owner/name"},
 		{"repo with empty name", func(o *ReceiverOptions) { o.Repo = "molt-dev/" }, "not owner/name"},
 		{"repo URL", func(o *ReceiverOptions) { o.Repo = "github.com/molt-dev/fleet" }, "not owner/name"},
