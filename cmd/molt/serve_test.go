@@ -110,6 +110,8 @@ func startServe(t *testing.T, repoURL, state, poll string, extra ...string) *ser
 		t.Fatal(err)
 	}
 	s := &served{t: t, state: state, listen: "127.0.0.1:" + port, logs: &syncBuffer{}, exited: make(chan error, 1), secret: "s3cret"}
+	// --branch main unless the test says otherwise ("--branch=" follows
+	// the remote's default branch).
 	args := append([]string{"serve", "--repo", repoURL, "--branch", "main", "--state-dir", state,
 		"--listen", s.listen, "--poll", poll, "--log-level", "debug"}, extra...)
 	s.cmd = exec.Command("molt", args...)

@@ -16,7 +16,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings only on a terminal, and never with NO_COLOR set.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n== %s\n' "$*"; }
+fi
 ask() { # five requests through the router
   for _ in 1 2 3 4 5; do curl -fsS "http://127.0.0.1:$PORT/" || echo "(request failed)"; done
 }
