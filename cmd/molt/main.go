@@ -109,8 +109,23 @@ type env struct {
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
-		Use:           "molt",
-		Short:         "molt keeps a fleet of immutable instances as a Git repository describes it",
+		Use:   "molt",
+		Short: "molt keeps a fleet of immutable instances as a Git repository describes it",
+		Long: `molt keeps a fleet of immutable instances as a Git repository describes it:
+deploy by merging, roll back by reverting; nothing is changed in place.
+
+Exit status: 0 success, 1 failure, 2 molt plan: something would change,
+3 molt apply: a rollout waits (a deploy window, a pause), 64 usage error.
+-o json (validate, plan, apply, version) writes one JSON document on
+stdout, errors included.
+
+Environment:
+  MOLT_STATE_DIR       the default --state-dir (else .molt)
+  MOLT_GIT_TOKEN       HTTPS token for the repository (or --git-token-file)
+  MOLT_WEBHOOK_SECRET  GitHub webhook secret of serve (or --webhook-secret-file)
+  MOLT_GENERIC_TOKEN   bearer token of serve's /hooks/generic (or --generic-token-file)
+  MOLT_GITHUB_TOKEN    GitHub token of serve's reports (or --github-token-file)
+  NO_COLOR             no colour, whatever the terminal`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
