@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -12,10 +13,12 @@ import (
 )
 
 // applyState is what one Apply keeps from pass to pass, all of it
-// rebuildable: what the target resolved for each spec (resolved once, when
-// the plan is first made), the revision record (read again only after the
-// executor changes it), the fleets of older revisions read from Git, drift
-// verdicts, and the provision errors seen (stalls and backoffs).
+// rebuildable: what the target resolved for each spec and the digests of
+// its secrets (resolved once, when the plan is first made, and again
+// after a provision found a secret changed), the revision record (read
+// again only after the executor changes it), the fleets of older
+// revisions read from Git, drift verdicts, and the provision errors seen
+// (stalls and backoffs).
 type applyState struct {
 	drift    map[string]string
 	resolved map[string]map[string]string
@@ -102,7 +105,6 @@ func (e *Executor) desired(ctx context.Context, fleet *schema.Fleet, revision st
 		}
 		st.good = g
 	}
-	resolver, _ := e.Target.(targets.Resolver)
 	out := map[string]Desired{}
 	for name, svc := range fleet.Services {
 		tr, known := traffic[name]
@@ -110,19 +112,18 @@ func (e *Executor) desired(ctx context.Context, fleet *schema.Fleet, revision st
 			tr = rebuildTraffic(aliveOf(obs, name))
 		}
 		extra, done := st.resolved[name]
-		if !done && resolver != nil {
-			if r := st.retry["resolve/"+name]; r == nil || !e.now().Before(r.until) {
-				var err error
-				if extra, err = resolver.Resolve(ctx, svc); err != nil {
-					out[name] = e.unresolved(ctx, name, svc, tr, err, st)
-					continue
-				}
-				delete(st.retry, "resolve/"+name)
-				st.resolved[name] = extra
-			} else {
+		if !done {
+			if r := st.retry["resolve/"+name]; r != nil && e.now().Before(r.until) {
 				out[name] = e.unresolved(ctx, name, svc, tr, fmt.Errorf("%s", r.err), st)
 				continue
 			}
+			var err error
+			if extra, err = e.resolve(ctx, svc); err != nil {
+				out[name] = e.unresolved(ctx, name, svc, tr, err, st)
+				continue
+			}
+			delete(st.retry, "resolve/"+name)
+			st.resolved[name] = extra
 		}
 		d := Desired{Spec: svc, Hash: svc.SpecHash(extra), Revision: revision, Resolved: extra}
 		if fl, failed := st.failures[name]; failed && fl.Applies(d.Hash) {
@@ -132,11 +133,41 @@ func (e *Executor) desired(ctx context.Context, fleet *schema.Fleet, revision st
 			continue
 		}
 		if tr.Active != "" && tr.Active != d.Hash {
-			d.Current = e.current(ctx, name, tr.Active, st)
+			if g := e.lastGood(ctx, name, tr.Active, st); g != nil {
+				d.Why = SpecChanges(*g, d)
+				if e.secrets().Stale(*g) == "" {
+					d.Current = g
+				}
+			}
 		}
 		out[name] = d
 	}
 	return out, nil
+}
+
+// resolve returns what makes svc's instances what they are beyond its
+// spec: what the target resolves (an executable's digest, an image's
+// content id) and the keyed digests of its secrets (see Secrets.Resolve).
+func (e *Executor) resolve(ctx context.Context, svc *schema.Service) (map[string]string, error) {
+	var extra map[string]string
+	if r, ok := e.Target.(targets.Resolver); ok {
+		var err error
+		if extra, err = r.Resolve(ctx, svc); err != nil {
+			return nil, err
+		}
+	}
+	secrets, err := e.secrets().Resolve(svc)
+	if err != nil {
+		return nil, err
+	}
+	if len(secrets) > 0 {
+		extra = maps.Clone(extra)
+		if extra == nil {
+			extra = map[string]string{}
+		}
+		maps.Copy(extra, secrets)
+	}
+	return extra, nil
 }
 
 // unresolved is the desired state of a service whose spec cannot be
@@ -160,8 +191,19 @@ func (e *Executor) unresolved(ctx context.Context, name string, svc *schema.Serv
 }
 
 // current is the service's last good generation when it is the one
-// serving (active), with the spec read from its revision.
+// serving (active) and more of its instances can be made (its secrets
+// are still what they were), with the spec read from its revision.
 func (e *Executor) current(ctx context.Context, name, active string, st *applyState) *Desired {
+	g := e.lastGood(ctx, name, active, st)
+	if g == nil || e.secrets().Stale(*g) != "" {
+		return nil
+	}
+	return g
+}
+
+// lastGood is the service's last good generation when it is the one
+// serving (active), with the spec read from its revision.
+func (e *Executor) lastGood(ctx context.Context, name, active string, st *applyState) *Desired {
 	g, ok := st.good[name]
 	if !ok || g.Hash != active || active == "" {
 		return nil
@@ -181,7 +223,15 @@ func (e *Executor) rollbackTo(ctx context.Context, name string, d Desired, tr Tr
 	if g, ok := st.good[name]; ok && g.Hash != d.Hash {
 		f := e.fleetAt(ctx, g.Revision, st)
 		if f != nil && f.Services[name] != nil && f.Services[name].SpecHash(g.Resolved) == g.Hash {
-			return Desired{Spec: f.Services[name], Hash: g.Hash, Revision: g.Revision, Resolved: g.Resolved, Rollback: true}
+			rb := Desired{Spec: f.Services[name], Hash: g.Hash, Revision: g.Revision, Resolved: g.Resolved, Rollback: true}
+			if why := e.secrets().Stale(rb); why != "" {
+				// Its instances cannot be made again: keep those that
+				// serve, as they are.
+				e.logger().Warn("the last good generation cannot be provisioned again; holding it", "service", name, "generation", short(g.Hash), "reason", why)
+				return Desired{Rollback: true, Expose: d.Spec.Expose, Declared: d.Spec,
+					Stalled: "cannot provision the last good generation again: " + why}
+			}
+			return rb
 		}
 	}
 	if tr.Active == d.Hash {
@@ -218,11 +268,10 @@ func (e *Executor) rollbackTo(ctx context.Context, name string, d Desired, tr Tr
 // returns what it resolved when that gives back the generation's hash (an
 // image tag may have moved since: then it cannot be provisioned as it was).
 func (e *Executor) rollbackResolved(ctx context.Context, svc *schema.Service, hash string) map[string]string {
-	r, ok := e.Target.(targets.Resolver)
-	if !ok {
+	if _, ok := e.Target.(targets.Resolver); !ok && len(svc.SecretEnv) == 0 {
 		return nil
 	}
-	extra, err := r.Resolve(ctx, svc)
+	extra, err := e.resolve(ctx, svc)
 	if err != nil || svc.SpecHash(extra) != hash {
 		return nil
 	}

@@ -5,7 +5,13 @@
 //
 //   - instance: one process or container, created once and never modified.
 //   - spec hash: the identity of an instance's definition, including the
-//     artifact digest the target resolved (schema.Service.SpecHash).
+//     artifact digest the target resolved and the keyed digests of the
+//     service's secrets (schema.Service.SpecHash, Secrets).
+//   - secret: a value of a service's secretEnv, read on molt's host at
+//     plan time (for the hash) and again when an instance is provisioned
+//     (for its environment, refused when it no longer matches the hash);
+//     never written, logged or printed. The plan says which secret changed
+//     (ServicePlan.Why), never its value.
 //   - generation: the instances of one service that share a spec hash.
 //   - the classes of an instance, decided once per plan (see class):
 //     desired (of the generation the service should run), serving (of the

@@ -58,6 +58,10 @@ type Executor struct {
 	Revisions *Revisions
 	// Decisions are operators' decisions on paused rollouts (nil: none).
 	Decisions *Decisions
+	// Secrets reads services' secretEnv on molt's host; nil means one
+	// whose key is kept beside the revision record (NewSecrets over the
+	// directory of Revisions).
+	Secrets *Secrets
 	// Specs reads older revisions for rollbacks; nil means a rollback can
 	// only retire (it holds the last good generation as it is).
 	Specs  SpecSource
@@ -121,6 +125,13 @@ func (e *Executor) now() time.Time {
 		return e.Now()
 	}
 	return time.Now()
+}
+
+func (e *Executor) secrets() *Secrets {
+	if e.Secrets != nil {
+		return e.Secrets
+	}
+	return NewSecrets(e.Revisions.dir(), e.logger())
 }
 
 func (e *Executor) logger() *slog.Logger {
@@ -556,7 +567,13 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 	provErrs := parallel(ctx, len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
 		labels := targets.Labels{Fleet: fleet.Name, Service: j.service, SpecHash: j.d.Hash, Revision: j.d.Revision, CreatedAt: e.now().UTC().Truncate(time.Millisecond)}
-		inst, err := e.Target.Provision(ctx, targets.Spec{Labels: labels, Service: j.d.Spec, Resolved: j.d.Resolved})
+		// The secrets are read now, and must be what the plan hashed.
+		secrets, err := e.secrets().Values(j.d.Spec, j.d.Resolved)
+		if err != nil {
+			return fmt.Errorf("provision %s: %w", j.service, err)
+		}
+		inst, err := e.Target.Provision(ctx, targets.Spec{Labels: labels, Service: j.d.Spec,
+			Resolved: targetResolved(j.d.Resolved), SecretEnv: secrets})
 		if err != nil {
 			return err // the targets name the service
 		}
@@ -576,6 +593,9 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		acted = true
 		if ctx.Err() != nil {
 			return acted, ctx.Err()
+		}
+		if errors.Is(err, errSecretsChanged) {
+			delete(st.resolved, j.service) // the next pass plans with the secrets as they are now
 		}
 		switch Classify(err) {
 		case Stalling:

@@ -28,7 +28,8 @@ type memTarget struct {
 	insts map[string]targets.Instance
 	dies  map[string]bool
 	fail  func(spec targets.Spec) error
-	calls []string // "provision web" / "retire ID", in order
+	calls []string       // "provision web" / "retire ID", in order
+	specs []targets.Spec // every spec provisioned, in order
 }
 
 func newMemTarget() *memTarget {
@@ -57,6 +58,7 @@ func (m *memTarget) Provision(_ context.Context, spec targets.Spec) (targets.Ins
 			return targets.Instance{}, err
 		}
 	}
+	m.specs = append(m.specs, spec)
 	m.seq++
 	id := fmt.Sprintf("%s-%s-%03d", spec.Labels.Service, short(spec.Labels.SpecHash), m.seq)
 	in := targets.Instance{ID: id, Labels: spec.Labels, State: targets.Running,

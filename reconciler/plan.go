@@ -182,6 +182,9 @@ func (s *servicePlanner) plan() ServicePlan {
 	if !s.done {
 		s.finish()
 	}
+	if s.out.To != "" && s.out.To == s.desired.Hash && s.out.To != s.out.From && !s.out.Rollback {
+		s.out.Why = s.desired.Why
+	}
 	return s.out
 }
 

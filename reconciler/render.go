@@ -32,6 +32,9 @@ func (p Plan) WriteText(w io.Writer) error {
 		} else if sp.To != "" {
 			fmt.Fprintf(&b, "  generation %s\n", genText(sp.To, sp.ToRevision))
 		}
+		if len(sp.Why) > 0 {
+			fmt.Fprintf(&b, "  why: %s\n", ChangesText(sp.Why))
+		}
 		if !sp.Changes() {
 			b.WriteString("  no change\n")
 		} else {
@@ -94,6 +97,9 @@ func (p Plan) WriteMarkdown(w io.Writer) error {
 			var notes []string
 			if !sp.Changes() {
 				notes = append(notes, "no change")
+			}
+			if len(sp.Why) > 0 {
+				notes = append(notes, ChangesText(sp.Why))
 			}
 			if sp.Warm > 0 {
 				notes = append(notes, fmt.Sprintf("%d kept warm", sp.Warm))

@@ -75,6 +75,9 @@ func NewRevisions(dir string, log *slog.Logger) *Revisions {
 	return &Revisions{path: filepath.Join(dir, "revisions.json"), log: log}
 }
 
+// dir is the directory the record is kept in.
+func (r *Revisions) dir() string { return filepath.Dir(r.path) }
+
 func (r *Revisions) read() (*revisionsFile, error) {
 	f := &revisionsFile{}
 	ok, err := readState(r.path, "revision record", r.log, f, func() bool { return f.Format == revisionsFormat })

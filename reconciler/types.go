@@ -100,8 +100,14 @@ type Desired struct {
 	Rollback       bool
 	FailedRevision string
 	// Resolved is what the target resolved for the spec (see
-	// targets.Resolver); it is part of Hash and goes to Provision.
+	// targets.Resolver) and the keyed digests of its secrets (see
+	// Secrets); all of it is part of Hash, and the target's part goes to
+	// Provision.
 	Resolved map[string]string
+	// Why says how Spec differs from the serving generation's, when that
+	// one's record is known (its last converged revision): why this is a
+	// new generation.
+	Why []Change `json:"-"`
 	// Current is the generation that last converged for the service (the
 	// last good revision, with its replica count), when it is serving and
 	// is not this one: while a rollout waits for a deploy window, or while
@@ -181,6 +187,9 @@ type ServicePlan struct {
 	ToRevision   string          `json:"toRevision,omitempty"`
 	Replicas     int             `json:"replicas"`
 	Rollback     bool            `json:"rollback,omitempty"`
+	// Why says why To is a new generation: how its spec differs from
+	// From's, when From's record is known (see Desired.Why).
+	Why []Change `json:"why,omitempty"`
 	// Provision and Retire are the projected counts of the whole change.
 	Provision int `json:"provision"`
 	Retire    int `json:"retire"`

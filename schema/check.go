@@ -125,9 +125,33 @@ func (c *checker) tidy() {
 				is.Path, is.Message = svc, "set exactly one of process and docker"
 			}
 		}
+		if secret, ok := secretOf(is.Path); ok {
+			switch {
+			case strings.HasSuffix(is.Path, ".env") && is.Message == "field is required but not present":
+				// As for process and docker: only neither is a mistake
+				// of its own.
+				p := strings.Split(secret, ".")
+				if c.data.LookupPath(makePath(at(p, "file"))).Exists() || c.data.LookupPath(makePath(at(p, "env"))).Exists() {
+					continue
+				}
+				is.Path, is.Message = secret, "set exactly one of file and env"
+			case is.Path == secret && strings.HasPrefix(is.Message, "conflicting values") && strings.HasSuffix(is.Message, " and struct)"):
+				is.Message = `must be {file: "PATH"} or {env: "VAR"}: molt reads a secret on its host, its value is never in Git`
+			}
+		}
 		out = append(out, is)
 	}
 	c.issues = out
+}
+
+// secretOf returns the secret ("services.web.secretEnv.NAME") that an
+// issue path lies in.
+func secretOf(path string) (string, bool) {
+	elems := strings.Split(path, ".")
+	if len(elems) < 4 || elems[0] != "services" || elems[2] != "secretEnv" {
+		return "", false
+	}
+	return strings.Join(elems[:4], "."), true
 }
 
 // validateFields validates each regular field of v on its own.

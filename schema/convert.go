@@ -16,6 +16,9 @@ func (c *checker) service(name string, r rawService) *Service {
 		Ports:     nonNil(r.Ports),
 		StopGrace: c.duration(at(p, "stopGrace"), r.StopGrace),
 	}
+	if len(r.SecretEnv) > 0 {
+		s.SecretEnv = r.SecretEnv
+	}
 	if r.Process != nil {
 		s.Process = &Process{Command: r.Process.Command, SHA256: r.Process.SHA256}
 	}

@@ -18,6 +18,7 @@ type rawService struct {
 	Process       *rawProcess       `json:"process"`
 	Docker        *rawDocker        `json:"docker"`
 	Env           map[string]string `json:"env"`
+	SecretEnv     map[string]Secret `json:"secretEnv"`
 	Ports         map[string]int    `json:"ports"`
 	Health        rawHealth         `json:"health"`
 	Liveness      *rawHealth        `json:"liveness"`

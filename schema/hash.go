@@ -16,8 +16,11 @@ const specHashVersion = "molt/spec/v1"
 // not part of it: changing them never replaces an instance. Two instances
 // with the same hash are interchangeable.
 //
-// extra carries target-resolved facts that belong to the identity, such as
-// the content id a Docker image tag resolved to; pass nil when there are none.
+// extra carries resolved facts that belong to the identity, such as the
+// content id a Docker image tag resolved to, or the keyed digest of each
+// secret of SecretEnv (which enters the hash only that way: where a secret
+// is read from is not part of it, its content is); pass nil when there are
+// none.
 func (s *Service) SpecHash(extra map[string]string) string {
 	doc := struct {
 		V         string            `json:"v"`

@@ -2,9 +2,11 @@ package schema
 
 import (
 	"cmp"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/robfig/cron/v3"
 )
@@ -46,6 +48,17 @@ func (c *checker) serviceRules(p []string, s *Service, r rawService) {
 	for _, ref := range refs {
 		if _, ok := s.Ports[ref.name]; !ok {
 			c.add(ref.path, "port %q is not declared in ports", ref.name)
+		}
+	}
+
+	// A variable comes from env or from secretEnv, and molt's own
+	// settings stay molt's.
+	for _, name := range slices.Sorted(maps.Keys(s.SecretEnv)) {
+		if _, ok := s.Env[name]; ok {
+			c.add(at(p, "secretEnv", name), "%s is also set in env: a variable comes from env or from secretEnv, not both", name)
+		}
+		if v := s.SecretEnv[name].Env; strings.HasPrefix(v, "MOLT_") {
+			c.add(at(p, "secretEnv", name, "env"), "%s is one of molt's own settings (MOLT_*), which molt never hands to an instance", v)
 		}
 	}
 

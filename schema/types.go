@@ -48,6 +48,11 @@ type Service struct {
 	Process *Process
 	Docker  *Docker
 	Env     map[string]string
+	// SecretEnv adds variables whose values are not in Git, by name: each
+	// is read on molt's host when an instance is provisioned (see Secret)
+	// and never written or printed by molt. No name is both in Env and in
+	// SecretEnv. Nil when the service declares none.
+	SecretEnv map[string]Secret
 	// Ports maps a port name to a port number. The process target assigns
 	// a free loopback port to every name and ignores the number (0 allowed);
 	// the docker target publishes the container port of that number.
@@ -72,6 +77,25 @@ type Process struct {
 	Command []string
 	// SHA256, when set, is the hex digest the executable must have.
 	SHA256 string
+}
+
+// Secret says where molt reads one secret on the host it runs on: exactly
+// one of File and Env is set. It holds where to look, never the value.
+type Secret struct {
+	// File is a path (relative to molt's working directory); the value is
+	// the file's content with one trailing newline trimmed.
+	File string `json:"file,omitempty"`
+	// Env is a variable of molt's own environment.
+	Env string `json:"env,omitempty"`
+}
+
+// String says where molt looks: "file /run/secrets/db" or "environment
+// variable DB_PASSWORD".
+func (s Secret) String() string {
+	if s.File != "" {
+		return "file " + s.File
+	}
+	return "environment variable " + s.Env
 }
 
 // Docker runs the instance as a container.

@@ -1,6 +1,9 @@
 package targets
 
 import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -8,7 +11,7 @@ import (
 )
 
 // The environment every instance gets, whatever its target, on top of its
-// service's env (which it overrides):
+// service's env and secretEnv (which it overrides):
 //
 //   - PORT_<NAME> for each named port, the name upper-cased with every
 //     character other than a letter or a digit as '_';
@@ -65,3 +68,68 @@ func EnvList(env map[string]string) []string {
 	}
 	return out
 }
+
+// SecretValues are the values of a service's secretEnv, by variable name.
+// They exist only in memory, on their way to an instance's environment:
+// printed, logged or encoded they show the names and never a value.
+type SecretValues map[string]string
+
+// String lists the names: "secrets [API_KEY DB_PASSWORD]".
+func (v SecretValues) String() string {
+	return "secrets " + fmt.Sprint(slices.Sorted(maps.Keys(v)))
+}
+
+// GoString is String, so that %#v shows no value either.
+func (v SecretValues) GoString() string { return v.String() }
+
+// LogValue logs the names only.
+func (v SecretValues) LogValue() slog.Value {
+	return slog.AnyValue(slices.Sorted(maps.Keys(v)))
+}
+
+// MarshalJSON encodes the names only.
+func (v SecretValues) MarshalJSON() ([]byte, error) {
+	return json.Marshal(slices.Sorted(maps.Keys(v)))
+}
+
+// ServiceEnv returns the environment spec asks for before molt's own
+// variables are set over it (see InstanceEnv): the service's env and the
+// values of its secretEnv.
+func ServiceEnv(spec Spec) map[string]string {
+	env := make(map[string]string, len(spec.Service.Env)+len(spec.SecretEnv))
+	maps.Copy(env, spec.Service.Env)
+	maps.Copy(env, spec.SecretEnv)
+	return env
+}
+
+// CheckEnv reports, wrapping ErrInvalidSpec, what makes the environment of
+// spec impossible: a variable name that is empty or holds '=' or a NUL, a
+// value that holds a NUL, a secret of the service's secretEnv without a
+// value in spec.SecretEnv, or a value for a secret it does not declare.
+// Errors name variables, never a value.
+func CheckEnv(spec Spec) error {
+	for k, v := range spec.Service.Env {
+		if !validVar(k) || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: invalid env variable %q", ErrInvalidSpec, k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(spec.Service.SecretEnv)) {
+		v, ok := spec.SecretEnv[k]
+		switch {
+		case !validVar(k):
+			return fmt.Errorf("%w: invalid secretEnv variable %q", ErrInvalidSpec, k)
+		case !ok:
+			return fmt.Errorf("%w: secret %s has no value (the executor reads secrets before Provision)", ErrInvalidSpec, k)
+		case strings.ContainsRune(v, 0):
+			return fmt.Errorf("%w: secret %s holds a NUL byte", ErrInvalidSpec, k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(spec.SecretEnv)) {
+		if _, ok := spec.Service.SecretEnv[k]; !ok {
+			return fmt.Errorf("%w: a value for secret %s, which the service does not declare", ErrInvalidSpec, k)
+		}
+	}
+	return nil
+}
+
+func validVar(k string) bool { return k != "" && !strings.ContainsAny(k, "=\x00") }

@@ -57,6 +57,11 @@ type Spec struct {
 	// content id a Docker image tag resolved to); the instance must be made
 	// from exactly that. Nil for targets that resolve nothing.
 	Resolved map[string]string
+	// SecretEnv holds the value of every secret of Service.SecretEnv, read
+	// on molt's host by the executor just before Provision. The target
+	// adds them to the instance's environment and must never record,
+	// label, log or return them (see SecretValues).
+	SecretEnv SecretValues
 }
 
 // Target is where instances live.

@@ -285,7 +285,7 @@ func TestCommentServeFlags(t *testing.T) {
 		{"no webhook secret", map[string]string{"MOLT_GITHUB_TOKEN": "ghs_x"},
 			[]string{"--github-allow", "alice"}, "--github-allow needs the webhook secret"},
 		{"no token", map[string]string{"MOLT_WEBHOOK_SECRET": "s3cret"},
-			[]string{"--github-allow", "alice"}, "--github-allow needs a GitHub token"},
+			[]string{"--github-allow", "alice"}, "--github-allow needs GitHub credentials"},
 		{"not a login", map[string]string{"MOLT_WEBHOOK_SECRET": "s3cret"},
 			[]string{"--github-allow", "alice,not a login", "--github-token-file", tokenFile}, `"not a login" is not a GitHub login`},
 	}

@@ -26,6 +26,10 @@ type reporter struct {
 	branch   string
 	revertPR bool
 	log      *slog.Logger
+	// publicURL, when set, is where molt/deploy statuses link (serve's
+	// own address, as the outside sees it); otherwise they link to the
+	// outcome comment, and molt/plan statuses always to the plan comment.
+	publicURL string
 
 	mu         sync.Mutex
 	pendingFor string // the revision whose deploy status is pending
@@ -58,7 +62,7 @@ func (r *reporter) onPass(p reconciler.Plan) {
 		r.pendingFor = "" // report again once the rollout really starts
 	}
 	r.queue.Enqueue(github.Report{Status: &github.Status{SHA: sha(p.Revision), Context: github.ContextDeploy,
-		State: github.StatePending, Description: desc}})
+		State: github.StatePending, Description: desc, TargetURL: r.publicURL}})
 }
 
 var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)
@@ -137,16 +141,18 @@ func (r *reporter) onResult(o reconciler.Outcome) {
 			}
 		}
 	}
-	r.queue.Enqueue(github.Report{Status: &github.Status{SHA: out.SHA, Context: github.ContextDeploy, State: state, Description: desc}})
+	// The outcome comment goes first, so that the status can link to it.
+	st := github.Status{SHA: out.SHA, Context: github.ContextDeploy, State: state, Description: desc, TargetURL: r.publicURL}
 	if rolledOut || failed || paused {
-		if paused && r.pausedFor == o.Revision {
-			return // said once per revision
+		st.LinkOutcome = out.Kind
+		if !paused || r.pausedFor != o.Revision { // a pause is said once per revision
+			if paused {
+				r.pausedFor = o.Revision
+			}
+			r.queue.Enqueue(github.Report{Outcome: &out})
 		}
-		if paused {
-			r.pausedFor = o.Revision
-		}
-		r.queue.Enqueue(github.Report{Outcome: &out})
 	}
+	r.queue.Enqueue(github.Report{Status: &st})
 }
 
 // onPullRequest queues a plan of the pull request's head; it never blocks.
@@ -188,7 +194,7 @@ func (r *reporter) runPullRequests(ctx context.Context, p *prPlanner) {
 			}
 			in.Repo = r.repo
 			r.queue.Enqueue(github.Report{Plan: &in})
-			st := github.Status{SHA: ev.HeadSHA, Context: github.ContextPlan, State: github.StateSuccess}
+			st := github.Status{SHA: ev.HeadSHA, Context: github.ContextPlan, State: github.StateSuccess, LinkPlan: ev.PRNumber}
 			switch {
 			case len(in.Issues) > 0:
 				st.State, st.Description = github.StateFailure, fmt.Sprintf("%d validation error(s)", len(in.Issues))

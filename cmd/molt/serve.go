@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,6 +41,13 @@ type serveFlags struct {
 	githubRevertPR     bool
 	githubAllow        []string
 	dockerEngines      []string
+
+	// A GitHub App instead of a token, and where statuses link (see
+	// github_setup.go).
+	githubAppID             int64
+	githubAppKeyFile        string
+	githubAppInstallationID int64
+	publicURL               string
 }
 
 func newServeCmd(e *env) *cobra.Command {
@@ -86,7 +94,11 @@ GET /metrics (Prometheus).`,
 	f.src.creds.register(fl)
 	fl.StringVar(&f.githubRepo, "github-repo", "", "owner/name of the repository on GitHub (webhooks for others are ignored)")
 	fl.StringVar(&f.githubTokenFile, "github-token-file", "", "file holding a GitHub token for comments and statuses (or MOLT_GITHUB_TOKEN); without one molt logs what it would post")
-	fl.StringVar(&f.githubAPIURL, "github-api-url", "", "GitHub API root, for GitHub Enterprise (e.g. https://ghe.example.com/api/v3/)")
+	fl.StringVar(&f.githubAPIURL, "github-api-url", "", "GitHub API root; derived only for a github.com repository, required for any other host (GitHub Enterprise: e.g. https://ghe.example.com/api/v3/), https unless on this machine")
+	fl.Int64Var(&f.githubAppID, "github-app-id", 0, "authenticate as this GitHub App (its App ID) instead of with a token; needs --github-app-key-file")
+	fl.StringVar(&f.githubAppKeyFile, "github-app-key-file", "", "the GitHub App's private key (PEM, PKCS#1 or PKCS#8 RSA)")
+	fl.Int64Var(&f.githubAppInstallationID, "github-app-installation-id", 0, "the GitHub App's installation on the repository (default: found from the repository)")
+	fl.StringVar(&f.publicURL, "public-url", "", "serve's address as the outside sees it (`URL`): where molt/deploy commit statuses link (default: the outcome comment)")
 	fl.BoolVar(&f.githubRevertPR, "github-revert-pr", false, "after an automatic rollback, open a pull request that reverts the failed commit")
 	fl.StringSliceVar(&f.githubAllow, "github-allow", nil, "the GitHub users (`LOGIN[,LOGIN...]`, without regard to case) who may /molt promote and /molt abort in pull-request comments (repeatable)")
 	registerDocker(fl, &f.dockerEngines)
@@ -127,11 +139,15 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		if hookSecret == nil {
 			return &usageError{errors.New("--github-allow needs the webhook secret (--webhook-secret-file or MOLT_WEBHOOK_SECRET): comments come as webhooks")}
 		}
-		if token, err := secret(f.githubTokenFile, "MOLT_GITHUB_TOKEN"); err != nil {
+		if ok, err := githubCredentials(f); err != nil {
 			return err
-		} else if token == nil {
-			return &usageError{errors.New("--github-allow needs a GitHub token (--github-token-file or MOLT_GITHUB_TOKEN): molt reads which pull request a rollout came from, and replies there")}
+		} else if !ok {
+			return &usageError{errors.New("--github-allow needs GitHub credentials (--github-token-file or MOLT_GITHUB_TOKEN, or a GitHub App): molt reads which pull request a rollout came from, and replies there")}
 		}
+	}
+	// The GitHub flags are checked before anything starts.
+	if _, err := chooseGitHub(f, strings.TrimSpace(os.Getenv("MOLT_GITHUB_TOKEN")) != ""); err != nil {
+		return err
 	}
 	release, err := lockState(f.stateDir)
 	if err != nil {
@@ -158,6 +174,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if client != nil {
+		m.githubRefusals(client)
 	}
 	w.exec.OnPass = rep.onPass
 	// The loop's first reconcile fetches: an unreachable remote at start is
@@ -268,52 +287,6 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	wg.Wait()
 	log.Info("stopped; instances and the router keep running")
 	return err
-}
-
-// newReporter builds the GitHub reporting: a client with a token, a logger
-// of what would be posted without one, and the persistent queue. The
-// client is nil without a token.
-func newReporter(f serveFlags, w *world, log *slog.Logger) (*reporter, *github.Client, error) {
-	token, err := secret(f.githubTokenFile, "MOLT_GITHUB_TOKEN")
-	if err != nil {
-		return nil, nil, err
-	}
-	owner, name, ok := "", "", false
-	if f.githubRepo != "" {
-		owner, name, ok = strings.Cut(f.githubRepo, "/")
-	} else {
-		owner, name, ok = github.ParseRepoURL(f.src.repo)
-	}
-	if token != nil && !ok {
-		return nil, nil, &usageError{errors.New("a GitHub token needs the repository: pass --github-repo OWNER/NAME")}
-	}
-	ref, err := github.NewRepoRef(f.githubAPIURL, owner, name)
-	if err != nil && ok {
-		return nil, nil, err
-	}
-	// Without a token, say what would be posted; without even a GitHub
-	// repository (a local path, another host), there is nothing to say.
-	qlog := log
-	if token == nil && !ok {
-		qlog = slog.New(slog.DiscardHandler)
-	}
-	var sink github.Reporter = github.LogReporter{Logger: qlog, Repo: ref}
-	var client *github.Client
-	if token != nil {
-		c, err := github.NewClient(github.ClientOptions{Token: token, APIURL: f.githubAPIURL, Owner: owner, Repo: name, Logger: log})
-		if err != nil {
-			return nil, nil, err
-		}
-		sink, client = c, c
-	} else if ok {
-		log.Info("no GitHub token: reports are logged, not posted")
-	}
-	q, err := github.NewQueue(github.QueueOptions{Dir: f.stateDir, Reporter: sink, Logger: qlog})
-	if err != nil {
-		return nil, nil, err
-	}
-	return &reporter{queue: q, repo: ref, branch: f.branch, revertPR: f.githubRevertPR, log: log,
-		prs: map[int]github.Event{}, prWake: make(chan struct{}, 1)}, client, nil
 }
 
 // gitSource is the loop's view of the tracked branch: fetch (one ref

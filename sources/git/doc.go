@@ -11,8 +11,9 @@
 //
 // Remotes are local paths and file://, http(s):// and ssh:// URLs. A local
 // path becomes a file:// URL, which go-git serves by running the
-// git-upload-pack program of the installed Git; every other transport is
-// go-git's own.
+// git-upload-pack program of the installed Git, or, where Git is not
+// installed (molt's image), with its own upload-pack in process; every
+// other transport is go-git's own.
 //
 // The package does not clone work trees, push, follow submodules or LFS
 // pointers, follow symbolic links, verify signatures, or do shallow

@@ -56,6 +56,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	useLocalServer()
 	rem, _ := parseRemote(opts.URL) // checked by Validate
 	rem.cred = opts.Credential
 	r := &Repo{

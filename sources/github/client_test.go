@@ -29,6 +29,14 @@ func TestClientOptionsValidate(t *testing.T) {
 		{"bad api url", func(o *ClientOptions) { o.APIURL = "ftp://x/" }, "api url"},
 		{"api url with query", func(o *ClientOptions) { o.APIURL = "https://x/?a=b" }, "api url"},
 		{"negative interval", func(o *ClientOptions) { o.MinWriteInterval = -1 }, "negative"},
+		{"http to another host", func(o *ClientOptions) { o.APIURL = "http://ghe.example.com/api/v3/" }, "clear text"},
+		{"http to this machine", func(o *ClientOptions) { o.APIURL = "http://127.0.0.1:9999/" }, ""},
+		{"token file", func(o *ClientOptions) { o.Token, o.TokenFile = nil, "/run/secrets/gh" }, ""},
+		{"token and token file", func(o *ClientOptions) { o.TokenFile = "/run/secrets/gh" }, "one of"},
+		{"token and app", func(o *ClientOptions) { o.App = &AppAuth{ID: 1, Key: testKeys()[0]} }, "one of"},
+		{"app", func(o *ClientOptions) { o.Token, o.App = nil, &AppAuth{ID: 1, Key: testKeys()[0]} }, ""},
+		{"app without key", func(o *ClientOptions) { o.Token, o.App = nil, &AppAuth{ID: 1} }, "private key is required"},
+		{"app without id", func(o *ClientOptions) { o.Token, o.App = nil, &AppAuth{Key: testKeys()[0]} }, "app id is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

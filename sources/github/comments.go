@@ -142,6 +142,22 @@ func (c *Client) CommentOutcome(ctx context.Context, sha, body string) ([]int, e
 	return done, nil
 }
 
+// findOutcomeComment returns the comment of that kind on the commit (see
+// OutcomeMarker) on the first of its pull requests that has one, or nil.
+func (c *Client) findOutcomeComment(ctx context.Context, sha string, kind OutcomeKind) (*gh.IssueComment, error) {
+	prs, err := c.pullsOf(ctx, sha)
+	if err != nil {
+		return nil, err
+	}
+	for _, pr := range prs {
+		found, err := c.findComment(ctx, pr, OutcomeMarker(sha, kind))
+		if err != nil || found != nil {
+			return found, err
+		}
+	}
+	return nil, nil
+}
+
 // pullsOf lists the numbers of the pull requests associated with a
 // commit.
 func (c *Client) pullsOf(ctx context.Context, sha string) ([]int, error) {

@@ -25,8 +25,19 @@
 // backoff, the pending reports survive a restart in a small JSON file,
 // and a newer report replaces a pending one of the same slot. Every
 // write is spaced by a second, and GitHub's primary and secondary rate
-// limits are waited out (LimitedError). The githubtest package is an
-// in-process GitHub API for tests of all this.
+// limits are waited out (LimitedError). A status can link to the comment
+// it is about (Status.LinkPlan, LinkOutcome), found when it is delivered.
+//
+// The Client authenticates with a token, a token file re-read when it
+// changes, or as a GitHub App's installation (AppAuth: a JWT signed with
+// the app's key, exchanged for installation tokens that are renewed
+// before they expire); a 401 gets one more try with a fresh token. The
+// credentials go to the API's own scheme and host only, never over plain
+// http to another machine (ValidateAPIURL), and the API of a repository
+// is known only for github.com (APIURLFor). GitHub refusing a report for
+// its credentials is a RefusedError that names the Permission the report
+// needs, counted by the Client (Refusals). The githubtest package is an
+// in-process GitHub API, and GitHub App, for tests of all this.
 //
 // The package deliberately does not read the tracked branch, remember
 // webhook deliveries across restarts (de-duplication is in memory),

@@ -426,6 +426,10 @@ func (q *Queue) dropLocked(e *entry, why dropReason, err error) {
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
+	var re *RefusedError
+	if errors.As(err, &re) {
+		attrs = append(attrs, "status", re.Status, "needs", re.Permission)
+	}
 	q.log.Error("github report dropped", attrs...)
 }
 

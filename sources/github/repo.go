@@ -109,29 +109,9 @@ func webURL(apiURL string) (string, error) {
 // ssh://git@github.com/o/n.git, on any host (GitHub Enterprise too). It
 // reports false for anything else, such as a local path.
 func ParseRepoURL(raw string) (owner, name string, ok bool) {
-	raw = strings.TrimSpace(raw)
-	var path string
-	if i := strings.Index(raw, "://"); i >= 0 {
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			return "", "", false
-		}
-		switch u.Scheme {
-		case "https", "http", "ssh", "git", "git+ssh", "ssh+git":
-		default:
-			return "", "", false
-		}
-		path = u.Path
-	} else {
-		// scp-like: [user@]host:owner/name(.git)
-		hostPart, p, found := strings.Cut(raw, ":")
-		if !found || hostPart == "" || strings.ContainsAny(hostPart, "/\\") || strings.HasPrefix(p, "/") {
-			return "", "", false
-		}
-		if user, host, hasUser := strings.Cut(hostPart, "@"); hasUser && (user == "" || host == "") {
-			return "", "", false
-		}
-		path = p
+	_, path, ok := splitRepoURL(raw)
+	if !ok {
+		return "", "", false
 	}
 	path = strings.TrimSuffix(strings.Trim(path, "/"), ".git")
 	owner, name, found := strings.Cut(path, "/")
@@ -139,6 +119,40 @@ func ParseRepoURL(raw string) (owner, name string, ok bool) {
 		return "", "", false
 	}
 	return owner, name, true
+}
+
+// splitRepoURL splits a clone URL (a URL with a network scheme, or the
+// scp-like [user@]host:path) into its host, lower case and without user
+// or port, and its path. It reports false for anything else, such as a
+// local path or a file:// URL.
+func splitRepoURL(raw string) (host, path string, ok bool) {
+	raw = strings.TrimSpace(raw)
+	if i := strings.Index(raw, "://"); i >= 0 {
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" {
+			return "", "", false
+		}
+		switch u.Scheme {
+		case "https", "http", "ssh", "git", "git+ssh", "ssh+git":
+		default:
+			return "", "", false
+		}
+		return strings.ToLower(u.Hostname()), u.Path, true
+	}
+	// scp-like: [user@]host:owner/name(.git); a one-letter "host" is a
+	// Windows drive.
+	hostPart, p, found := strings.Cut(raw, ":")
+	if !found || len(hostPart) < 2 || strings.ContainsAny(hostPart, "/\\") || strings.HasPrefix(p, "/") {
+		return "", "", false
+	}
+	host = hostPart
+	if user, h, hasUser := strings.Cut(hostPart, "@"); hasUser {
+		if user == "" || h == "" {
+			return "", "", false
+		}
+		host = h
+	}
+	return strings.ToLower(host), p, true
 }
 
 // validName reports whether s can be a GitHub owner or repository name:

@@ -30,7 +30,18 @@ type Status struct {
 	Context     string `json:"context"` // ContextPlan or ContextDeploy
 	State       string `json:"state"`   // StatePending, StateSuccess, StateFailure or StateError
 	Description string `json:"description,omitempty"`
-	TargetURL   string `json:"targetURL,omitempty"`
+	// TargetURL is where the status's "Details" link leads. When it is
+	// empty, LinkPlan or LinkOutcome name one of molt's comments whose
+	// web address becomes the link, found when the status is delivered
+	// (report the comment first); a status whose comment is not there
+	// (yet) goes without a link.
+	TargetURL string `json:"targetURL,omitempty"`
+	// LinkPlan links the plan comment of this pull request.
+	LinkPlan int `json:"linkPlan,omitempty"`
+	// LinkOutcome links the comment of this kind on the status's commit
+	// (see OutcomeMarker), on the first of its pull requests that has
+	// one.
+	LinkOutcome OutcomeKind `json:"linkOutcome,omitempty"`
 }
 
 // Slot is the report's de-duplication slot: a newer pending report in
@@ -83,12 +94,18 @@ func (r Report) Validate() error {
 		return fmt.Errorf("status report: commit and context are required: %w", errInvalidReport)
 	case r.Status != nil && !validState(r.Status.State):
 		return fmt.Errorf("status report: state %q: %w", r.Status.State, errInvalidReport)
-	case r.Outcome != nil && (r.Outcome.SHA == "" || (r.Outcome.Kind != OutcomeSuccess && r.Outcome.Kind != OutcomeFailure && r.Outcome.Kind != OutcomePaused)):
+	case r.Status != nil && (r.Status.LinkPlan < 0 || (r.Status.LinkOutcome != "" && !validKind(r.Status.LinkOutcome))):
+		return fmt.Errorf("status report: link to pull request %d, outcome %q: %w", r.Status.LinkPlan, r.Status.LinkOutcome, errInvalidReport)
+	case r.Outcome != nil && (r.Outcome.SHA == "" || !validKind(r.Outcome.Kind)):
 		return fmt.Errorf("outcome report: commit and kind (success or failure) are required: %w", errInvalidReport)
 	case r.Reply != nil && (r.Reply.PR <= 0 || !validDelivery(r.Reply.Delivery) || r.Reply.Body == ""):
 		return fmt.Errorf("reply report: pull request, delivery id (letters, digits, . _ -) and body are required: %w", errInvalidReport)
 	}
 	return nil
+}
+
+func validKind(k OutcomeKind) bool {
+	return k == OutcomeSuccess || k == OutcomeFailure || k == OutcomePaused
 }
 
 func validState(s string) bool {
@@ -115,6 +132,8 @@ type Reporter interface {
 // opening a revert pull request when the outcome asks for one, and a
 // reply a new comment on its pull request (PostReply). Each step is
 // idempotent, so delivering again after an error posts nothing twice.
+// GitHub refusing the credentials is a *RefusedError that names the
+// permission the report needs, and is counted (see Refusals).
 func (c *Client) Deliver(ctx context.Context, r Report) error {
 	if err := r.Validate(); err != nil {
 		return err
@@ -126,13 +145,20 @@ func (c *Client) Deliver(ctx context.Context, r Report) error {
 			in.Repo = c.repo
 		}
 		_, err := c.UpsertPlanComment(ctx, in.PR, PlanComment(in))
-		return err
+		return c.refused.refusal(err, PermComments)
 	case r.Status != nil:
-		s := r.Status
-		return c.SetStatus(ctx, s.SHA, s.Context, s.State, s.Description, s.TargetURL)
+		s := *r.Status
+		if s.TargetURL == "" {
+			link, err := c.statusLink(ctx, s)
+			if err != nil {
+				return err
+			}
+			s.TargetURL = link
+		}
+		return c.refused.refusal(c.SetStatus(ctx, s.SHA, s.Context, s.State, s.Description, s.TargetURL), PermStatuses)
 	case r.Reply != nil:
 		_, err := c.PostReply(ctx, *r.Reply)
-		return err
+		return c.refused.refusal(err, PermComments)
 	default:
 		return c.deliverOutcome(ctx, *r.Outcome)
 	}
@@ -148,13 +174,44 @@ func (c *Client) deliverOutcome(ctx context.Context, o Outcome) error {
 			return err
 		}
 		if err != nil {
-			c.log.Warn("revert pull request not opened", "commit", shortSHA(o.SHA), "err", err)
+			err = c.refused.refusal(err, PermRevert)
+			attrs := []any{"commit", shortSHA(o.SHA), "err", err}
+			var re *RefusedError
+			if errors.As(err, &re) {
+				attrs = append(attrs, "needs", re.Permission)
+			}
+			c.log.Warn("revert pull request not opened", attrs...)
 			rv.Skipped = "GitHub refused it (" + refusal(err) + ")"
 		}
 		o.Revert = &rv
 	}
 	_, err := c.CommentOutcome(ctx, o.SHA, OutcomeComment(o))
-	return err
+	return c.refused.refusal(err, PermComments)
+}
+
+// statusLink finds the web address of the comment a status links to
+// ("" when it names none, or the comment is not there). An error that
+// will not go away by trying again (the comments may not be read) leaves
+// the status without a link rather than unset.
+func (c *Client) statusLink(ctx context.Context, s Status) (string, error) {
+	var found *gh.IssueComment
+	var err error
+	switch {
+	case s.LinkPlan > 0:
+		found, err = c.findComment(ctx, s.LinkPlan, PlanMarker)
+	case s.LinkOutcome != "":
+		found, err = c.findOutcomeComment(ctx, s.SHA, s.LinkOutcome)
+	default:
+		return "", nil
+	}
+	if err != nil && !Permanent(err) {
+		return "", fmt.Errorf("status %s on %s: find the comment to link: %w", s.Context, shortSHA(s.SHA), err)
+	}
+	if err != nil {
+		c.log.Warn("commit status goes without a link: molt's comment cannot be read", "commit", shortSHA(s.SHA), "context", s.Context, "err", err)
+		return "", nil
+	}
+	return found.GetHTMLURL(), nil
 }
 
 // Permanent reports whether an error of a delivery will not go away by
@@ -167,6 +224,10 @@ func Permanent(err error) bool {
 	var limited *LimitedError
 	if errors.As(err, &limited) {
 		return false
+	}
+	var ae *AppError
+	if errors.As(err, &ae) {
+		return ae.permanent()
 	}
 	var er *gh.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
@@ -218,6 +279,9 @@ type LogReporter struct {
 	Logger *slog.Logger
 	// Repo makes the links of the logged bodies (see NewRepoRef).
 	Repo RepoRef
+	// Why says why nothing is posted, in the records ("github report
+	// not sent: <Why>"); "" means "no token".
+	Why string
 }
 
 var _ Reporter = LogReporter{}
@@ -236,7 +300,10 @@ func (l LogReporter) Deliver(_ context.Context, r Report) error {
 		log.Warn("github report invalid", "err", err)
 		return nil
 	}
-	const msg = "github report not sent: no token"
+	msg := "github report not sent: no token"
+	if l.Why != "" {
+		msg = "github report not sent: " + l.Why
+	}
 	switch {
 	case r.Plan != nil:
 		in := *r.Plan
@@ -247,7 +314,7 @@ func (l LogReporter) Deliver(_ context.Context, r Report) error {
 	case r.Status != nil:
 		s := r.Status
 		log.Info(msg, "report", r, "commit", s.SHA, "context", s.Context, "state", s.State,
-			"description", cutText(s.Description, maxDescription), "target", s.TargetURL)
+			"description", cutText(s.Description, maxDescription), "target", statusTarget(*s))
 	case r.Reply != nil:
 		log.Info(msg, "report", r, "pr", r.Reply.PR, "body", cutText(r.Reply.Body, logBodyMax))
 	default:
@@ -261,4 +328,17 @@ func (l LogReporter) Deliver(_ context.Context, r Report) error {
 		log.Info(msg, "report", r, "commit", o.SHA, "body", cutText(OutcomeComment(o), logBodyMax))
 	}
 	return nil
+}
+
+// statusTarget names where a status links, for logs.
+func statusTarget(s Status) string {
+	switch {
+	case s.TargetURL != "":
+		return s.TargetURL
+	case s.LinkPlan > 0:
+		return "the plan comment of #" + strconv.Itoa(s.LinkPlan)
+	case s.LinkOutcome != "":
+		return "the " + string(s.LinkOutcome) + " comment of " + shortSHA(s.SHA)
+	}
+	return ""
 }

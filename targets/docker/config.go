@@ -2,7 +2,6 @@ package docker
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -36,10 +35,8 @@ func checkSpec(spec targets.Spec) error {
 	case svc.Docker.CPUs < 0:
 		return fmt.Errorf("%w: negative cpus", targets.ErrInvalidSpec)
 	}
-	for k, v := range svc.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return fmt.Errorf("%w: invalid env variable %q", targets.ErrInvalidSpec, k)
-		}
+	if err := targets.CheckEnv(spec); err != nil {
+		return err
 	}
 	seen := make(map[string]string, len(svc.Ports))
 	for name, port := range svc.Ports {
@@ -133,14 +130,11 @@ func stopSeconds(s float64) int {
 }
 
 // containerEnv is the environment of a container of spec on engine: the
-// service's env, then the target's own variables, which win. The image's
+// service's env and the values of its secretEnv, then the target's own variables, which win. The image's
 // env applies beneath it (the engine merges them).
 func containerEnv(engine string, spec targets.Spec) []string {
 	svc := spec.Service
-	env := maps.Clone(svc.Env)
-	if env == nil {
-		env = make(map[string]string)
-	}
+	env := targets.ServiceEnv(spec)
 	targets.InstanceEnv(env, svc.Ports, spec.Labels)
 	env["MOLT_ENGINE"] = engine
 	return targets.EnvList(env)

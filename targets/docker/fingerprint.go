@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
@@ -87,13 +88,34 @@ func fingerprint(cfg *container.Config, host *container.HostConfig, networks []s
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// inspectFingerprint is the fingerprint of a container as inspected.
+// inspectFingerprint is the fingerprint of a container as inspected,
+// leaving out the variables LabelSecretEnv names (as Provision did).
 func inspectFingerprint(c container.InspectResponse, img *imageConfig) string {
 	var networks []string
 	if c.NetworkSettings != nil {
 		networks = slices.Collect(maps.Keys(c.NetworkSettings.Networks))
 	}
-	return fingerprint(c.Config, c.HostConfig, networks, img)
+	cfg := c.Config
+	if cfg != nil {
+		cfg = withoutSecrets(cfg, secretNamesOf(cfg.Labels))
+	}
+	return fingerprint(cfg, c.HostConfig, networks, img)
+}
+
+// withoutSecrets returns cfg without the variables named in secrets in its
+// Env (cfg itself when there are none), so that the configuration hash, a
+// label anyone listing containers can read, is never a digest of a secret
+// (a container's configuration cannot change its environment anyway).
+func withoutSecrets(cfg *container.Config, secrets []string) *container.Config {
+	if len(secrets) == 0 {
+		return cfg
+	}
+	c := *cfg
+	c.Env = slices.DeleteFunc(slices.Clone(cfg.Env), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(secrets, name)
+	})
+	return &c
 }
 
 // imageConfig is what of an image's config the engine fills into a

@@ -3,6 +3,8 @@ package docker
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +36,10 @@ const (
 	// LabelPorts maps port names to container ports (JSON), so that
 	// endpoints can be named from a listing.
 	LabelPorts = "molt.ports"
+	// LabelSecretEnv names the variables of the container's environment
+	// that are secrets (comma-separated, sorted; absent when there are
+	// none), which LabelConfig leaves out. Names only, never a value.
+	LabelSecretEnv = "molt.secret-env"
 )
 
 // labelsOf returns molt's labels of a container, and false when the
@@ -58,7 +64,7 @@ func labelsOf(l map[string]string) (targets.Labels, bool) {
 func containerLabels(spec targets.Spec, engine, imageID, config string) map[string]string {
 	d := spec.Service.Docker
 	ports, _ := json.Marshal(spec.Service.Ports) // a map of ints: cannot fail
-	return map[string]string{
+	labels := map[string]string{
 		LabelFleet:     spec.Labels.Fleet,
 		LabelService:   spec.Labels.Service,
 		LabelSpecHash:  spec.Labels.SpecHash,
@@ -71,6 +77,23 @@ func containerLabels(spec targets.Spec, engine, imageID, config string) map[stri
 		LabelStopGrace: spec.Service.StopGrace.String(),
 		LabelPorts:     string(ports),
 	}
+	if names := secretNames(spec); len(names) > 0 {
+		labels[LabelSecretEnv] = strings.Join(names, ",")
+	}
+	return labels
+}
+
+// secretNames are the names of the service's secretEnv, sorted.
+func secretNames(spec targets.Spec) []string {
+	return slices.Sorted(maps.Keys(spec.Service.SecretEnv))
+}
+
+// secretNamesOf reads LabelSecretEnv.
+func secretNamesOf(l map[string]string) []string {
+	if l[LabelSecretEnv] == "" {
+		return nil
+	}
+	return strings.Split(l[LabelSecretEnv], ",")
 }
 
 // portsOf reads LabelPorts; a missing or broken label gives no ports.

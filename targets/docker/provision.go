@@ -37,6 +37,12 @@ const cleanupTimeout = 30 * time.Second
 // the target cannot run returns an error wrapping targets.ErrInvalidSpec
 // before anything is created.
 //
+// The values of the service's secretEnv (spec.SecretEnv) go into the
+// container's environment, where the engine keeps them (docker inspect
+// shows them: access to the engine is access to them); no label holds one,
+// nor a hash of one (LabelConfig leaves them out, LabelSecretEnv names
+// them), and nothing logs them.
+//
 // A cancelled ctx stops Provision before the container starts; once it has
 // started, the instance is complete and ctx no longer matters. On error
 // nothing is left behind: a container created and not started is removed.
@@ -78,7 +84,7 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	if err := t.networkNames(ctx, e, &req); err != nil {
 		return targets.Instance{}, err
 	}
-	config := fingerprint(req.config, req.host, req.networks, img)
+	config := fingerprint(withoutSecrets(req.config, secretNames(spec)), req.host, req.networks, img)
 	req.config.Labels = containerLabels(spec, e.Name, imageID, config)
 	name, err := containerName(spec.Labels)
 	if err != nil {

@@ -20,8 +20,8 @@ const portQuarantine = time.Minute
 var inherited = []string{"PATH", "HOME"}
 
 // instanceEnv is the whole environment of instance id, sorted: PATH and
-// HOME from molt's environment, then the service's env, then the target's
-// own variables, which win over both.
+// HOME from molt's environment, then the service's env and the values of
+// its secretEnv, then the target's own variables, which win over all.
 func instanceEnv(id string, spec targets.Spec, ports map[string]int) []string {
 	env := make(map[string]string)
 	for _, k := range inherited {
@@ -29,7 +29,7 @@ func instanceEnv(id string, spec targets.Spec, ports map[string]int) []string {
 			env[k] = v
 		}
 	}
-	maps.Copy(env, spec.Service.Env)
+	maps.Copy(env, targets.ServiceEnv(spec))
 	targets.InstanceEnv(env, ports, spec.Labels)
 	env["MOLT_INSTANCE"] = id
 	return targets.EnvList(env)

@@ -34,6 +34,10 @@ import (
 // fails with a plain error, to be retried with a new plan. The store is
 // shared by all instances and is pruned by Retire and PruneArtifacts.
 //
+// Its environment is PATH and HOME, the service's env, the values of its
+// secretEnv (spec.SecretEnv) and molt's own variables; none of it is
+// recorded (instance.json holds no environment) or logged.
+//
 // The process runs in its instance directory, in a session of its own,
 // stdin from /dev/null and stdout and stderr appended to the instance log.
 // The instance directory is assembled under a hidden name and renamed into
@@ -249,10 +253,8 @@ func checkSpec(spec targets.Spec) error {
 	case svc.StopGrace < 0:
 		return fmt.Errorf("%w: negative stop grace", targets.ErrInvalidSpec)
 	}
-	for k, v := range svc.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return fmt.Errorf("%w: invalid env variable %q", targets.ErrInvalidSpec, k)
-		}
+	if err := targets.CheckEnv(spec); err != nil {
+		return err
 	}
 	seen := make(map[string]string, len(svc.Ports))
 	for name := range svc.Ports {

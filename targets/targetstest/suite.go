@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/targets"
 )
 
@@ -27,6 +29,7 @@ func Run(t *testing.T, f Factory) {
 		{"Restart", testRestart},
 		{"Foreign", testForeign},
 		{"Env", testEnv},
+		{"SecretEnv", testSecretEnv},
 		{"InvalidSpec", testInvalidSpec},
 		{"CancelledContext", testCancelled},
 		{"Concurrent", testConcurrent},
@@ -323,6 +326,51 @@ func testEnv(t *testing.T, r *fixture, _ Factory) {
 		if !ok || got != want {
 			t.Errorf("instance sees %s=%q (set: %v), want %q", k, got, ok, want)
 		}
+	}
+}
+
+// testSecretEnv: the values of Spec.SecretEnv reach the instance's
+// environment (over the service's env of other names) and nothing the
+// target returns or lists holds one; a declared secret without a value
+// is an invalid spec, and leaves nothing behind.
+func testSecretEnv(t *testing.T, r *fixture, _ Factory) {
+	version := "v-" + token(3)
+	secret := "s3cr3t-" + token(8) + "\n= ok"
+	spec := r.spec(t, version, map[string]string{"PLAIN": "visible"})
+	svc := *spec.Service
+	svc.SecretEnv = map[string]schema.Secret{"DB_PASSWORD": {File: "/nonexistent/read-by-the-executor"}}
+	spec.Service = &svc
+	spec.SecretEnv = targets.SecretValues{"DB_PASSWORD": secret}
+	inst := r.provision(t, spec)
+	waitAnswer(t, r.h, inst, version)
+	if got, ok := getEnv(t, inst, "DB_PASSWORD"); !ok || got != secret {
+		t.Errorf("instance sees DB_PASSWORD=%q (set: %v), want the secret's value", got, ok)
+	}
+	if got, _ := getEnv(t, inst, "PLAIN"); got != "visible" {
+		t.Errorf("instance sees PLAIN=%q, want %q", got, "visible")
+	}
+	for _, in := range append([]targets.Instance{inst}, r.list(t, r.h.Target)...) {
+		if s := fmt.Sprintf("%+v %#v", in, in); strings.Contains(s, secret) || strings.Contains(s, "s3cr3t-") {
+			t.Errorf("the target returned the secret's value: %s", s)
+		}
+	}
+	if s := fmt.Sprintf("%v %+v %#v %s", spec, spec, spec, spec.SecretEnv); strings.Contains(s, "s3cr3t-") {
+		t.Errorf("a spec prints a secret's value: %s", s)
+	}
+
+	missing := r.spec(t, "v-"+token(3), nil)
+	msvc := *missing.Service
+	msvc.SecretEnv = svc.SecretEnv
+	missing.Service = &msvc
+	bad, err := r.h.Target.Provision(t.Context(), missing)
+	if err == nil {
+		r.retireAtEnd(t, bad.ID)
+	}
+	if !errors.Is(err, targets.ErrInvalidSpec) {
+		t.Errorf("Provision of a service whose secret has no value = %v, want ErrInvalidSpec", err)
+	}
+	if got := r.list(t, r.h.Target); len(got) != 1 {
+		t.Errorf("a failed Provision left %v", ids(got))
 	}
 }
 

@@ -2,6 +2,7 @@ package githubtest
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type Fault struct {
 	// Method limits the fault to requests of that method ("POST", ...);
 	// "" is any request. Other requests pass it by.
 	Method string
+	// Path limits the fault to requests whose path (without /api/v3)
+	// starts with it; "" is any path.
+	Path string
 }
 
 // SecondaryRateLimit is GitHub's answer to too many requests too fast:
@@ -52,7 +56,8 @@ type injected struct {
 	fault Fault
 }
 
-// Inject makes n requests (of f.Method, when set) misbehave as f says.
+// Inject makes n requests (of f.Method and under f.Path, when set)
+// misbehave as f says.
 // Faults are used in the order injected: a request takes the first one
 // left that applies to it. Requests refused for authentication do not
 // use up a fault.
@@ -84,10 +89,10 @@ func (s *Server) ClearFaults() {
 
 // takeFault returns the fault for a request of the method, if any: the
 // first injected fault left that applies to it; s.mu is held.
-func (s *Server) takeFault(method string) (Fault, bool) {
+func (s *Server) takeFault(method, path string) (Fault, bool) {
 	for i := range s.faults {
 		f := &s.faults[i]
-		if f.left <= 0 || (f.fault.Method != "" && f.fault.Method != method) {
+		if f.left <= 0 || (f.fault.Method != "" && f.fault.Method != method) || !strings.HasPrefix(path, f.fault.Path) {
 			continue
 		}
 		f.left--

@@ -43,6 +43,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST "+repo+"/git/refs", s.createRef)
 	mux.HandleFunc("GET "+repo+"/git/commits/{sha}", s.getCommit)
 	mux.HandleFunc("POST "+repo+"/git/commits", s.createCommit)
+	mux.HandleFunc("GET "+repo+"/installation", s.getInstallation)
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.createAccessToken)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { notFound(w) })
 	return mux
 }
@@ -185,7 +187,7 @@ func (s *Server) createComment(w http.ResponseWriter, r *http.Request) {
 	if !checkBody(w, doc, req.Body) {
 		return
 	}
-	c := s.addComment(n, s.tokenUser, *req.Body)
+	c := s.addComment(n, s.author(r), *req.Body)
 	w.Header().Set("Location", fmt.Sprintf("%s/issues/comments/%d", s.repoAPI(), c.ID))
 	writeJSON(w, http.StatusCreated, s.commentJSON(n, c))
 }
@@ -256,7 +258,7 @@ func (s *Server) createStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	s.seq++
 	st := Status{ID: 3_000_000 + s.seq, State: req.State, Context: req.Context,
-		Description: req.Description, TargetURL: req.TargetURL, Created: s.now()}
+		Description: req.Description, TargetURL: req.TargetURL, Creator: s.author(r), Created: s.now()}
 	s.statuses[sha] = append(s.statuses[sha], st)
 	writeJSON(w, http.StatusCreated, s.statusJSON(sha, st))
 }
@@ -370,7 +372,7 @@ func (s *Server) createPull(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := &Pull{Title: req.Title, Body: req.Body, Head: head, Base: req.Base, HeadSHA: headSHA,
-		State: "open", Commits: []string{headSHA}, User: s.tokenUser}
+		State: "open", Commits: []string{headSHA}, User: s.author(r)}
 	s.addPull(p)
 	w.Header().Set("Location", fmt.Sprintf("%s/pulls/%d", s.repoAPI(), p.Number))
 	writeJSON(w, http.StatusCreated, s.pullJSON(p))

@@ -2,6 +2,7 @@ package githubtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,8 +20,9 @@ type Options struct {
 	// Owner and Repo name the one repository served; requests for
 	// another answer 404. Defaults: "octo-org" and "fleet".
 	Owner, Repo string
-	// Token is the only token accepted ("Authorization: Bearer <t>" or
-	// "token <t>"). Default "test-token".
+	// Token is the token accepted ("Authorization: Bearer <t>" or
+	// "token <t>"), besides the installation tokens of App. Default
+	// "test-token".
 	Token string
 	// TokenUser is the login of the token's owner: the author of what it
 	// creates. Default "molt-bot".
@@ -33,6 +35,11 @@ type Options struct {
 	// which is what a client derives from an API URL that is neither
 	// GitHub.com's nor GitHub Enterprise Server's.
 	WebURL string
+	// App, when set, makes the server also a GitHub App installed on the
+	// repository: it answers the app's endpoints for a JWT signed with
+	// the app's key, and accepts the installation tokens it issues (see
+	// App). Token is still accepted.
+	App *App
 }
 
 // Server is an in-process GitHub REST API. Its methods are safe for
@@ -52,6 +59,7 @@ type Server struct {
 	web       string
 	api       string // URL, for the url fields of answers
 	mux       *http.ServeMux
+	app       *App
 
 	mu             sync.Mutex
 	seq            int64
@@ -66,6 +74,7 @@ type Server struct {
 	faults         []injected
 	exhaustedUntil time.Time
 	used           int
+	installTokens  map[string]time.Time // issued installation token → its expiry
 }
 
 // rateLimit is the primary limit the server advertises per hour.
@@ -94,6 +103,8 @@ func newServer(opts Options) *Server {
 		refs:     map[string]string{},
 		commits:  map[string]*Commit{},
 		trees:    map[string]bool{},
+
+		installTokens: map[string]time.Time{},
 	}
 	if s.owner == "" {
 		s.owner = "octo-org"
@@ -112,6 +123,19 @@ func newServer(opts Options) *Server {
 	}
 	if s.web != "" && !strings.HasSuffix(s.web, "/") {
 		s.web += "/"
+	}
+	if opts.App != nil {
+		app := *opts.App
+		if app.InstallationID == 0 {
+			app.InstallationID = 1
+		}
+		if app.Slug == "" {
+			app.Slug = "molt"
+		}
+		if app.TokenTTL == 0 {
+			app.TokenTTL = time.Hour
+		}
+		s.app = &app
 	}
 	s.mux = s.routes()
 	return s
@@ -134,8 +158,9 @@ func (s *Server) Token() string { return s.token }
 
 func (s *Server) now() time.Time { return s.clock() }
 
-// ServeHTTP answers one request: it records it, checks the token, applies
-// an injected fault or the exhausted rate limit if any, then routes it.
+// ServeHTTP answers one request: it records it, checks the credentials,
+// applies an injected fault or the exhausted rate limit if any, then
+// routes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/api/v3")
 	s.mu.Lock()
@@ -143,23 +168,48 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Time: s.now(), Method: r.Method, Path: path, Query: r.URL.RawQuery})
 	s.mu.Unlock()
 	rec := &statusRecorder{ResponseWriter: w}
-	s.serve(rec, r, path)
+	cred := s.serve(rec, r, path)
 	s.mu.Lock()
 	s.requests[i].Status = rec.status
+	s.requests[i].Credential = cred
 	s.mu.Unlock()
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, path string) {
+// serve answers a request; it returns the kind of credential that was
+// accepted ("" when none was).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, path string) string {
 	h := w.Header()
 	h.Set("X-GitHub-Request-Id", fmt.Sprintf("C0DE:%X:%X", s.now().Unix(), len(path)))
 	h.Set("X-GitHub-Media-Type", "github.v3; format=json")
-	if msg, ok := s.authorized(r.Header.Get("Authorization")); !ok {
-		writeError(w, http.StatusUnauthorized, errorJSON{Message: msg, DocumentationURL: "https://docs.github.com/rest"})
-		return
+	header := r.Header.Get("Authorization")
+	var who identity
+	var refusal *errorJSON
+	if s.app != nil && appEndpoint(r.Method, path) {
+		who, refusal = s.authorizeJWT(header)
+	} else {
+		who, refusal = s.authorized(header)
 	}
+	if refusal != nil {
+		writeError(w, http.StatusUnauthorized, *refusal)
+		return ""
+	}
+	if who.credential == CredentialInstallation {
+		if need, ok := s.permissionFor(r.Method, path); !ok {
+			writeError(w, http.StatusForbidden, errorJSON{Message: "Resource not accessible by integration", DocumentationURL: docs + need})
+			return who.credential
+		}
+	}
+	r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
+	s.answer(w, r, path)
+	return who.credential
+}
+
+// answer serves an authenticated request.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, path string) {
+	h := w.Header()
 	s.mu.Lock()
 	now := s.now()
-	fault, faulty := s.takeFault(r.Method)
+	fault, faulty := s.takeFault(r.Method, path)
 	exhausted := now.Before(s.exhaustedUntil)
 	reset := s.exhaustedUntil
 	s.used++
@@ -207,17 +257,59 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, path string) {
 	}
 }
 
-// authorized checks an Authorization header; on refusal it gives
-// GitHub's message.
-func (s *Server) authorized(header string) (string, bool) {
+// Kinds of credentials a Request was made with (Request.Credential).
+const (
+	CredentialToken        = "token"        // Options.Token
+	CredentialInstallation = "installation" // an installation token the App issued
+	CredentialJWT          = "jwt"          // the App's JWT, on the app's endpoints
+)
+
+// identity is who a request was accepted as: the kind of credential, and
+// the login that what it creates is authored by.
+type identity struct {
+	credential string
+	login      string
+}
+
+type identityKey struct{}
+
+// author is the login of the request's credentials.
+func (s *Server) author(r *http.Request) string {
+	if who, ok := r.Context().Value(identityKey{}).(identity); ok && who.login != "" {
+		return who.login
+	}
+	return s.tokenUser
+}
+
+// bearer reads "Bearer <t>" or "token <t>".
+func bearer(header string) (string, bool) {
 	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || (!strings.EqualFold(scheme, "bearer") && !strings.EqualFold(scheme, "token")) {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// authorized checks the Authorization header of a repository endpoint;
+// on refusal it gives GitHub's answer.
+func (s *Server) authorized(header string) (identity, *errorJSON) {
 	if header == "" {
-		return "Requires authentication", false
+		return identity{}, &errorJSON{Message: "Requires authentication", DocumentationURL: docs}
 	}
-	if !ok || (!strings.EqualFold(scheme, "bearer") && !strings.EqualFold(scheme, "token")) || tok != s.token {
-		return "Bad credentials", false
+	tok, ok := bearer(header)
+	if ok && tok == s.token {
+		return identity{credential: CredentialToken, login: s.tokenUser}, nil
 	}
-	return "", true
+	if ok && s.app != nil {
+		s.mu.Lock()
+		expires, issued := s.installTokens[tok]
+		live := issued && s.now().Before(expires)
+		s.mu.Unlock()
+		if live {
+			return identity{credential: CredentialInstallation, login: s.app.Slug + "[bot]"}, nil
+		}
+	}
+	return identity{}, &errorJSON{Message: "Bad credentials", DocumentationURL: docs}
 }
 
 func setRate(h http.Header, remaining int, reset time.Time, used int) {

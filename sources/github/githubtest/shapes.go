@@ -1,6 +1,7 @@
 package githubtest
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -242,7 +243,7 @@ func (s *Server) statusJSON(sha string, st Status) statusJSON {
 		ID:        st.ID, NodeID: nodeID("013:StatusContext", st.ID),
 		State: st.State, Description: strPtr(st.Description), TargetURL: strPtr(st.TargetURL),
 		Context: st.Context, CreatedAt: stamp(st.Created), UpdatedAt: stamp(st.Created),
-		Creator: s.user(s.tokenUser),
+		Creator: s.user(cmp.Or(st.Creator, s.tokenUser)),
 	}
 }
 

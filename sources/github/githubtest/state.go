@@ -26,8 +26,10 @@ type Status struct {
 	State       string
 	Context     string
 	Description string
-	TargetURL   string
-	Created     time.Time
+	// TargetURL is the status's link ("Details" on GitHub), as given.
+	TargetURL string
+	Creator   string // the login of the credentials that set it
+	Created   time.Time
 }
 
 // Pull is a pull request as the server keeps it.
@@ -65,6 +67,10 @@ type Request struct {
 	Path   string // without the /api/v3 prefix and the query
 	Query  string
 	Status int
+	// Credential is the kind of credential the request was accepted
+	// with: CredentialToken, CredentialInstallation or CredentialJWT;
+	// "" when it was refused as unauthenticated (401).
+	Credential string
 }
 
 // Write reports whether the request is one GitHub counts as a write
