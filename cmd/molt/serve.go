@@ -178,7 +178,6 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if client != nil {
 		m.githubRefusals(client)
 	}
-	w.exec.OnPass = rep.onPass
 	// The loop's first reconcile fetches: an unreachable remote at start is
 	// a fault like any other, retried with backoff. Only a bad URL stops here.
 	repo, err := git.Open(ctx, gopts)
@@ -191,17 +190,25 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		prune:  func(ctx context.Context, names []string) error { return pruneRenamed(ctx, w, f.stateDir, names, nil) }}
 	defer func() { src.repo.Close() }()
 	var comments *commentHandler
+	obs := &observers{}
 	loop := &reconciler.Loop{
 		Source: src, Executor: w.exec, Schedule: sched, Logger: log,
 		Timeout: f.timeout, StepGrace: f.stopGrace,
-		OnResult: func(o reconciler.Outcome) { m.observe(o, log); rep.onResult(o); comments.onResult(o) },
+		OnResult: obs.onResult,
 	}
 	var pulls pullFinder
 	if client != nil {
 		pulls = client
 	}
 	comments = newCommentHandler(allow, w.exec.Decisions, pulls, rep.queue, loop.Trigger, log)
-	w.exec.OnPass = func(p reconciler.Plan) { rep.onPass(p); comments.onPass(p) }
+	// What happens goes to every observer, in this order: each pass (one
+	// step of a rollout) and each reconcile's end.
+	obs.onResultDo(func(o reconciler.Outcome) { m.observe(o, log) })
+	obs.onPassDo(rep.onPass)
+	obs.onResultDo(rep.onResult)
+	obs.onPassDo(comments.onPass)
+	obs.onResultDo(comments.onResult)
+	w.exec.OnPass = obs.onPass
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -364,6 +371,29 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 	s.hash, s.err = c.Hash, err
 	s.snap = reconciler.Snapshot{Fleet: d.fleet, Revision: labelRevision(c), Specs: d.specs, Message: c.Message}
 	return s.snap, s.err
+}
+
+// observers fan each pass and each reconcile's outcome out to the parts of
+// serve that follow them (metrics, reports, comments, events, the
+// dashboard). They run on the reconcile's goroutine: each must be quick.
+type observers struct {
+	passes  []func(reconciler.Plan)
+	results []func(reconciler.Outcome)
+}
+
+func (o *observers) onPassDo(f func(reconciler.Plan))      { o.passes = append(o.passes, f) }
+func (o *observers) onResultDo(f func(reconciler.Outcome)) { o.results = append(o.results, f) }
+
+func (o *observers) onPass(p reconciler.Plan) {
+	for _, f := range o.passes {
+		f(p)
+	}
+}
+
+func (o *observers) onResult(out reconciler.Outcome) {
+	for _, f := range o.results {
+		f(out)
+	}
 }
 
 // orDefaultBranch names the branch serve follows, for logs.
