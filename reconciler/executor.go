@@ -72,6 +72,10 @@ type Executor struct {
 	Tick time.Duration
 	// OnPass, when set, is called with every plan before it is carried out.
 	OnPass func(Plan)
+	// OnObserve, when set, is called with the fleet's instances as each
+	// pass of Apply observed them, just before OnPass with that pass's
+	// plan. It must not keep or change the slice.
+	OnObserve func(fleet string, instances []Observed)
 	// Preempt, when set, is asked after every step; true makes Apply
 	// return (Result.Preempted) so that a newer revision can be taken up.
 	// The step in progress is always finished first.
@@ -169,7 +173,8 @@ func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[s
 			if !seen && obs[i].State == targets.Running {
 				var err error
 				if what, err = d.Drift(ctx, obs[i].Instance); err != nil {
-					e.logger().Warn("drift inspection failed", "instance", obs[i].ID, "error", err)
+					e.logger().Warn("drift inspection failed", "fleet", fleet.Name, "service", obs[i].Labels.Service,
+						"revision", obs[i].Labels.Revision, "instance", obs[i].ID, "error", err)
 					continue
 				}
 				drift[obs[i].ID] = what
@@ -318,7 +323,7 @@ func (e *Executor) counts(ctx context.Context, fleet string, traffic map[string]
 func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision string) (Result, error) {
 	start := e.now()
 	var res Result
-	log := e.logger()
+	log := e.logger().With("fleet", fleet.Name, "revision", revision)
 	tick := e.Tick
 	if tick <= 0 {
 		tick = 200 * time.Millisecond
@@ -338,6 +343,9 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			return res, err
 		}
 		res.Plan = plan
+		if e.OnObserve != nil {
+			e.OnObserve(fleet.Name, in.Instances)
+		}
 		if e.OnPass != nil {
 			e.OnPass(plan)
 		}
@@ -372,7 +380,7 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 				continue
 			}
 			fl := Failure{Fleet: fleet.Name, Service: sp.Service, Revision: revision, Hash: sp.To, Reason: sp.Failed, At: e.now()}
-			log.Error("rollout failed; rolling back", "fleet", fleet.Name, "service", sp.Service, "revision", revision, "reason", sp.Failed)
+			log.Error("rollout failed; rolling back", "service", sp.Service, "reason", sp.Failed)
 			if err := e.Revisions.RecordFailure(fl); err != nil {
 				return res, err
 			}
@@ -519,13 +527,14 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 	}
 	if len(drain) > 0 {
 		if err := e.Front.Drain(ctx, drain); err != nil {
-			log.Warn("drain incomplete; retiring anyway", "error", err)
+			log.Warn("drain incomplete; retiring anyway", "revision", plan.Revision, "error", err)
 		}
 	}
 	errs := parallel(ctx, len(retire), func(ctx context.Context, i int) error {
 		r := retire[i]
 		o := byID[r.Instance]
-		log.Info("retire", "service", o.Labels.Service, "instance", r.Instance, "generation", short(r.SpecHash), "reason", r.Reason, "detail", r.Detail)
+		log.Info("retire", "service", o.Labels.Service, "revision", o.Labels.Revision, "instance", r.Instance, "generation", short(r.SpecHash),
+			"reason", r.Reason, "detail", r.Detail)
 		if err := e.Target.Retire(ctx, r.Instance); err != nil {
 			return fmt.Errorf("retire %s: %w", r.Instance, err)
 		}
@@ -545,7 +554,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 			// a crash loop: their replacements back off.
 			if st.exits[svc]++; st.exits[svc] >= 2 {
 				until := st.fail(svc, fmt.Errorf("%d instances exited (%s): crash loop", st.exits[svc], byID[r.Instance].Detail), e.now())
-				log.Warn("instances keep exiting; replacements back off", "service", svc, "retry-at", until)
+				log.Warn("instances keep exiting; replacements back off", "service", svc, "instance", r.Instance, "retry-at", until)
 			}
 		}
 	}
@@ -577,7 +586,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		if err != nil {
 			return err // the targets name the service
 		}
-		log.Info("provision", "service", j.service, "instance", inst.ID, "generation", short(j.d.Hash), "reason", j.p.Reason)
+		log.Info("provision", "service", j.service, "revision", j.d.Revision, "instance", inst.ID, "generation", short(j.d.Hash), "reason", j.p.Reason)
 		mu.Lock()
 		res.Provisioned++
 		res.count(j.service, 1, 0)
@@ -610,7 +619,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 				continue
 			}
 			if st.stalled[j.service] == "" {
-				log.Error("provision stalled: the service stays degraded until a new commit", "service", j.service, "error", err)
+				log.Error("provision stalled: the service stays degraded until a new commit", "service", j.service, "revision", j.d.Revision, "error", err)
 			}
 			st.stalled[j.service] = err.Error()
 		default:
@@ -618,12 +627,12 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 				// Transient errors that never pass are reported, not
 				// retried without end: the next reconcile tries again.
 				msg := fmt.Sprintf("provisioning failed %d times in a row: %v", maxAttempts, err)
-				log.Error("provision keeps failing; giving up for this reconcile", "service", j.service, "error", err)
+				log.Error("provision keeps failing; giving up for this reconcile", "service", j.service, "revision", j.d.Revision, "error", err)
 				st.stalled[j.service] = msg
 				continue
 			}
 			until := st.fail(j.service, err, e.now())
-			log.Warn("provision failed; retrying", "service", j.service, "class", Classify(err), "retry-at", until, "error", err)
+			log.Warn("provision failed; retrying", "service", j.service, "revision", j.d.Revision, "class", Classify(err), "retry-at", until, "error", err)
 		}
 	}
 	return acted || len(jobs) > 0, nil

@@ -194,11 +194,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		if out.Err != nil && ctx.Err() == nil && Classify(out.Err) == Stalling {
 			// Retrying cannot help: the next commit (or poll) tries again.
-			l.log().Error("reconcile stalled until the desired state changes", "reason", reason, "error", out.Err)
+			l.log().Error("reconcile stalled until the desired state changes", "fleet", out.Fleet, "revision", out.Revision, "reason", reason, "error", out.Err)
 			backoff = 0
 		} else if out.Err != nil && ctx.Err() == nil {
 			backoff = min(max(2*backoff, time.Second), maxBackoff)
-			l.log().Warn("reconcile failed; retrying", "reason", reason, "in", backoff, "error", out.Err)
+			l.log().Warn("reconcile failed; retrying", "fleet", out.Fleet, "revision", out.Revision, "reason", reason, "in", backoff, "error", out.Err)
 			retry = time.After(backoff)
 		} else {
 			backoff = 0
@@ -278,7 +278,7 @@ func (l *Loop) reconcile(ctx context.Context, reason string, last *Snapshot, tim
 		}
 		moved, err := mover.Moved(rctx, snap.Revision)
 		if err != nil {
-			l.log().Debug("cannot tell whether the branch moved; carrying on", "error", err)
+			l.log().Debug("cannot tell whether the branch moved; carrying on", "fleet", snap.Fleet.Name, "revision", snap.Revision, "error", err)
 		}
 		return moved
 	}

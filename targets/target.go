@@ -101,3 +101,53 @@ type Resolver interface {
 type DriftInspector interface {
 	Drift(ctx context.Context, inst Instance) (string, error)
 }
+
+// LogReader is implemented by targets that keep their instances' output
+// (stdout and stderr), for a bounded time after an instance is retired too,
+// so that the log of a failed canary can still be read. The reconciler
+// never uses it: it is for the people operating the fleet (molt logs).
+type LogReader interface {
+	// LogInstances returns the instances whose logs the target holds: the
+	// live ones (as List sees them) and the retired ones whose logs are
+	// still kept (Retired set). It has no side effects.
+	LogInstances(ctx context.Context) ([]LogInstance, error)
+	// Logs calls emit with each line of the log of instance id, oldest
+	// first, as opts select. Without opts.Follow it returns once the lines
+	// kept so far are out; with it, it waits for more until ctx ends (then
+	// it returns nil) or the instance is gone. An error from emit stops it
+	// and is returned. An id whose log the target does not hold is an
+	// error matching ErrNoLog.
+	Logs(ctx context.Context, id string, opts LogOptions, emit func(LogLine) error) error
+}
+
+// ErrNoLog says that a target holds no log for an instance id.
+var ErrNoLog = errors.New("no log kept for this instance")
+
+// LogInstance is an instance whose log a target holds.
+type LogInstance struct {
+	ID     string
+	Labels Labels
+	// Retired is when the instance was retired; zero while it lives.
+	// Expires is when its kept log goes (zero while it lives).
+	Retired, Expires time.Time
+}
+
+// LogOptions select the lines of a log.
+type LogOptions struct {
+	// Since keeps the lines written at or after it; zero keeps all. A
+	// target that does not time each line documents its granularity.
+	Since time.Time
+	// Tail keeps only the last Tail lines (of those Since keeps); zero
+	// or less keeps all.
+	Tail int
+	// Follow waits for new lines (see LogReader.Logs).
+	Follow bool
+}
+
+// LogLine is one line of an instance's output, without its newline.
+type LogLine struct {
+	// Time is when the line was written, zero when the target does not
+	// know it.
+	Time time.Time
+	Text string
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
+	"github.com/molt-dev/molt/sources/git"
+	"github.com/molt-dev/molt/sources/github"
 	"github.com/spf13/cobra"
 )
 
@@ -85,12 +87,28 @@ is {"error": {"message", "exitCode"}}.`,
 			if text && isTerminal(e.stdout) {
 				w.exec.OnPass = progress(e)
 			}
+			// The history (molt history, serve's events) hears of this apply too.
+			events, err := openEvents(stateDir, log)
+			if err != nil {
+				return err
+			}
+			rec := newEventRecorder(events, github.RepoRef{}, func(rev string) (git.Commit, bool) { return d.commit, sha(rev) == d.commit.Hash })
+			show := w.exec.OnPass
+			w.exec.OnPass = func(p reconciler.Plan) {
+				rec.onPass(p)
+				if show != nil {
+					show(p)
+				}
+			}
+			began := time.Now()
 			if text {
 				fmt.Fprintf(e.stdout, "applying %s (fleet %s)\n", d.commit.Revision(), d.fleet.Name)
 			}
 			actx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			res, err := w.exec.Apply(actx, d.fleet, d.revision)
+			rec.onResult(reconciler.Outcome{Reason: "apply", Fleet: d.fleet.Name, Revision: d.revision, Message: d.commit.Message,
+				Result: res, Err: err, Started: began, Finished: time.Now()})
 			if err != nil {
 				return err
 			}

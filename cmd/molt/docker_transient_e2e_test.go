@@ -108,7 +108,7 @@ services: web: {
 	apply := func() (stdout, stderr string, err error) {
 		var o, e bytes.Buffer
 		c := exec.Command("molt", "apply", "--repo", repo, "--state-dir", state,
-			"--docker-engine", engineFlag, "--timeout", "3m")
+			"--docker-engine", engineFlag, "--timeout", "3m", "--log-format", "text")
 		c.Stdout, c.Stderr = &o, &e
 		err = c.Run()
 		return o.String(), e.String(), err

@@ -99,11 +99,15 @@ type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
 
-// env holds the standard streams of one run of the program.
+// env holds the standard streams of one run of the program, and how it
+// logs.
 type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// logFormat is --log-format: "text", "json", or "" for text when
+	// stderr is a terminal and JSON otherwise.
+	logFormat string
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -135,11 +139,16 @@ Environment:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.Version = version
 	root.SetVersionTemplate(versionLine() + "\n")
+	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "",
+		"`text` or json: how log lines are written on stderr (default: text when stderr is a terminal, json otherwise)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if f := cmd.Flags().Lookup("log-level"); f != nil {
 			if _, err := parseLevel(f.Value.String()); err != nil {
 				return err
 			}
+		}
+		if _, err := parseLogFormat(e.logFormat); err != nil {
+			return err
 		}
 		return nil
 	}
@@ -154,6 +163,9 @@ Environment:
 		newServeCmd(e),
 		newDecideCmd(e, reconciler.ActionPromote),
 		newDecideCmd(e, reconciler.ActionAbort),
+		newLogsCmd(e),
+		newStatusCmd(e),
+		newHistoryCmd(e),
 	)
 	usageArgs(root)
 	return root

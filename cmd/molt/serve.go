@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +27,7 @@ type serveFlags struct {
 	branch             string
 	stateDir           string
 	listen             string
+	webhookListen      string
 	poll               string
 	webhookSecretFile  string
 	genericTokenFile   string
@@ -41,6 +41,7 @@ type serveFlags struct {
 	githubRevertPR     bool
 	githubAllow        []string
 	dockerEngines      []string
+	notifyURLs         []string // see notify.go
 
 	// A GitHub App instead of a token, and where statuses link (see
 	// github_setup.go).
@@ -78,7 +79,15 @@ is retried with backoff. SIGTERM lets the step in progress finish and exits;
 the instances and the router keep running.
 
 Endpoints: GET /healthz (alive), GET /readyz (fetched once, not stuck),
-GET /metrics (Prometheus).`,
+GET /metrics (Prometheus: reconciles, rollouts, instances by generation
+and health, revisions, fetches, webhooks, the GitHub queue, and the
+router's requests by service, generation and status class with their
+latency, which serve reads from the router at each scrape: the router
+serves no metrics of its own; see the README's Metrics), GET /api/v1/status
+(what runs and rolls out, as molt status -o json prints it), GET
+/api/v1/events?limit=N (the newest events, as molt history -o json; kept in
+the state directory, bounded). With --webhook-listen the webhooks (POST
+/hooks/*) are served there only, so that --listen can stay private.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return serve(cmd.Context(), e, f) },
 	}
@@ -87,7 +96,8 @@ GET /metrics (Prometheus).`,
 	fl.StringVar(&f.branch, "branch", "", "the branch to deploy (default: the remote's default branch, followed if it changes)")
 	fl.StringVar(&f.src.path, "path", ".", "sub-directory of the repository that holds the fleet")
 	fl.StringVar(&f.stateDir, "state-dir", stateDirDefault(), "molt's state directory")
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address of the HTTP endpoints (webhooks, health, metrics)")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address of the HTTP endpoints (API, dashboard, metrics, health; the webhooks too unless --webhook-listen)")
+	fl.StringVar(&f.webhookListen, "webhook-listen", "", "a separate, public address for the webhooks (POST /hooks/* only), so that --listen can stay private")
 	fl.StringVar(&f.poll, "poll", "@every 30s", "poll schedule (robfig/cron: a 5-field spec or @every DURATION)")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the GitHub webhook secret (or MOLT_WEBHOOK_SECRET)")
 	fl.StringVar(&f.genericTokenFile, "generic-token-file", "", "file holding the bearer token of /hooks/generic (or MOLT_GENERIC_TOKEN)")
@@ -102,6 +112,7 @@ GET /metrics (Prometheus).`,
 	fl.BoolVar(&f.githubRevertPR, "github-revert-pr", false, "after an automatic rollback, open a pull request that reverts the failed commit")
 	fl.StringSliceVar(&f.githubAllow, "github-allow", nil, "the GitHub users (`LOGIN[,LOGIN...]`, without regard to case) who may /molt promote and /molt abort in pull-request comments (repeatable)")
 	registerDocker(fl, &f.dockerEngines)
+	fl.StringArrayVar(&f.notifyURLs, "notify-url", nil, "post every event to this URL as JSON, or as a Slack message for hooks.slack.com or a slack+https:// URL; retried until delivered, in order (repeatable)")
 	fl.Int64Var(&f.maxBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
 	fl.DurationVar(&f.timeout, "reconcile-timeout", 15*time.Minute, "bound on one reconcile")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", time.Minute, "bound on one fetch of the repository")
@@ -178,6 +189,8 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if client != nil {
 		m.githubRefusals(client)
 	}
+	m.githubQueue(rep.queue)
+	m.routerCounts(w.router)
 	// The loop's first reconcile fetches: an unreachable remote at start is
 	// a fault like any other, retried with backoff. Only a bad URL stops here.
 	repo, err := git.Open(ctx, gopts)
@@ -203,14 +216,62 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	comments = newCommentHandler(allow, w.exec.Decisions, pulls, rep.queue, loop.Trigger, log)
 	// What happens goes to every observer, in this order: each pass (one
 	// step of a rollout) and each reconcile's end.
+	w.exec.OnObserve = m.onObserve
+	obs.onPassDo(m.onPass)
 	obs.onResultDo(func(o reconciler.Outcome) { m.observe(o, log) })
 	obs.onPassDo(rep.onPass)
 	obs.onResultDo(rep.onResult)
 	obs.onPassDo(comments.onPass)
 	obs.onResultDo(comments.onResult)
+	// The event history and the status board (see events.go, status.go).
+	events, err := openEvents(f.stateDir, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	notify, err := newNotifier(f.notifyURLs, f.stateDir, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	events.subscribe(notify.enqueue)
+	rec := newEventRecorder(events, rep.repo, func(rev string) (git.Commit, bool) {
+		c, err := src.repo.Resolve(ctx, sha(rev)) // the cache only, on the reconcile's goroutine as src is
+		return c, err == nil
+	})
+	board := newStatusBoard(w, events, boardOptions{source: repo.URL(), branch: f.branch, repo: rep.repo, log: log})
+	obs.onPassDo(rec.onPass)
+	obs.onResultDo(rec.onResult)
+	obs.onPassDo(func(p reconciler.Plan) {
+		var spec *schema.Fleet
+		if src.snap.Revision == p.Revision { // src is only touched on the reconcile's goroutine, as here
+			spec = src.snap.Fleet
+		}
+		board.onPass(p, spec)
+	})
+	obs.onResultDo(board.onResult)
 	w.exec.OnPass = obs.onPass
 
 	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/status", board)
+	mux.Handle("GET /api/v1/events", events)
+	// The dashboard (dashboard.go): the page and its live stream, woken
+	// after each pass and each event.
+	dash, err := newDashboard(board, events, log, dashboardOptions{})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	board.subscribe(dash.notify)
+	events.subscribe(func(apiEvent) { dash.notify() })
+	mux.Handle("GET /{$}", dash)
+	mux.Handle("GET /api/v1/stream", dash.stream())
+	// The webhooks go on --listen, or alone on --webhook-listen.
+	hooks := mux
+	separate := f.webhookListen != "" && f.webhookListen != f.listen
+	if separate {
+		hooks = http.NewServeMux()
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		st := loop.Status()
@@ -237,8 +298,8 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			ln.Close()
 			return err
 		}
-		m.webhookCounts("github", recv.Counts)
-		mux.Handle("POST /hooks/github", recv)
+		m.webhookCounts("github", recv.EventCounts)
+		hooks.Handle("POST /hooks/github", recv)
 	} else {
 		log.Warn("no webhook secret: /hooks/github is disabled (set --webhook-secret-file or MOLT_WEBHOOK_SECRET)")
 	}
@@ -249,9 +310,10 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			ln.Close()
 			return err
 		}
-		mux.Handle("POST /hooks/generic", gen)
+		hooks.Handle("POST /hooks/generic", gen)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	srv.RegisterOnShutdown(dash.close) // the dashboard's streams never go idle by themselves
 	propts := gopts
 	propts.CacheDir = filepath.Join(f.stateDir, "git-pr")
 	prRepo, err := git.Open(ctx, propts)
@@ -275,6 +337,15 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		defer wg.Done()
 		rep.runPullRequests(bg, &prPlanner{repo: prRepo, path: f.src.path, world: w, log: log})
 	}()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		notify.run(bg) // the queue is persisted too
+	}()
+	go func() {
+		defer wg.Done()
+		w.process.RunLogRotation(bg, 10*time.Second)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -282,6 +353,27 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			log.Error("http server", "error", err)
 		}
 	}()
+	hookSrv := &http.Server{Handler: hooks, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	if separate {
+		hln, err := net.Listen("tcp", f.webhookListen)
+		if err != nil {
+			stopBG()
+			_ = srv.Close()
+			wg.Wait()
+			return fmt.Errorf("webhook listen: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hookSrv.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("webhook http server", "error", err)
+			}
+		}()
+		log.Info("webhooks on their own listener", "webhook-listen", hln.Addr().String(), "listen", ln.Addr().String())
+		fmt.Fprintf(e.stdout, "molt serve: webhooks on %s\n", hln.Addr())
+	} else {
+		log.Info("the webhooks and the API, dashboard and metrics share one listener (--webhook-listen separates them)", "listen", ln.Addr().String())
+	}
 	log.Info("serving", "repo", repo.URL(), "branch", orDefaultBranch(f.branch), "listen", ln.Addr().String(), "poll", f.poll)
 	fmt.Fprintf(e.stdout, "molt serve: listening on %s\n", ln.Addr())
 
@@ -290,6 +382,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	_ = hookSrv.Shutdown(sctx)
 	stopBG() // the queue is persisted: what is pending goes out after a restart
 	wg.Wait()
 	log.Info("stopped; instances and the router keep running")
@@ -336,10 +429,11 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 		s.repo = repo
 	}
 	fctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
+	began := time.Now()
 	_, err := s.repo.Fetch(fctx)
 	cancel()
+	s.metrics.fetched(time.Since(began), err)
 	if err != nil {
-		s.metrics.fetchErrors.Inc()
 		return reconciler.Snapshot{}, fmt.Errorf("fetch %s: %w", s.repo.URL(), err)
 	}
 	c, err := s.repo.Resolve(ctx, s.branch)
@@ -433,7 +527,10 @@ func (s *gitSource) Moved(ctx context.Context, revision string) (bool, error) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
 	defer cancel()
-	if _, err := s.repo.Fetch(fctx); err != nil {
+	began := time.Now()
+	_, err := s.repo.Fetch(fctx)
+	s.metrics.fetched(time.Since(began), err)
+	if err != nil {
 		return false, err
 	}
 	c, err := s.repo.Resolve(ctx, s.branch)
@@ -441,77 +538,4 @@ func (s *gitSource) Moved(ctx context.Context, revision string) (bool, error) {
 		return false, missingBranch(err, s.branch, s.repo.URL())
 	}
 	return c.Hash != sha(revision), nil
-}
-
-// serveMetrics are the Prometheus metrics of molt serve, on their own
-// registry. Labels are bounded: never an instance id or a revision.
-type serveMetrics struct {
-	reg         *prometheus.Registry
-	reconciles  *prometheus.CounterVec
-	fetchErrors prometheus.Counter
-	provisioned prometheus.Counter
-	retired     prometheus.Counter
-}
-
-func newServeMetrics(reg *prometheus.Registry) *serveMetrics {
-	m := &serveMetrics{
-		reg: reg,
-		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molt_reconciles_total",
-			Help: "Reconciles by result (converged, preempted, failed, error)."}, []string{"result"}),
-		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_fetch_errors_total",
-			Help: "Fetches of the repository that failed."}),
-		provisioned: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_instances_provisioned_total",
-			Help: "Instances provisioned."}),
-		retired: prometheus.NewCounter(prometheus.CounterOpts{Name: "molt_instances_retired_total",
-			Help: "Instances retired."}),
-	}
-	reg.MustRegister(m.reconciles, m.fetchErrors, m.provisioned, m.retired)
-	return m
-}
-
-// webhookCounts exports a receiver's delivery counts, one series per outcome.
-func (m *serveMetrics) webhookCounts(hook string, counts func() github.Counts) {
-	outcomes := map[string]func(github.Counts) int64{
-		"accepted":      func(c github.Counts) int64 { return c.Accepted },
-		"ignored":       func(c github.Counts) int64 { return c.Ignored },
-		"bad_signature": func(c github.Counts) int64 { return c.BadSignature },
-		"too_large":     func(c github.Counts) int64 { return c.TooLarge },
-		"malformed":     func(c github.Counts) int64 { return c.Malformed },
-		"duplicate":     func(c github.Counts) int64 { return c.Duplicate },
-	}
-	for outcome, pick := range outcomes {
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "molt_webhook_deliveries_total", Help: "Webhook deliveries by hook and outcome.",
-			ConstLabels: prometheus.Labels{"hook": hook, "outcome": outcome},
-		}, func() float64 { return float64(pick(counts())) }))
-	}
-}
-
-func (m *serveMetrics) observe(o reconciler.Outcome, log *slog.Logger) {
-	result := "converged"
-	switch {
-	case o.Err != nil:
-		result = "error"
-	case len(o.Result.Failures) > 0:
-		result = "failed"
-	case o.Result.Preempted:
-		result = "preempted"
-	case len(o.Result.Degraded) > 0:
-		result = "degraded"
-	case len(o.Result.Paused) > 0:
-		result = "paused"
-	case !o.Result.Converged:
-		result = "idle"
-	}
-	m.reconciles.WithLabelValues(result).Inc()
-	m.provisioned.Add(float64(o.Result.Provisioned))
-	m.retired.Add(float64(o.Result.Retired))
-	for _, sp := range o.Result.Degraded {
-		log.Warn("service degraded", "fleet", o.Fleet, "service", sp.Service, "reason", sp.DegradedReason,
-			"healthy", sp.Healthy, "replicas", sp.Replicas, "detail", sp.Degraded)
-	}
-	if o.Result.Provisioned+o.Result.Retired > 0 || len(o.Result.Failures) > 0 {
-		log.Info("reconciled", "reason", o.Reason, "revision", o.Revision, "result", result,
-			"provisioned", o.Result.Provisioned, "retired", o.Result.Retired, "took", o.Finished.Sub(o.Started).Round(time.Millisecond))
-	}
 }

@@ -113,7 +113,7 @@ func startServe(t *testing.T, repoURL, state, poll string, extra ...string) *ser
 	// --branch main unless the test says otherwise ("--branch=" follows
 	// the remote's default branch).
 	args := append([]string{"serve", "--repo", repoURL, "--branch", "main", "--state-dir", state,
-		"--listen", s.listen, "--poll", poll, "--log-level", "debug"}, extra...)
+		"--listen", s.listen, "--poll", poll, "--log-level", "debug", "--log-format", "text"}, extra...)
 	s.cmd = exec.Command("molt", args...)
 	s.cmd.Env = append(os.Environ(), "MOLT_WEBHOOK_SECRET="+s.secret)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

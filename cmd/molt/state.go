@@ -17,13 +17,38 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// logger returns a text logger on stderr at the given level.
+// logger returns a logger on stderr at the given level, in the format of
+// --log-format: text or JSON (one object a line), by default text on a
+// terminal and JSON otherwise.
 func logger(e *env, level string) *slog.Logger {
 	l, err := parseLevel(level)
 	if err != nil {
 		l = slog.LevelInfo // checked before any command runs
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l}))
+	format, err := parseLogFormat(e.logFormat)
+	if err != nil {
+		format = "text" // checked before any command runs
+	}
+	if format == "" {
+		format = "json"
+		if isTerminal(e.stderr) {
+			format = "text"
+		}
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, opts))
+}
+
+// parseLogFormat validates a --log-format value ("" is the default).
+func parseLogFormat(format string) (string, error) {
+	switch format {
+	case "", "text", "json":
+		return format, nil
+	}
+	return "", &usageError{fmt.Errorf("--log-format %q: want text or json", format)}
 }
 
 // lockState takes the state directory's lock so that only one molt acts on
@@ -125,6 +150,7 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 		Decisions: reconciler.NewDecisions(abs, log),
 		Logger:    log,
 	}
+	keepDockerLogs(w, abs) // the last log of a retired container stays readable (molt logs), whoever retires it
 	return w, nil
 }
 

@@ -110,7 +110,7 @@ type Receiver struct {
 	onPullRequest func(Event)
 	onComment     func(Event)
 	log           *slog.Logger
-	counts        counters
+	counts        eventCounters
 }
 
 var _ http.Handler = (*Receiver)(nil)
@@ -146,7 +146,13 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 }
 
 // Counts returns how many deliveries were answered so far, by outcome.
-func (r *Receiver) Counts() Counts { return r.counts.snapshot() }
+func (r *Receiver) Counts() Counts { return r.counts.total() }
+
+// EventCounts returns how many deliveries were answered so far, by event
+// (every name of Events, with zeros) and outcome. A delivery refused
+// before its signature is verified counts as "other": its event header
+// cannot be trusted.
+func (r *Receiver) EventCounts() map[string]Counts { return r.counts.byEvent() }
 
 // ServeHTTP answers one delivery:
 //
@@ -169,40 +175,40 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		r.refuse(w, log, outMalformed, http.StatusMethodNotAllowed, "method "+printable(req.Method)+" not allowed")
+		r.refuse(w, unverified, log, outMalformed, http.StatusMethodNotAllowed, "method "+printable(req.Method)+" not allowed")
 		return
 	}
 	body, err := readBody(w, req, r.maxBody)
 	if err != nil {
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			r.refuse(w, log, outTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", r.maxBody))
+			r.refuse(w, unverified, log, outTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", r.maxBody))
 			return
 		}
-		r.refuse(w, log, outMalformed, http.StatusBadRequest, "reading body: "+err.Error())
+		r.refuse(w, unverified, log, outMalformed, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
 	if err := verifySignature(r.secret, body, req.Header.Get("X-Hub-Signature-256")); err != nil {
-		r.refuse(w, log.With("remote", req.RemoteAddr), outBadSignature, http.StatusUnauthorized, err.Error())
+		r.refuse(w, unverified, log.With("remote", req.RemoteAddr), outBadSignature, http.StatusUnauthorized, err.Error())
 		return
 	}
 	name := req.Header.Get("X-GitHub-Event")
 	if name == "" || delivery == "" || len(delivery) > maxDeliveryLen {
-		r.refuse(w, log, outMalformed, http.StatusBadRequest, "missing or invalid X-GitHub-Event or X-GitHub-Delivery header")
+		r.refuse(w, eventIndex(name), log, outMalformed, http.StatusBadRequest, "missing or invalid X-GitHub-Event or X-GitHub-Delivery header")
 		return
 	}
 	payload, status, err := payloadOf(req.Header.Get("Content-Type"), body)
 	if err != nil {
-		r.refuse(w, log, outMalformed, status, err.Error())
+		r.refuse(w, eventIndex(name), log, outMalformed, status, err.Error())
 		return
 	}
 	ev, err := parseEvent(name, delivery, payload)
 	if err != nil {
-		r.refuse(w, log, outMalformed, http.StatusBadRequest, err.Error())
+		r.refuse(w, eventIndex(name), log, outMalformed, http.StatusBadRequest, err.Error())
 		return
 	}
 	d := r.scope.decide(ev)
 	if !r.seen.add(delivery) {
-		r.counts[outDuplicate].Add(1)
+		r.counts.add(eventIndex(name), outDuplicate)
 		log.Info("webhook delivery already answered", "outcome", outDuplicate)
 		reply(w, http.StatusOK, "duplicate delivery")
 		return
@@ -214,11 +220,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // act counts and logs a decision and calls its callback.
 func (r *Receiver) act(log *slog.Logger, ev Event, d decision) {
 	if d.ignored {
-		r.counts[outIgnored].Add(1)
+		r.counts.add(eventIndex(ev.Name), outIgnored)
 		log.Debug("webhook delivery ignored", "outcome", outIgnored, "why", d.message)
 		return
 	}
-	r.counts[outAccepted].Add(1)
+	r.counts.add(eventIndex(ev.Name), outAccepted)
 	log.Info("webhook delivery accepted", "outcome", outAccepted, "what", ev)
 	if ev.Kind == KindPing && ev.Repo != "" && !r.scope.ours(ev.Repo) {
 		log.Warn("webhook ping from another repository: its pushes will be ignored", "repo", ev.Repo, "serving", r.scope.repo)
@@ -233,8 +239,12 @@ func (r *Receiver) act(log *slog.Logger, ev Event, d decision) {
 	}
 }
 
-func (r *Receiver) refuse(w http.ResponseWriter, log *slog.Logger, o outcome, status int, msg string) {
-	r.counts[o].Add(1)
+// unverified is the event index of a delivery refused before its
+// signature is verified: its X-GitHub-Event header is not trusted.
+const unverified = len(Events) - 1
+
+func (r *Receiver) refuse(w http.ResponseWriter, ev int, log *slog.Logger, o outcome, status int, msg string) {
+	r.counts.add(ev, o)
 	log.Warn("webhook delivery refused", "outcome", o, "status", status, "why", msg)
 	reply(w, status, msg)
 }

@@ -461,6 +461,18 @@ func TestReceiverDuplicateDelivery(t *testing.T) {
 	if diff := cmp.Diff(want, r.Counts()); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
 	}
+	// By event: a delivery refused before its signature is verified is
+	// "other", whatever its header says; every event is listed.
+	wantByEvent := map[string]Counts{
+		"push":          {Accepted: 2, Malformed: 1, Duplicate: 1},
+		"ping":          {Duplicate: 1},
+		"pull_request":  {},
+		"issue_comment": {},
+		"other":         {BadSignature: 2},
+	}
+	if diff := cmp.Diff(wantByEvent, r.EventCounts()); diff != "" {
+		t.Errorf("counts by event (-want +got):\n%s", diff)
+	}
 }
 
 func TestReceiverForgetsOldDeliveries(t *testing.T) {

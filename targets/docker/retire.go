@@ -16,7 +16,9 @@ var ErrNotMolt = errors.New("not a molt container")
 
 // Retire stops the container of instance id (SIGTERM, or the image's stop
 // signal, then SIGKILL after the service's stop grace, as recorded in
-// LabelStopGrace) and removes it with its anonymous volumes.
+// LabelStopGrace) and removes it with its anonymous volumes. With a log
+// directory (SetLogDir) it first copies the last of the container's log
+// there (see Logs).
 //
 // An id without a "/" names no container of this target, and a container
 // that is already gone is fine: both return nil. A container without
@@ -41,6 +43,9 @@ func (t *Target) retire(ctx context.Context, id string) error {
 		if err != nil && !notFound(err) {
 			return fmt.Errorf("stop container on engine %s: %w", e.Name, err)
 		}
+	}
+	if l, ok := labelsOf(c.Config.Labels); ok {
+		t.keepLog(ctx, e, id, c.ID, l) // (with SetLogDir only)
 	}
 	_, err = e.api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !notFound(err) && !removing(err) {

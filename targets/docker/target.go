@@ -19,6 +19,7 @@ var (
 	_ targets.Target         = (*Target)(nil)
 	_ targets.Resolver       = (*Target)(nil)
 	_ targets.DriftInspector = (*Target)(nil)
+	_ targets.LogReader      = (*Target)(nil)
 )
 
 // Target runs instances as containers on its engines. Its methods are safe
@@ -29,8 +30,10 @@ type Target struct {
 	log     *slog.Logger
 	timeout time.Duration
 
-	mu      sync.Mutex
-	pending map[placement]int // provisions in flight, not listed yet
+	mu       sync.Mutex
+	pending  map[placement]int // provisions in flight, not listed yet
+	logDir   string            // see SetLogDir
+	keepLogs time.Duration
 }
 
 // engine is one configured engine and its API client.

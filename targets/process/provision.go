@@ -106,6 +106,9 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 		return targets.Instance{}, err
 	}
 	t.track(id, cmd)
+	if _, err := t.rotateAll(ctx); err != nil {
+		t.log.Warn("cannot rotate instance logs", "err", err)
+	}
 	t.log.Info("provisioned instance", "instance", id, "service", spec.Labels.Service,
 		"pid", rec.PID, "ports", ports, "sha256", digest)
 	return targets.Instance{

@@ -18,10 +18,12 @@ const (
 	killWait = 10 * time.Second
 )
 
-// Retire stops instance id and removes its directory, log included (copy
-// the log first if it matters). Then it prunes the artifact store (see
-// PruneArtifacts), so that an executable no instance runs any more goes
-// too; a failed prune is logged, not returned.
+// Retire stops instance id and removes its directory, but for its log,
+// which it keeps in Dir/.logs/<id> for Options.KeepLogs (see Logs). Then
+// it prunes the artifact store (see PruneArtifacts), so that an executable
+// no instance runs any more goes too, rotates the logs over their cap and
+// prunes the expired kept logs (see RotateLogs); a failed prune is
+// logged, not returned.
 //
 // It sends SIGTERM to the instance's process group, waits up to the
 // recorded stop grace for the group to end, then sends SIGKILL. The group
@@ -64,12 +66,16 @@ func (t *Target) Retire(ctx context.Context, id string) error {
 		return fmt.Errorf("retire %s: %w", id, err)
 	}
 	t.forget(id)
+	t.keepLog(tomb, rec)
 	if err := os.RemoveAll(tomb); err != nil {
 		return fmt.Errorf("retire %s: %w", id, err)
 	}
 	t.log.Info("retired instance", "instance", id, "service", rec.Labels.Service, "stop", how)
 	if _, err := t.PruneArtifacts(ctx); err != nil {
 		t.log.Warn("cannot prune the artifact store", "err", err)
+	}
+	if _, err := t.RotateLogs(ctx); err != nil {
+		t.log.Warn("cannot rotate instance logs", "err", err)
 	}
 	return nil
 }

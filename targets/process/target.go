@@ -6,6 +6,9 @@
 //	                         start time, ports, stop grace, boot id (written
 //	                         atomically)
 //	Dir/<id>/log             the process's stdout and stderr, appended
+//	                         (rotated into log.1 past Options.LogMaxSize)
+//	Dir/.logs/<id>/          the log of a retired instance, kept for
+//	                         Options.KeepLogs (see "Instance logs" in logs.go)
 //
 // What an instance runs is pinned by content. Resolve hashes the
 // executable the service's command names (SHA-256) when the plan is made,
@@ -82,6 +85,14 @@ type Options struct {
 	// when the file at its path changed since. Zero means an hour; a
 	// negative value prunes at once.
 	KeepArtifacts time.Duration
+	// LogMaxSize is the size past which an instance's log is rotated
+	// (copy-truncate into log.1, see RotateLogs): an instance keeps about
+	// twice that. Zero means 10 MiB; a negative value never rotates.
+	LogMaxSize int64
+	// KeepLogs is how long the log of a retired instance is kept (in
+	// Dir/.logs), so that the log of a failed canary can still be read.
+	// Zero means an hour; a negative value keeps none.
+	KeepLogs time.Duration
 }
 
 // Validate reports whether the options can build a Target.
@@ -108,6 +119,8 @@ type Target struct {
 	bootID    string
 	now       func() time.Time
 	keep      time.Duration // see Options.KeepArtifacts
+	logMax    int64         // see Options.LogMaxSize
+	keepLogs  time.Duration // see Options.KeepLogs
 
 	// store is held for reading by a provision from the moment it ensured
 	// its artifact until the instance record naming it is in place, and
@@ -165,6 +178,8 @@ func New(opts Options) (*Target, error) {
 		bootID:    boot,
 		now:       time.Now,
 		keep:      keepOf(opts.KeepArtifacts),
+		logMax:    logMaxOf(opts.LogMaxSize),
+		keepLogs:  keepOf(opts.KeepLogs),
 		digests:   make(map[string]cachedDigest),
 		recent:    make(map[int]time.Time),
 		reapers:   make(map[string]*reaper),
@@ -172,8 +187,9 @@ func New(opts Options) (*Target, error) {
 	}, nil
 }
 
-// LogPath is the file that holds the stdout and stderr of instance id. It
-// goes away with the instance when the instance is retired.
+// LogPath is the file that holds the stdout and stderr of instance id
+// while it lives (rotated into LogPath(id)+".1"). Retire moves it aside
+// for Options.KeepLogs; read it with Logs.
 func (t *Target) LogPath(id string) string {
 	return filepath.Join(t.dir, id, logFile)
 }
@@ -202,6 +218,13 @@ func (t *Target) Close() error {
 
 // errClosed is returned by Provision after Close.
 var errClosed = errors.New("process target is closed")
+
+func logMaxOf(n int64) int64 {
+	if n == 0 {
+		return defaultLogMax
+	}
+	return n
+}
 
 func keepOf(d time.Duration) time.Duration {
 	switch {

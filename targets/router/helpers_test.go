@@ -15,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/molt-dev/molt/targets"
 )
+
+// ignoreLatency compares Counts without their latency histogram.
+var ignoreLatency = cmpopts.IgnoreFields(Counts{}, "Latency", "LatencySum")
 
 // shortDir returns a fresh state directory with a short path, since the
 // admin socket's path must fit a unix socket address.

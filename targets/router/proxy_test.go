@@ -274,8 +274,14 @@ func TestStatsPerGeneration(t *testing.T) {
 		"gena": {Requests: 5, Status2xx: 3, Status3xx: 1, Status4xx: 1},
 		"genb": {Requests: 3, Status2xx: 1, Status5xx: 2},
 	}
-	if diff := cmp.Diff(want, st.Services["web"].Generations); diff != "" {
+	if diff := cmp.Diff(want, st.Services["web"].Generations, ignoreLatency); diff != "" {
 		t.Errorf("counts per generation (-want +got):\n%s", diff)
+	}
+	// Every response is in the latency histogram, since the start.
+	for gen, c := range st.Services["web"].Generations {
+		if c.Latency.Total() != want[gen].Requests || c.LatencySum <= 0 || len(c.Latency.Bounds) != len(LatencyBounds()) {
+			t.Errorf("%s latency = %+v (sum %s), want %d responses", gen, c.Latency, c.LatencySum, want[gen].Requests)
+		}
 	}
 	if st.Started.IsZero() {
 		t.Error("stats without a start time")

@@ -50,6 +50,10 @@ type Counts struct {
 	// unreachable, refused the connection or broke it. Attempts cancelled
 	// by the client are not counted here.
 	ProxyErrors int64 `json:"proxyErrors"`
+	// Latency counts the responses by how long they took to arrive (in
+	// the buckets of LatencyBounds), and LatencySum is their total.
+	Latency    targets.Histogram `json:"latency"`
+	LatencySum time.Duration     `json:"latencySum"`
 }
 
 // Failures is the number of attempts that failed on the backend's side:
@@ -60,6 +64,8 @@ func (c Counts) Failures() int64 { return c.Status5xx + c.ProxyErrors }
 // the router started (Counts) and the windowed counts (targets.Counts).
 type counters struct {
 	requests, s2xx, s3xx, s4xx, s5xx, proxyErrors atomic.Int64
+	latency                                       [latencyBuckets]atomic.Int64
+	latencySum                                    atomic.Int64 // nanoseconds
 	window                                        window
 	// touched is when a compiled table last routed to the generation
 	// (Unix seconds); guarded by statsRegistry.mu.
@@ -93,8 +99,11 @@ func (c *counters) response(s *slot, status int, latency time.Duration) {
 			s.s5xx.Add(1)
 		}
 	}
+	b := latencyBucket(latency)
+	c.latency[b].Add(1)
+	c.latencySum.Add(int64(latency))
 	if s != nil {
-		s.latency[latencyBucket(latency)].Add(1)
+		s.latency[b].Add(1)
 	}
 }
 
@@ -107,7 +116,13 @@ func (c *counters) proxyError(s *slot) {
 }
 
 func (c *counters) snapshot() Counts {
+	lat := make([]int64, latencyBuckets)
+	for i := range c.latency {
+		lat[i] = c.latency[i].Load()
+	}
 	return Counts{
+		Latency:     targets.Histogram{Bounds: LatencyBounds(), Counts: lat},
+		LatencySum:  time.Duration(c.latencySum.Load()),
 		Requests:    c.requests.Load(),
 		Status2xx:   c.s2xx.Load(),
 		Status3xx:   c.s3xx.Load(),
