@@ -261,6 +261,9 @@ func (e *Executor) pass(ctx context.Context, fleet *schema.Fleet, revision strin
 	in := Input{Fleet: fleet.Name, Revision: revision, Desired: desired, Instances: obs, Traffic: traffic, Decisions: decisions,
 		Routes: routesByService(routes), DeployWindows: fleet.DeployWindows,
 		Stalled: maps.Clone(st.stalled), Backoff: st.backoffs(), Counts: e.counts(ctx, fleet.Name, traffic), Now: e.now()}
+	if r, ok := e.Target.(EngineReporter); ok {
+		in.Engines = r.Engines() // as the List of Observe saw them
+	}
 	return PlanFleet(in), in, nil
 }
 
@@ -540,11 +543,24 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		}
 		return nil
 	})
-	for _, err := range errs {
-		if err != nil {
+	var failed map[string]bool
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil || Classify(err) != Transient {
 			return acted, err
 		}
+		// An engine that stopped answering since the List: the instance
+		// is lost, not retired; the next pass no longer lists it (or
+		// retires it again once its engine answers).
+		log.Warn("retire failed; trying again on a later pass", "instance", retire[i].Instance, "error", err)
+		if failed == nil {
+			failed = map[string]bool{}
+		}
+		failed[retire[i].Instance] = true
 	}
+	retire = slices.DeleteFunc(retire, func(r Retire) bool { return failed[r.Instance] })
 	res.Retired += len(retire)
 	for _, r := range retire {
 		svc := byID[r.Instance].Labels.Service
@@ -582,7 +598,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 			return fmt.Errorf("provision %s: %w", j.service, err)
 		}
 		inst, err := e.Target.Provision(ctx, targets.Spec{Labels: labels, Service: j.d.Spec,
-			Resolved: targetResolved(j.d.Resolved), SecretEnv: secrets})
+			Resolved: targetResolved(j.d.Resolved), SecretEnv: secrets, Engine: j.p.Engine})
 		if err != nil {
 			return err // the targets name the service
 		}

@@ -76,6 +76,8 @@ func PlanFleet(in Input) Plan {
 			stalled:  in.Stalled[name],
 			backoff:  in.Backoff[name],
 			counts:   in.Counts[name],
+
+			allEngines: in.Engines,
 		}
 		p.Services = append(p.Services, sp.plan())
 	}
@@ -121,6 +123,8 @@ type servicePlanner struct {
 	backoff  Backoff
 	counts   map[string]targets.Counts // by generation, over the judged window
 	decision *Decision                 // an operator's, about this rollout
+	// allEngines are the target's engines (see placement.go).
+	allEngines []targets.Engine
 
 	sets     map[class][]Observed
 	routed   map[string]bool // in the current record, alive
@@ -180,6 +184,7 @@ func (s *servicePlanner) plan() ServicePlan {
 		s.converge()
 	}
 	if !s.done {
+		s.place()
 		s.finish()
 	}
 	if s.out.To != "" && s.out.To == s.desired.Hash && s.out.To != s.out.From && !s.out.Rollback {

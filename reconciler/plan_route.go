@@ -139,7 +139,7 @@ func buildRoute(service string, ex *schema.Expose, tr Traffic, insts []Observed)
 	if ex == nil {
 		return rt
 	}
-	rt.Listen = ex.Listen
+	rt.Listen, rt.HAProxy = ex.Listen, ex.HAProxy
 	for _, id := range tr.Instances {
 		i := slices.IndexFunc(insts, func(o Observed) bool { return o.ID == id })
 		if i < 0 || insts[i].State == targets.Dead {
@@ -154,14 +154,14 @@ func buildRoute(service string, ex *schema.Expose, tr Traffic, insts []Observed)
 }
 
 func routeEqual(a, b targets.Route) bool {
-	return a.Service == b.Service && a.Listen == b.Listen &&
+	return a.Service == b.Service && a.Listen == b.Listen && a.HAProxy == b.HAProxy &&
 		slices.Equal(a.Backends, b.Backends) && maps.Equal(a.Meta, b.Meta)
 }
 
 // emptyRoute reports whether a route removes its service (see
 // ServicePlan.Route).
 func emptyRoute(r targets.Route) bool {
-	return r.Listen == "" && len(r.Backends) == 0 && len(r.Meta) == 0
+	return r.Listen == "" && r.HAProxy == "" && len(r.Backends) == 0 && len(r.Meta) == 0
 }
 
 func encodeTraffic(t Traffic) string {

@@ -77,6 +77,7 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		}
 	}
 	isOver := func(o Observed) bool { return why[o.ID] != "" }
+	rebalancing := "" // what a rebalance across engines waits for
 
 	if len(fresh) > r && len(over) > 0 {
 		// A replacement is in flight: once every younger instance is
@@ -93,6 +94,13 @@ func (s *servicePlanner) rolling(inRollout bool) {
 			over = over[1:]
 		} else {
 			s.wait(WaitReplacement, fmt.Sprintf("waiting for the replacement of %s (%s) to be healthy", over[0].ID, why[over[0].ID].Text()))
+		}
+	} else if len(fresh) > r && len(s.engines()) > 1 {
+		// Scale down keeping the spread over the engines (placement.go).
+		var surplus []Observed
+		fresh, surplus, rebalancing = s.keepSpread(fresh, r, r+surge, stable)
+		for _, o := range surplus {
+			s.retire(o, ReasonScaleDown, "from engine "+o.Engine)
 		}
 	} else if len(fresh) > r {
 		// Scale down the desired generation: keep the instances in
@@ -200,6 +208,10 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		}
 		s.provision(want, reason, "", rollout)
 	}
+	if want <= 0 && !rollout && len(over) == 0 && len(old) == 0 && len(sick) == 0 &&
+		len(fresh) == r && total < r+surge {
+		s.rebalance(fresh)
+	}
 	s.out.Provision = max(0, r-len(fresh))
 
 	// Route: the old instances still serving, plus every healthy (or already
@@ -233,6 +245,8 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		}
 	} else if s.out.Step.Empty() {
 		switch {
+		case rebalancing != "":
+			s.wait(WaitReplacement, rebalancing)
 		case len(sick) > 0:
 			s.wait(WaitReplacement, fmt.Sprintf("waiting for the replacement of unhealthy %s to be healthy (%d/%d healthy)", sick[0].ID, ready, r))
 		default:

@@ -10,6 +10,7 @@ const (
 	ReasonRollout     Reason = "Rollout"     // a new generation replaces the serving one
 	ReasonScaleUp     Reason = "ScaleUp"     // fewer instances than replicas
 	ReasonReplacement Reason = "Replacement" // a new instance first, for one that must go
+	ReasonRebalance   Reason = "Rebalance"   // on an under-filled engine, to even the spread
 )
 
 // Why an instance is retired.
@@ -31,6 +32,7 @@ var reasonText = map[Reason]string{
 	ReasonRollout:        "rollout of the new generation",
 	ReasonScaleUp:        "scale up",
 	ReasonReplacement:    "replacement",
+	ReasonRebalance:      "rebalance across engines",
 	ReasonExited:         "exited",
 	ReasonReplaced:       "replaced by a healthy instance",
 	ReasonSuperseded:     "superseded",
@@ -61,8 +63,9 @@ const (
 	WaitReplacement Wait = "Replacement" // a replacement to be healthy before the old one goes
 	WaitBackoff     Wait = "Backoff"     // a retry after a transient error
 	WaitWindow      Wait = "DeployWindow"
-	WaitCanary      Wait = "Canary" // a canary's observation window
-	WaitVerify      Wait = "Verify" // the new generation's verification window
+	WaitCanary      Wait = "Canary"   // a canary's observation window
+	WaitVerify      Wait = "Verify"   // the new generation's verification window
+	WaitCapacity    Wait = "Capacity" // room on an engine (all full, or none answers)
 )
 
 // Degradation is the stable code of why a service cannot reach the

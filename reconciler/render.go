@@ -52,7 +52,7 @@ func (p Plan) WriteText(w io.Writer) error {
 		}
 		if n := len(sp.Step.Provision); n > 0 {
 			p := sp.Step.Provision[0]
-			fmt.Fprintf(&b, "  + %d new instance(s) of %s (%s)\n", n, short(sp.Step.Generation), reasonLine(p.Reason, p.Detail))
+			fmt.Fprintf(&b, "  + %d new instance(s) of %s%s (%s)\n", n, short(sp.Step.Generation), onEngines(sp.Step.Provision), reasonLine(p.Reason, p.Detail))
 		}
 		if line := trafficLine(sp); line != "" {
 			fmt.Fprintf(&b, "  ~ %s\n", line)
@@ -169,7 +169,8 @@ func trafficLine(sp ServicePlan) string {
 	for _, be := range sp.Route.Backends {
 		gens[short(be.Generation)]++
 	}
-	if sp.Route.Listen == "" && n == 0 {
+	exposed := sp.Route.Listen != "" || sp.Route.HAProxy != ""
+	if !exposed && n == 0 {
 		return "" // not exposed and nothing in service: nothing to say
 	}
 	switch {
@@ -177,7 +178,7 @@ func trafficLine(sp ServicePlan) string {
 		b.WriteString("traffic: no instance in traffic yet")
 	case n == 0:
 		b.WriteString("traffic: no instance in traffic")
-	case sp.Route.Listen == "":
+	case !exposed:
 		fmt.Fprintf(&b, "in service: %d instance(s) (not exposed)", n)
 	case len(gens) == 0:
 		fmt.Fprintf(&b, "traffic to %d instance(s)", n)
@@ -189,6 +190,9 @@ func trafficLine(sp ServicePlan) string {
 	}
 	if sp.Route.Listen != "" {
 		fmt.Fprintf(&b, " on %s", sp.Route.Listen)
+	}
+	if sp.Route.HAProxy != "" {
+		fmt.Fprintf(&b, " through HAProxy backend %s", sp.Route.HAProxy)
 	}
 	return b.String()
 }

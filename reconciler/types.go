@@ -160,7 +160,11 @@ type Input struct {
 	Counts map[string]map[string]targets.Counts
 	// Decisions are the operators' decisions on paused rollouts, by service.
 	Decisions map[string]Decision
-	Now       time.Time
+	// Engines are the target's engines as it last saw them (see
+	// EngineReporter), nil when the target places instances itself. New
+	// instances of docker services are placed on them (see placement.go).
+	Engines []targets.Engine
+	Now     time.Time
 }
 
 // Backoff is a retry scheduled after a transient error.
@@ -251,6 +255,9 @@ type Provision struct {
 	// so an invalid-spec error fails the rollout (and rolls it back); any
 	// other provision (self-heal, scale, rollback) never fails a rollout.
 	Rollout bool `json:"rollout,omitempty"`
+	// Engine is the engine the instance goes to ("" lets the target
+	// choose): see placement.go.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Retire asks for one instance to go.

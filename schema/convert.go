@@ -49,6 +49,9 @@ func (c *checker) service(name string, r rawService) *Service {
 	s.Rollout = c.rollout(at(p, "rollout"), r.Rollout)
 	if r.Expose != nil {
 		s.Expose = &Expose{Listen: r.Expose.Listen, Port: r.Expose.Port}
+		if r.Expose.HAProxy != nil {
+			s.Expose.HAProxy = r.Expose.HAProxy.Backend
+		}
 	}
 	if r.Recycle != nil {
 		s.Recycle = &Recycle{

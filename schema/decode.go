@@ -93,8 +93,13 @@ type rawCanary struct {
 }
 
 type rawExpose struct {
-	Listen string `json:"listen"`
-	Port   string `json:"port"`
+	Listen  string      `json:"listen"`
+	HAProxy *rawHAProxy `json:"haproxy"`
+	Port    string      `json:"port"`
+}
+
+type rawHAProxy struct {
+	Backend string `json:"backend"`
 }
 
 type rawRecycle struct {

@@ -93,11 +93,19 @@ func (c *checker) serviceRules(p []string, s *Service, r rawService) {
 			r.Health.Grace, r.Rollout.ProgressDeadline)
 	}
 
-	if s.Expose != nil {
-		if _, port, err := net.SplitHostPort(s.Expose.Listen); err != nil {
-			c.add(at(p, "expose", "listen"), "listen %q must be host:port: %v", s.Expose.Listen, errText(err))
+	switch ex := s.Expose; {
+	case ex == nil:
+	case ex.Listen != "" && ex.HAProxy != "":
+		c.addFirst([][]string{at(p, "expose", "haproxy"), at(p, "expose", "listen")},
+			"expose has both listen and haproxy: a service is exposed through exactly one front (listen for molt's router, haproxy for a HAProxy backend)")
+	case ex.Listen == "" && ex.HAProxy == "":
+		c.add(at(p, "expose"), "expose needs exactly one of listen (molt's router listens on host:port) and haproxy (backend: \"NAME\" of your haproxy.cfg)")
+	case ex.HAProxy != "":
+	default:
+		if _, port, err := net.SplitHostPort(ex.Listen); err != nil {
+			c.add(at(p, "expose", "listen"), "listen %q must be host:port: %v", ex.Listen, errText(err))
 		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			c.add(at(p, "expose", "listen"), "listen %q: port must be a number from 1 to 65535", s.Expose.Listen)
+			c.add(at(p, "expose", "listen"), "listen %q: port must be a number from 1 to 65535", ex.Listen)
 		}
 	}
 }
@@ -125,7 +133,11 @@ func (c *checker) listenClashes(f *Fleet) {
 	for name, s := range f.Services {
 		if s.Expose != nil {
 			var at Issue
-			setPos(&at, lookupPos(c.data, []string{"services", name, "expose", "listen"}))
+			field := "listen"
+			if s.Expose.HAProxy != "" {
+				field = "haproxy"
+			}
+			setPos(&at, lookupPos(c.data, []string{"services", name, "expose", field}))
 			order = append(order, exposed{name, at})
 		}
 	}
@@ -133,8 +145,21 @@ func (c *checker) listenClashes(f *Fleet) {
 		return cmp.Or(compareIssues(a.pos, b.pos), cmp.Compare(a.name, b.name))
 	})
 	byPort := map[string][]owner{}
+	backends := map[string]string{} // HAProxy backend -> service
 	for _, e := range order {
 		name, s := e.name, f.Services[e.name]
+		if b := s.Expose.HAProxy; b != "" {
+			if s.Expose.Listen != "" {
+				continue // reported by serviceRules
+			}
+			if o, ok := backends[b]; ok {
+				c.add([]string{"services", name, "expose", "haproxy", "backend"},
+					"HAProxy backend %q is also used by service %q: molt keeps a backend's servers equal to one service's instances", b, o)
+				continue
+			}
+			backends[b] = name
+			continue
+		}
 		host, port, err := net.SplitHostPort(s.Expose.Listen)
 		if err != nil {
 			continue // reported by serviceRules

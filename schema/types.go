@@ -183,10 +183,14 @@ type Canary struct {
 	OnInsufficientTraffic string
 }
 
-// Expose asks the router to listen on Listen and forward to the named port.
+// Expose carries traffic to the named port through exactly one front: the
+// built-in router listening on Listen, or the HAProxy backend HAProxy.
 type Expose struct {
-	Listen string
-	Port   string
+	Listen string // "" when HAProxy is set
+	// HAProxy names the backend of the user's HAProxy that serves the
+	// service ("" when Listen is set).
+	HAProxy string
+	Port    string
 }
 
 // Recycle replaces instances older than MaxAge, optionally only inside a

@@ -93,3 +93,12 @@ func (k ByKind) Drift(ctx context.Context, inst Instance) (string, error) {
 	}
 	return "", nil
 }
+
+// Engines returns the docker target's engines, when it reports them (see
+// Engine); the process target runs everything in one place.
+func (k ByKind) Engines() []Engine {
+	if r, ok := k.Docker.(interface{ Engines() []Engine }); ok {
+		return r.Engines()
+	}
+	return nil
+}

@@ -22,6 +22,10 @@ type Route struct {
 	// "127.0.0.1:8080". Empty means not exposed: the route only carries
 	// Meta, and its backends receive no traffic.
 	Listen string `json:"listen,omitempty"`
+	// HAProxy names the backend of the user's HAProxy that carries the
+	// service's traffic (expose.haproxy.backend), instead of the built-in
+	// router. At most one of Listen and HAProxy is set.
+	HAProxy string `json:"haproxy,omitempty"`
 	// Backends are the instances in traffic.
 	Backends []Backend `json:"backends"`
 	// Meta is opaque data of the route's owner, persisted with the route.

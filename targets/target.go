@@ -46,6 +46,9 @@ type Instance struct {
 	Endpoints map[string]string
 	// Detail is a short human-readable note (exit status, engine, ...).
 	Detail string
+	// Engine names the engine (host) the instance runs on, for targets
+	// that run instances in several places (see Engine); "" otherwise.
+	Engine string
 }
 
 // Spec is what a Provision needs: the labels to write and the service to run.
@@ -62,6 +65,9 @@ type Spec struct {
 	// adds them to the instance's environment and must never record,
 	// label, log or return them (see SecretValues).
 	SecretEnv SecretValues
+	// Engine names the engine the planner placed the instance on (see
+	// Engine); "" lets the target choose.
+	Engine string
 }
 
 // Target is where instances live.

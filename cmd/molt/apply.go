@@ -21,6 +21,7 @@ func newApplyCmd(e *env) *cobra.Command {
 	var timeout time.Duration
 	var retry bool
 	var engines []string
+	var haproxyAddr string
 	cmd := &cobra.Command{
 		Use:   "apply",
 		Short: "Converge the live fleet to a commit once, then exit",
@@ -65,7 +66,7 @@ is {"error": {"message", "exitCode"}}.`,
 			if err != nil {
 				return err
 			}
-			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, startRouter: true, dockerEngines: engines})
+			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, startRouter: true, dockerEngines: engines, haproxy: haproxyAddr})
 			if err != nil {
 				return err
 			}
@@ -161,6 +162,7 @@ is {"error": {"message", "exitCode"}}.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up (leaving everything as it is) after this long")
 	outputFlag(cmd, &output, "text", "json")
 	registerDocker(cmd.Flags(), &engines)
+	registerHAProxy(cmd.Flags(), &haproxyAddr)
 	cmd.Flags().BoolVar(&retry, "retry", false, "try a revision again even though its rollout failed before")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd

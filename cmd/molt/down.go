@@ -10,7 +10,7 @@ import (
 )
 
 func newDownCmd(e *env) *cobra.Command {
-	var stateDir, fleet, level string
+	var stateDir, fleet, level, haproxyAddr string
 	var assumeYes bool
 	var engines []string
 	cmd := &cobra.Command{
@@ -39,7 +39,7 @@ other fleets. On a terminal it asks first, unless --yes is given.`,
 				return err
 			}
 			defer release()
-			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, dockerEngines: engines})
+			w, err := openWorld(ctx, worldOptions{stateDir: stateDir, log: log, dockerEngines: engines, haproxy: haproxyAddr})
 			if err != nil {
 				return err
 			}
@@ -59,11 +59,24 @@ other fleets. On a terminal it asks first, unless --yes is given.`,
 					return err
 				}
 			}
-			insts, err := w.target.List(ctx)
+			known, err := knownFleets(stateDir)
 			if err != nil {
 				return err
 			}
-			known, err := knownFleets(stateDir)
+			if w.haproxy != nil {
+				// molt's servers leave the fleets' HAProxy backends first
+				// (drained); the user's own servers are never touched.
+				fleets := known
+				if fleet != "" {
+					fleets = []string{fleet}
+				}
+				for _, f := range fleets {
+					if err := w.haproxy.SetRoutes(ctx, f, nil); err != nil {
+						return fmt.Errorf("clear the HAProxy backends of fleet %s: %w", f, err)
+					}
+				}
+			}
+			insts, err := w.target.List(ctx)
 			if err != nil {
 				return err
 			}
@@ -105,6 +118,7 @@ other fleets. On a terminal it asks first, unless --yes is given.`,
 	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
 	cmd.Flags().StringVar(&fleet, "fleet", "", "retire only this fleet's instances (and keep the router)")
 	registerDocker(cmd.Flags(), &engines)
+	registerHAProxy(cmd.Flags(), &haproxyAddr)
 	cmd.Flags().BoolVarP(&assumeYes, "yes", "y", false, "do not ask")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	return cmd

@@ -22,6 +22,7 @@ func newPlanCmd(e *env) *cobra.Command {
 	var src sourceFlags
 	var stateDir, output, level string
 	var engines []string
+	var haproxyAddr string
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
 		Short: "Show what applying a commit, or a working tree, would change, per service",
@@ -71,7 +72,7 @@ fleet prints its errors as FILE:LINE:COL: message), 64 usage error.`,
 			if err := invalid(e, err); err != nil {
 				return err
 			}
-			p, err := planOnce(ctx, worldOptions{stateDir: stateDir, log: log, dockerEngines: engines}, d)
+			p, err := planOnce(ctx, worldOptions{stateDir: stateDir, log: log, dockerEngines: engines, haproxy: haproxyAddr}, d)
 			if err != nil {
 				return err
 			}
@@ -87,6 +88,7 @@ fleet prints its errors as FILE:LINE:COL: message), 64 usage error.`,
 	src.register(cmd.Flags(), ".")
 	cmd.Flags().StringVar(&stateDir, "state-dir", stateDirDefault(), "molt's state directory")
 	registerDocker(cmd.Flags(), &engines)
+	registerHAProxy(cmd.Flags(), &haproxyAddr)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, json or markdown (json: one document on stdout, errors included)")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	return cmd
@@ -179,7 +181,7 @@ func planOnce(ctx context.Context, o worldOptions, d desiredState) (reconciler.P
 // first pass, so it shows what apply would do first.
 func planWith(ctx context.Context, w *world, d desiredState) (reconciler.Plan, error) {
 	x := *w.exec
-	x.Front = readOnlyFront{w.router}
+	x.Front = w.readFront()
 	x.Prober = reconciler.NewProber()
 	x.Prober.Eager = true // verdicts as apply would reach them
 	x.Specs = d.specs

@@ -41,6 +41,7 @@ type serveFlags struct {
 	githubRevertPR     bool
 	githubAllow        []string
 	dockerEngines      []string
+	haproxy            string
 	notifyURLs         []string // see notify.go
 
 	// A GitHub App instead of a token, and where statuses link (see
@@ -112,6 +113,7 @@ the state directory, bounded). With --webhook-listen the webhooks (POST
 	fl.BoolVar(&f.githubRevertPR, "github-revert-pr", false, "after an automatic rollback, open a pull request that reverts the failed commit")
 	fl.StringSliceVar(&f.githubAllow, "github-allow", nil, "the GitHub users (`LOGIN[,LOGIN...]`, without regard to case) who may /molt promote and /molt abort in pull-request comments (repeatable)")
 	registerDocker(fl, &f.dockerEngines)
+	registerHAProxy(fl, &f.haproxy)
 	fl.StringArrayVar(&f.notifyURLs, "notify-url", nil, "post every event to this URL as JSON, or as a Slack message for hooks.slack.com or a slack+https:// URL; retried until delivered, in order (repeatable)")
 	fl.Int64Var(&f.maxBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
 	fl.DurationVar(&f.timeout, "reconcile-timeout", 15*time.Minute, "bound on one reconcile")
@@ -175,7 +177,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	reg := prometheus.NewRegistry()
 	m := newServeMetrics(reg)
 
-	w, err := openWorld(ctx, worldOptions{stateDir: f.stateDir, log: log, startRouter: true, dockerEngines: f.dockerEngines})
+	w, err := openWorld(ctx, worldOptions{stateDir: f.stateDir, log: log, startRouter: true, dockerEngines: f.dockerEngines, haproxy: f.haproxy})
 	if err != nil {
 		ln.Close()
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/docker"
+	"github.com/molt-dev/molt/targets/haproxy"
 	"github.com/molt-dev/molt/targets/process"
 	"github.com/molt-dev/molt/targets/router"
 	"github.com/spf13/pflag"
@@ -77,12 +78,14 @@ type worldOptions struct {
 	// means the default engine (DOCKER_HOST, else the local socket) when
 	// it answers, and no docker target when it does not.
 	dockerEngines []string
+	// haproxy is --haproxy: HAProxy's Runtime API ("" for none).
+	haproxy string
 }
 
 // registerDocker adds the --docker-engine flag.
 func registerDocker(fs *pflag.FlagSet, engines *[]string) {
 	fs.StringArrayVar(engines, "docker-engine", nil,
-		"a Docker Engine for docker services: NAME=URL[,ca=FILE,cert=FILE,key=FILE][,host-ip=IP] (repeatable; default: DOCKER_HOST or the local socket)")
+		"a Docker Engine for docker services: NAME=URL[,ca=FILE,cert=FILE,key=FILE][,host-ip=IP][,max=N] (repeatable; default: DOCKER_HOST or the local socket)")
 }
 
 // world is the live side of a state directory: the targets, the router,
@@ -92,6 +95,7 @@ type world struct {
 	docker  *docker.Target // nil without an engine
 	target  targets.ByKind
 	router  *router.Client
+	haproxy *haproxy.Front // nil without --haproxy
 	exec    *reconciler.Executor
 }
 
@@ -142,9 +146,13 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 		}
 	}
 	w.router = router.NewClient(abs)
+	if w.haproxy, err = openHAProxy(o.haproxy, abs, o); err != nil {
+		w.close()
+		return nil, err
+	}
 	w.exec = &reconciler.Executor{
 		Target:    w.target,
-		Front:     w.router,
+		Front:     trafficFront{router: w.router, haproxy: w.haproxy},
 		Prober:    reconciler.NewProber(),
 		Revisions: reconciler.NewRevisions(abs, log),
 		Decisions: reconciler.NewDecisions(abs, log),

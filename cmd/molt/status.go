@@ -328,7 +328,7 @@ func newStatusBoard(w *world, events *eventStore, o boardOptions) *statusBoard {
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
-	return &statusBoard{target: w.target, front: readOnlyFront{w.router}, events: events, o: o, fleets: map[string]*boardFleet{}}
+	return &statusBoard{target: w.target, front: w.readFront(), events: events, o: o, fleets: map[string]*boardFleet{}}
 }
 
 func (b *statusBoard) fleet(name string) *boardFleet {

@@ -41,8 +41,8 @@ func (t *Target) Drift(ctx context.Context, inst targets.Instance) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("drift of %s: %w", inst.ID, err)
 	}
-	if got, want := inspectFingerprint(c, img), labels[LabelConfig]; got != want {
-		return fmt.Sprintf("configuration changed: hashes to %s, was created as %s", got, want), nil
+	if got, want := inspectFingerprints(c, img), labels[LabelConfig]; !slices.Contains(got, want) {
+		return fmt.Sprintf("configuration changed: hashes to %s, was created as %s", got[0], want), nil
 	}
 	if c.HostConfig != nil && c.HostConfig.ReadonlyRootfs {
 		return "", nil
@@ -56,7 +56,15 @@ func (t *Target) Drift(ctx context.Context, inst targets.Instance) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("drift of %s: diff on engine %s: %w", inst.ID, e.Name, err)
 	}
-	if what := describeChanges(diff.Changes, mountPoints(c)); what != "" {
+	changes := diff.Changes
+	if isPodman(c.Config) {
+		// Podman makes /etc in every container, for the hosts,
+		// hostname and resolv.conf it mounts there.
+		changes = slices.DeleteFunc(slices.Clone(changes), func(ch container.FilesystemChange) bool {
+			return ch.Kind == container.ChangeAdd && ch.Path == "/etc"
+		})
+	}
+	if what := describeChanges(changes, mountPoints(c)); what != "" {
 		return "file system changed: " + what, nil
 	}
 	return "", nil

@@ -91,6 +91,15 @@ func fingerprint(cfg *container.Config, host *container.HostConfig, networks []s
 // inspectFingerprint is the fingerprint of a container as inspected,
 // leaving out the variables LabelSecretEnv names (as Provision did).
 func inspectFingerprint(c container.InspectResponse, img *imageConfig) string {
+	return inspectFingerprints(c, img)[0]
+}
+
+// inspectFingerprints are the fingerprints an untouched container may
+// have as inspected: the plain one first and, for a container of Podman,
+// also those with what Podman adds to every container taken away, in
+// every combination (the create request may have set some of the same
+// itself: TERM=xterm, say). Docker's containers have the plain one only.
+func inspectFingerprints(c container.InspectResponse, img *imageConfig) []string {
 	var networks []string
 	if c.NetworkSettings != nil {
 		networks = slices.Collect(maps.Keys(c.NetworkSettings.Networks))
@@ -99,7 +108,110 @@ func inspectFingerprint(c container.InspectResponse, img *imageConfig) string {
 	if cfg != nil {
 		cfg = withoutSecrets(cfg, secretNamesOf(cfg.Labels))
 	}
-	return fingerprint(cfg, c.HostConfig, networks, img)
+	out := []string{fingerprint(cfg, c.HostConfig, networks, img)}
+	if !isPodman(cfg) {
+		return out
+	}
+	// What Podman always adds, or writes its own way, is undone first;
+	// what the request may have asked for the same is undone in every
+	// combination.
+	base, host, nets := podmanNormal(*cfg, c.HostConfig, networks)
+	for mask := 0; mask < 1<<len(podmanMaybe); mask++ {
+		cc, h, n := base, host, nets
+		if h != nil {
+			hc := *h
+			h = &hc
+		}
+		for i, undo := range podmanMaybe {
+			if mask&(1<<i) != 0 {
+				undo(&cc, &h, &n)
+			}
+		}
+		out = append(out, fingerprint(&cc, h, n, img))
+	}
+	return out
+}
+
+// isPodman reports whether a container's configuration is one Podman
+// made: Podman puts container=podman in the environment of every one.
+func isPodman(cfg *container.Config) bool {
+	return cfg != nil && slices.Contains(cfg.Env, podmanEnv)
+}
+
+// podmanEnv is in the environment of every container Podman makes.
+const podmanEnv = "container=podman"
+
+// podmanTmpfsOptions are the options Podman gives every tmpfs, after
+// those the request asked for.
+const podmanTmpfsOptions = "rw,rprivate,nosuid,nodev,tmpcopyup"
+
+// podmanNormal undoes what Podman adds to every container, or writes
+// differently from the request: container=podman and HOSTNAME in the
+// environment, its options on every tmpfs, a CPU quota and period worked
+// out from NanoCPUs, and the default network's name (podman for bridge).
+func podmanNormal(cfg container.Config, host *container.HostConfig, networks []string) (container.Config, *container.HostConfig, []string) {
+	cfg.Env = slices.DeleteFunc(slices.Clone(cfg.Env), func(kv string) bool {
+		return kv == podmanEnv || kv == "HOSTNAME="+cfg.Hostname
+	})
+	if host != nil {
+		h := *host
+		if len(h.Tmpfs) > 0 {
+			t := make(map[string]string, len(h.Tmpfs))
+			for path, opts := range h.Tmpfs {
+				opts = strings.TrimSuffix(opts, podmanTmpfsOptions)
+				t[path] = strings.TrimSuffix(opts, ",")
+			}
+			h.Tmpfs = t
+		}
+		if h.NanoCPUs != 0 && h.CPUPeriod != 0 && h.CPUQuota == h.NanoCPUs*h.CPUPeriod/1e9 {
+			h.CPUQuota, h.CPUPeriod = 0, 0
+		}
+		host = &h
+	}
+	networks = slices.Clone(networks)
+	for i, name := range networks {
+		if name == "podman" {
+			networks[i] = "bridge"
+		}
+	}
+	return cfg, host, networks
+}
+
+// podmanMaybe undo, one each, what Podman adds that the request may also
+// have asked for itself.
+var podmanMaybe = []func(cfg *container.Config, host **container.HostConfig, networks *[]string){
+	func(cfg *container.Config, _ **container.HostConfig, _ *[]string) {
+		cfg.Env = slices.DeleteFunc(slices.Clone(cfg.Env), func(kv string) bool { return kv == "TERM=xterm" })
+	},
+	// The working directory "/" where the image names none.
+	func(cfg *container.Config, _ **container.HostConfig, _ *[]string) {
+		if cfg.WorkingDir == "/" {
+			cfg.WorkingDir = ""
+		}
+	},
+	// The tmpfs of a read-only root file system (read_only_tmpfs), each
+	// on its own.
+	dropTmpfs("/run"), dropTmpfs("/tmp"), dropTmpfs("/var/tmp"),
+}
+
+// dropTmpfs undoes a tmpfs at path.
+func dropTmpfs(path string) func(*container.Config, **container.HostConfig, *[]string) {
+	return func(_ *container.Config, host **container.HostConfig, _ *[]string) {
+		if *host == nil || !hasKey((*host).Tmpfs, path) {
+			return
+		}
+		t := maps.Clone((*host).Tmpfs)
+		delete(t, path)
+		if len(t) == 0 {
+			t = nil
+		}
+		(*host).Tmpfs = t
+	}
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // withoutSecrets returns cfg without the variables named in secrets in its

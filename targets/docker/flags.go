@@ -3,6 +3,7 @@ package docker
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -11,10 +12,11 @@ const DefaultEngineName = "default"
 
 // ParseEngine parses an engine as a command line spells it:
 //
-//	NAME=URL[,ca=FILE][,cert=FILE,key=FILE][,host-ip=IP]
+//	NAME=URL[,ca=FILE][,cert=FILE,key=FILE][,host-ip=IP][,max=N]
 //
 // such as "local=unix:///var/run/docker.sock" or
-// "b=tcp://10.0.0.5:2376,ca=ca.pem,cert=cert.pem,key=key.pem,host-ip=10.0.0.5".
+// "b=tcp://10.0.0.5:2376,ca=ca.pem,cert=cert.pem,key=key.pem,host-ip=10.0.0.5,max=20"
+// (max: the most instances the engine may run, see Engine.Max).
 // The result is validated.
 func ParseEngine(s string) (Engine, error) {
 	name, rest, ok := strings.Cut(s, "=")
@@ -34,8 +36,14 @@ func ParseEngine(s string) (Engine, error) {
 			e.Key = v
 		case "host-ip":
 			e.HostIP = v
+		case "max":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return Engine{}, fmt.Errorf("docker engine %q: max=%q: want a number of instances, 1 or more", s, v)
+			}
+			e.Max = n
 		default:
-			return Engine{}, fmt.Errorf("docker engine %q: unknown option %q (want ca, cert, key or host-ip)", s, k)
+			return Engine{}, fmt.Errorf("docker engine %q: unknown option %q (want ca, cert, key, host-ip or max)", s, k)
 		}
 	}
 	if err := e.validate(); err != nil {

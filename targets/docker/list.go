@@ -18,9 +18,10 @@ import (
 // that answers, stopped ones included (as Dead), found by label filter
 // only. It has no side effects. A container is listed once, under the
 // engine it was created through (LabelEngine), or under the first engine
-// that sees it when that engine is no longer configured. An engine that does not answer within the
-// timeout is logged and skipped: its instances are simply not listed, so
-// that molt replaces them on the other engines. List fails when no engine
+// that sees it when that engine is no longer configured. An engine that
+// does not answer within the timeout is logged and skipped: its instances
+// are simply not listed (lost, not dead), so that molt replaces them on the
+// other engines; Engines then reports it down until a List sees it again. List fails when no engine
 // answers, or when an engine answers with an error.
 func (t *Target) List(ctx context.Context) ([]targets.Instance, error) {
 	type result struct {
@@ -41,26 +42,38 @@ func (t *Target) List(ctx context.Context) ([]targets.Instance, error) {
 	var (
 		all  []targets.Instance
 		down []error
-		seen = map[string]bool{} // container ids: one daemon may be configured twice
+		ids  = map[string]bool{} // container ids: one daemon may be configured twice
 	)
+	now := make(map[string]seen, len(t.engines))
 	for i, r := range results {
 		e := t.engines[i]
 		switch {
 		case unreachable(ctx, r.err):
 			t.log.Warn("docker engine does not answer; its instances are not listed", "engine", e.Name, "host", e.Host, "error", r.err)
 			down = append(down, r.err)
+			now[e.Name] = seen{}
 		case r.err != nil:
 			return nil, r.err
 		default:
+			st := seen{up: true}
+			for _, in := range r.insts {
+				if in.State == targets.Running {
+					st.running++
+				}
+			}
+			now[e.Name] = st
 			for _, in := range r.insts {
 				_, cid, _, _ := parseID(in.ID)
-				if !seen[cid] {
-					seen[cid] = true
+				if !ids[cid] {
+					ids[cid] = true
 					all = append(all, in)
 				}
 			}
 		}
 	}
+	t.mu.Lock()
+	t.seen = now
+	t.mu.Unlock()
 	if len(down) == len(t.engines) {
 		return nil, fmt.Errorf("no docker engine answers: %w", errors.Join(down...))
 	}

@@ -31,8 +31,13 @@ type Engine struct {
 	CACert, Cert, Key string
 	// HostIP is the address on the engine's host that ports are published
 	// on, and that endpoints name. Default 127.0.0.1, which only serves an
-	// engine running on molt's own host.
+	// engine running on molt's own host. An engine on another host needs
+	// the address of that host that molt and the front can reach.
 	HostIP string
+	// Max is the most molt instances (of every fleet and service) that
+	// may run on the engine; 0 means no limit. Placement respects it, and
+	// Provision refuses (a transient error) a new instance past it.
+	Max int
 }
 
 // Options configure a Target.
@@ -81,6 +86,9 @@ func (e Engine) validate() error {
 	}
 	if (e.Cert == "") != (e.Key == "") {
 		return fmt.Errorf("engine %s: TLS Cert and Key go together", e.Name)
+	}
+	if e.Max < 0 {
+		return fmt.Errorf("engine %s: negative Max", e.Name)
 	}
 	if e.HostIP != "" {
 		ip := net.ParseIP(e.HostIP)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,9 +32,11 @@ const cleanupTimeout = 30 * time.Second
 //
 // The container is made from spec.Resolved["image"], the content id that
 // Resolve returned; when spec.Resolved is nil, Provision resolves the
-// image itself, the same way. It goes to the engine of the service that
-// has the image and the fewest running instances of the service (counting
-// provisions in flight); engines that do not answer are skipped. A spec
+// image itself, the same way. It goes to the engine the plan placed it on
+// (spec.Engine), or else to the engine of the service that has the image
+// and the fewest running instances of the service (counting provisions in
+// flight); engines that do not answer, or whose capacity (Engine.Max) is
+// full, are skipped (a full engine is a transient error). A spec
 // the target cannot run returns an error wrapping targets.ErrInvalidSpec
 // before anything is created.
 //
@@ -183,16 +186,26 @@ func (t *Target) discard(ctx context.Context, e *engine, id string) {
 	}
 }
 
-// place picks the engine for a new instance of spec among engines: one
-// that answers and has image imageID, with the fewest running instances of
-// the service plus provisions in flight, the first in order on a tie. It
-// counts the new instance as in flight until release is called, and
-// returns the image's config.
+// place picks the engine for a new instance of spec among engines: the
+// one the plan placed it on (spec.Engine), else one that answers and has
+// image imageID, with the fewest running instances of the service plus
+// provisions in flight, the first in order on a tie. An engine with a
+// capacity (Engine.Max) that its running molt containers and provisions
+// in flight fill is skipped. It counts the new instance as in flight
+// until release is called, and returns the image's config.
 func (t *Target) place(ctx context.Context, spec targets.Spec, engines []*engine, imageID string) (*engine, *imageConfig, func(), error) {
 	type candidate struct {
 		e       *engine
 		img     *imageConfig
 		running int
+		all     int // molt containers running on e, of every fleet
+	}
+	if spec.Engine != "" {
+		i := slices.IndexFunc(engines, func(e *engine) bool { return e.Name == spec.Engine })
+		if i < 0 {
+			return nil, nil, nil, fmt.Errorf("%w: service %s was placed on engine %q, which is not one of its engines", targets.ErrInvalidSpec, spec.Labels.Service, spec.Engine)
+		}
+		engines = engines[i : i+1]
 	}
 	var (
 		cands []candidate
@@ -200,10 +213,13 @@ func (t *Target) place(ctx context.Context, spec targets.Spec, engines []*engine
 	)
 	for _, e := range engines {
 		_, img, err := t.image(ctx, e, imageID, false)
+		var all, n int
 		if err == nil {
-			var n int
+			all, err = t.molt(ctx, e)
+		}
+		if err == nil {
 			n, err = t.running(ctx, e, spec.Labels)
-			cands = append(cands, candidate{e, img, n})
+			cands = append(cands, candidate{e, img, n, all})
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -219,11 +235,21 @@ func (t *Target) place(ctx context.Context, spec targets.Spec, engines []*engine
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	best, bestLoad := -1, 0
+	var full []string
 	for i, c := range cands {
+		if c.e.Max > 0 {
+			if n := c.all + t.pendingOn(c.e.Name); n >= c.e.Max {
+				full = append(full, fmt.Sprintf("engine %s is full (%d molt instances running or starting, max=%d)", c.e.Name, n, c.e.Max))
+				continue
+			}
+		}
 		load := c.running + t.pending[placement{c.e.Name, spec.Labels.Fleet, spec.Labels.Service}]
 		if best < 0 || load < bestLoad {
 			best, bestLoad = i, load
 		}
+	}
+	if best < 0 {
+		return nil, nil, nil, fmt.Errorf("no engine has room for a new instance: %s", strings.Join(full, "; "))
 	}
 	c := cands[best]
 	key := placement{c.e.Name, spec.Labels.Fleet, spec.Labels.Service}
@@ -236,6 +262,34 @@ func (t *Target) place(ctx context.Context, spec targets.Spec, engines []*engine
 		}
 	}
 	return c.e, c.img, release, nil
+}
+
+// molt counts the running molt containers of every fleet on engine e,
+// when e has a capacity (Engine.Max); 0 otherwise.
+func (t *Target) molt(ctx context.Context, e *engine) (int, error) {
+	if e.Max == 0 {
+		return 0, nil
+	}
+	sctx, cancel := t.short(ctx)
+	defer cancel()
+	res, err := e.api.ContainerList(sctx, client.ContainerListOptions{
+		Filters: make(client.Filters).Add("label", LabelFleet, LabelService, LabelSpecHash),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list containers on engine %s: %w", e.Name, err)
+	}
+	return len(res.Items), nil
+}
+
+// pendingOn counts the provisions in flight on engine name. t.mu is held.
+func (t *Target) pendingOn(name string) int {
+	n := 0
+	for k, p := range t.pending {
+		if k.engine == name {
+			n += p
+		}
+	}
+	return n
 }
 
 // running counts the running containers of a service that molt created
@@ -277,6 +331,7 @@ func (t *Target) instance(e *engine, containerID string, labels map[string]strin
 		State:     targets.Dead,
 		Endpoints: map[string]string{},
 		Detail:    detail,
+		Engine:    e.Name,
 	}
 	if running {
 		inst.State = targets.Running

@@ -32,6 +32,7 @@ type Target struct {
 
 	mu       sync.Mutex
 	pending  map[placement]int // provisions in flight, not listed yet
+	seen     map[string]seen   // by engine name: what the last List saw
 	logDir   string            // see SetLogDir
 	keepLogs time.Duration
 }
@@ -40,6 +41,12 @@ type Target struct {
 type engine struct {
 	Engine
 	api *client.Client
+}
+
+// seen is what the last List saw of one engine.
+type seen struct {
+	up      bool
+	running int // molt containers running on it, of every fleet
 }
 
 // placement is a service's share of one engine.
@@ -66,6 +73,7 @@ func New(ctx context.Context, opts Options) (*Target, error) {
 		log:     log.With("target", "docker"),
 		timeout: opts.Timeout,
 		pending: make(map[placement]int),
+		seen:    make(map[string]seen, len(opts.Engines)),
 	}
 	if t.timeout == 0 {
 		t.timeout = defaultTimeout
@@ -85,7 +93,9 @@ func New(ctx context.Context, opts Options) (*Target, error) {
 		t.byName[e.Name] = eng
 	}
 	for _, e := range t.engines {
-		if v, err := t.ping(ctx, e); err != nil {
+		v, err := t.ping(ctx, e)
+		t.seen[e.Name] = seen{up: err == nil}
+		if err != nil {
 			t.log.Warn("docker engine does not answer", "engine", e.Name, "host", e.Host, "error", err)
 		} else {
 			t.log.Debug("docker engine answers", "engine", e.Name, "host", e.Host, "api", v)
@@ -114,6 +124,21 @@ func (t *Target) ping(ctx context.Context, e *engine) (string, error) {
 		return "", fmt.Errorf("engine %s (%s): %w", e.Name, e.Host, err)
 	}
 	return e.api.ClientVersion(), nil
+}
+
+// Engines returns the target's engines in the order of Options.Engines,
+// as its last List saw them (as New's ping saw them before any List):
+// whether each answered, its capacity (Engine.Max) and how many molt
+// containers, of every fleet, were running on it. It does no I/O.
+func (t *Target) Engines() []targets.Engine {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]targets.Engine, 0, len(t.engines))
+	for _, e := range t.engines {
+		st := t.seen[e.Name]
+		out = append(out, targets.Engine{Name: e.Name, Up: st.up, Max: e.Max, Running: st.running})
+	}
+	return out
 }
 
 // Close releases the engines' idle connections. Containers keep running.

@@ -235,6 +235,9 @@ func TestParseEngine(t *testing.T) {
 		{"a/b=unix:///x", Engine{}, true},
 		{"a=unix:///x,tls=1", Engine{}, true},
 		{"a=unix:///x,cert=c.pem", Engine{}, true},
+		{"a=unix:///x,max=3", Engine{Name: "a", Host: "unix:///x", Max: 3}, false},
+		{"a=unix:///x,max=0", Engine{}, true},
+		{"a=unix:///x,max=many", Engine{}, true},
 	}
 	for _, tc := range tests {
 		got, err := ParseEngine(tc.in)

@@ -2,7 +2,9 @@ package router
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/molt-dev/molt/targets"
 )
@@ -65,19 +67,27 @@ func compile(t Table, ups *upstreams, st *statsRegistry) *compiled {
 
 // pick returns the next backend in the schedule whose address is not
 // exclude, or nil if there is none.
-func (r *route) pick(exclude string) *backend {
+func (r *route) pick(exclude ...string) *backend {
 	n := uint64(len(r.order))
 	if n == 0 {
 		return nil
 	}
 	start := r.next.Add(1) - 1
+	now := time.Now()
+	var fallback *backend // an ejected backend, when every other is too
 	for i := range n {
 		b := r.backends[r.order[(start+i)%n]]
-		if b.Addr != exclude {
+		if slices.Contains(exclude, b.Addr) {
+			continue
+		}
+		if !b.up.ejected(now) {
 			return b
 		}
+		if fallback == nil {
+			fallback = b
+		}
 	}
-	return nil
+	return fallback
 }
 
 // maxSchedule bounds the length of a route's schedule; weights whose sum

@@ -2,9 +2,7 @@ package router
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
@@ -38,14 +36,14 @@ func attemptFrom(ctx context.Context) *attempt {
 // request, and every request still headed to it is already counted for
 // Drain. It returns a nil route if nothing is exposed on listen, and a nil
 // backend if the route has none (other than exclude).
-func (s *Server) acquire(listen, exclude string) (*route, *backend) {
+func (s *Server) acquire(listen string, exclude ...string) (*route, *backend) {
 	for {
 		c := s.current.Load()
 		rt := c.byListen[listen]
 		if rt == nil {
 			return nil, nil
 		}
-		b := rt.pick(exclude)
+		b := rt.pick(exclude...)
 		if b == nil {
 			return rt, nil
 		}
@@ -60,7 +58,7 @@ func (s *Server) acquire(listen, exclude string) (*route, *backend) {
 // dataHandler serves the requests that arrive on one listen address.
 func (s *Server) dataHandler(listen string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt, b := s.acquire(listen, "")
+		rt, b := s.acquire(listen)
 		if rt == nil {
 			http.Error(w, "no service on "+listen, http.StatusServiceUnavailable)
 			return
@@ -102,27 +100,39 @@ type transportFunc func(*http.Request) (*http.Response, error)
 
 func (f transportFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// roundTrip sends the request to the attempt's backend. If the backend
-// cannot be reached and the request is idempotent without a body, it is
-// sent once more to another backend of the route.
+// roundTrip sends the request to the attempt's backend. If it fails
+// before any response (the backend cannot be reached, or its connection
+// breaks before the response's headers), the backend is passed over by
+// picks for a while, and a request that is idempotent without a body is
+// sent again to another backend of the route, up to maxTries backends in
+// all, as nginx's proxy_next_upstream does for errors.
 func (s *Server) roundTrip(req *http.Request) (*http.Response, error) {
 	at := attemptFrom(req.Context())
 	resp, err := s.send(req, at.backend)
-	if err == nil || !dialFailed(err) || !retryable(req) || req.Context().Err() != nil {
-		return resp, err
+	tried := []string{at.backend.Addr}
+	for err != nil && req.Context().Err() == nil {
+		at.backend.up.failed(time.Now())
+		if !retryable(req) || len(tried) >= maxTries {
+			return nil, err
+		}
+		_, next := s.acquire(at.listen, tried...)
+		if next == nil {
+			return nil, err
+		}
+		s.log.Debug("backend failed, retrying on another", "fleet", at.route.fleet, "service", at.route.service,
+			"backend", at.backend.Addr, "retry", next.Addr, "err", err)
+		at.backend.up.inflight.Add(-1)
+		at.backend = next
+		tried = append(tried, next.Addr)
+		again := req.Clone(req.Context())
+		again.URL.Host = next.Addr
+		resp, err = s.send(again, next)
 	}
-	_, next := s.acquire(at.listen, at.backend.Addr)
-	if next == nil {
-		return nil, err
-	}
-	s.log.Debug("backend unreachable, retrying on another", "fleet", at.route.fleet, "service", at.route.service,
-		"backend", at.backend.Addr, "retry", next.Addr, "err", err)
-	at.backend.up.inflight.Add(-1)
-	at.backend = next
-	again := req.Clone(req.Context())
-	again.URL.Host = next.Addr
-	return s.send(again, next)
+	return resp, err
 }
+
+// maxTries bounds the backends one request is sent to.
+const maxTries = 4
 
 // send makes one attempt and counts it: in the totals since start and in
 // the slot of its start, with its outcome and, if it got a response, its
@@ -139,13 +149,6 @@ func (s *Server) send(req *http.Request, b *backend) (*http.Response, error) {
 		b.gen.proxyError(sl)
 	}
 	return resp, err
-}
-
-// dialFailed reports whether err says that no connection could be made, so
-// that the backend never saw the request.
-func dialFailed(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // retryable reports whether a request may be sent twice: idempotent

@@ -201,8 +201,17 @@ func TestRetryOnDeadBackend(t *testing.T) {
 		t.Errorf("counts after retries = %+v, want proxy errors counted and %d answered", c, 3*n)
 	}
 
+	// The dead backend failed: it is passed over, so the GETs above cost
+	// one failed attempt, not one in two.
+	if c.ProxyErrors > 2 {
+		t.Errorf("proxy errors = %d over %d requests: the dead backend was not passed over", c.ProxyErrors, 3*n)
+	}
+
 	// A request with a body is not retried: of two POSTs in a row, one
-	// goes to the dead backend and fails.
+	// goes to a backend that just died (not yet passed over) and fails.
+	dead2 := newBackend(t, "dead2", "gena", nil)
+	dead2.srv.Close()
+	mustSetWeb(t, r.Client, listen, live.backend(0), dead2.backend(0))
 	statuses := map[int]int{}
 	for range 2 {
 		got, err := do(hc, "POST", "http://"+listen, strings.NewReader("payload"))
@@ -213,6 +222,21 @@ func TestRetryOnDeadBackend(t *testing.T) {
 	}
 	if want := map[int]int{200: 1, 502: 1}; !cmp.Equal(statuses, want) {
 		t.Errorf("two POSTs answered %v, want %v", statuses, want)
+	}
+
+	// Three dead backends of four (an engine gone with its instances):
+	// every GET is answered, retried over the backends not yet tried.
+	var deads []targets.Backend
+	for i := range 3 {
+		d := newBackend(t, fmt.Sprintf("gone%d", i), "gena", nil)
+		d.srv.Close()
+		deads = append(deads, d.backend(0))
+	}
+	mustSetWeb(t, r.Client, listen, append(deads, live.backend(0))...)
+	for range n {
+		if got, err := get(hc, "http://"+listen); err != nil || got.status != http.StatusOK {
+			t.Fatalf("GET with three dead backends of four: %+v %v", got, err)
+		}
 	}
 
 	// With every backend dead, a GET fails with 502.

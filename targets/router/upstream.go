@@ -15,6 +15,23 @@ type upstream struct {
 	addr      string
 	inflight  atomic.Int64
 	transport *http.Transport
+	// failedUntil (unix nanoseconds) is set when a request to it failed
+	// before any response: until then picks prefer other backends, so a
+	// backend that died is not tried again by every request until the
+	// next route update takes it out.
+	failedUntil atomic.Int64
+}
+
+// ejectFor is how long a backend that failed a request is passed over
+// (when the route has others).
+const ejectFor = 2 * time.Second
+
+// failed marks the upstream as failing for ejectFor from now.
+func (u *upstream) failed(now time.Time) { u.failedUntil.Store(now.Add(ejectFor).UnixNano()) }
+
+// ejected reports whether the upstream failed a request recently.
+func (u *upstream) ejected(now time.Time) bool {
+	return u != nil && now.UnixNano() < u.failedUntil.Load()
 }
 
 func newUpstream(addr string) *upstream {
