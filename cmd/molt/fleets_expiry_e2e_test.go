@@ -51,6 +51,7 @@ services: web: {
 	token := newFleetsHookToken(t)
 	s := startServe(t, repo.Dir, state, "@every 1h", "--generic-token-file", token.file)
 	answers(t, app, "hello from v1", 30*time.Second)
+	s.converged(t, "main@sha1:"+repo.Head())
 
 	live := fleetsLive(t, state)
 	versions := func() map[string]int {

@@ -446,3 +446,22 @@ func TestServeWebhookBurst(t *testing.T) {
 		t.Errorf("deliveries counted after a bad one: %v, want 201", n)
 	}
 }
+
+// converged waits until serve's status says the fleet converged to
+// revision (a router answering is not enough: under parallel tests,
+// another test's instance may hold the listen port before the switch).
+func (s *served) converged(t *testing.T, revision string) {
+	t.Helper()
+	targetstest.Eventually(t, 30*time.Second, "converged to "+revision, func() bool {
+		var st apiStatus
+		if getJSON(t, "http://"+s.listen+"/api/v1/status", &st) != http.StatusOK {
+			return false
+		}
+		for _, f := range st.Fleets {
+			if f.Revision == revision && f.LastResult == "converged" {
+				return true
+			}
+		}
+		return false
+	})
+}
