@@ -233,6 +233,7 @@ func (l *Loop) reconcile(ctx context.Context, reason string, last *Snapshot, tim
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	snap, err := l.Source.Latest(rctx)
+	var sourceErr error // the source's error when the last revision is converged instead
 	var inv *schema.InvalidError
 	switch {
 	case errors.As(err, &inv):
@@ -248,9 +249,17 @@ func (l *Loop) reconcile(ctx context.Context, reason string, last *Snapshot, tim
 			return out // nothing valid yet: stalled until a new commit
 		}
 		snap = *last
-	case err != nil:
+	case err != nil && (last.Fleet == nil || ctx.Err() != nil):
 		out.Err = err
 		return out
+	case err != nil:
+		// The source cannot be read (an unreachable remote, a cache that
+		// cannot be written): self-heal does not wait for it. The last
+		// revision read is converged again, so dead instances are
+		// replaced, and the error is reported and retried with backoff.
+		l.log().Warn("cannot read the desired state; converging the last revision read", "fleet", last.Fleet.Name, "revision", last.Revision, "error", err)
+		sourceErr = err
+		snap = *last
 	default:
 		l.mu.Lock()
 		l.status.Fetched = true
@@ -295,5 +304,8 @@ func (l *Loop) reconcile(ctx context.Context, reason string, last *Snapshot, tim
 	defer stop()
 	res, err := x.Apply(sctx, snap.Fleet, snap.Revision)
 	out.Result, out.Err = res, err
+	if out.Err == nil && sourceErr != nil {
+		out.Err = sourceErr // healed, but the source is still to be read again
+	}
 	return out
 }
