@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
@@ -79,7 +80,8 @@ are replaced. A remote that cannot be reached keeps the fleet as it is and
 is retried with backoff. SIGTERM lets the step in progress finish and exits;
 the instances and the router keep running.
 
-Endpoints: GET /healthz (alive), GET /readyz (fetched once, not stuck),
+Endpoints: GET /healthz (alive), GET /readyz (fetched once, not stuck, the
+router answering: serve starts it again within a second when it dies),
 GET /metrics (Prometheus: reconciles, rollouts, instances by generation
 and health, revisions, fetches, webhooks, the GitHub queue, and the
 router's requests by service, generation and status class with their
@@ -275,9 +277,12 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		hooks = http.NewServeMux()
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	var routerDown atomic.Pointer[error] // set by the router's supervision
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		st := loop.Status()
 		switch {
+		case routerDown.Load() != nil:
+			http.Error(w, "not ready: "+(*routerDown.Load()).Error(), http.StatusServiceUnavailable)
 		case !st.Fetched && st.LastErr != nil:
 			http.Error(w, "not ready: "+st.LastErr.Error(), http.StatusServiceUnavailable)
 		case !st.Fetched:
@@ -339,7 +344,19 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		defer wg.Done()
 		rep.runPullRequests(bg, &prPlanner{repo: prRepo, path: f.src.path, world: w, log: log})
 	}()
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		// A router that died is started again at once, not at the next
+		// reconcile (nor never, as before).
+		w.superviseRouter(bg, time.Second, log, func(err error) {
+			if err == nil {
+				routerDown.Store(nil)
+			} else {
+				routerDown.Store(&err)
+			}
+		})
+	}()
 	go func() {
 		defer wg.Done()
 		notify.run(bg) // the queue is persisted too

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/targets"
@@ -95,8 +97,12 @@ type world struct {
 	docker  *docker.Target // nil without an engine
 	target  targets.ByKind
 	router  *router.Client
-	haproxy *haproxy.Front // nil without --haproxy
-	exec    *reconciler.Executor
+	// routerCmd starts the router ("" when this world does not start one);
+	// stateDir is the absolute state directory.
+	routerCmd []string
+	stateDir  string
+	haproxy   *haproxy.Front // nil without --haproxy
+	exec      *reconciler.Executor
 }
 
 func (w *world) close() {
@@ -136,7 +142,8 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 			w.close()
 			return nil, fmt.Errorf("find molt's executable for the router: %w", err)
 		}
-		started, err := router.EnsureRunning(ctx, abs, []string{exe, "router", "--state-dir", abs}, log)
+		w.routerCmd = []string{exe, "router", "--state-dir", abs}
+		started, err := router.EnsureRunning(ctx, abs, w.routerCmd, log)
 		if err != nil {
 			w.close()
 			return nil, fmt.Errorf("start router: %w", err)
@@ -146,6 +153,7 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 		}
 	}
 	w.router = router.NewClient(abs)
+	w.stateDir = abs
 	if w.haproxy, err = openHAProxy(o.haproxy, abs, o); err != nil {
 		w.close()
 		return nil, err
@@ -198,4 +206,43 @@ func yes(e *env, question string) bool {
 	fmt.Fscanln(e.stdin, &answer)
 	answer = strings.ToLower(strings.TrimSpace(answer))
 	return answer == "y" || answer == "yes"
+}
+
+// superviseRouter checks every interval, until ctx ends, that the router
+// of the state directory answers, and starts it again at once when it does
+// not (its table comes back from STATE/router/routes.json, and the next
+// reconcile sets the fleet's routes again). A router of another molt
+// version is left to the next apply. up is told each verdict, for /readyz.
+func (w *world) superviseRouter(ctx context.Context, interval time.Duration, log *slog.Logger, up func(error)) {
+	if len(w.routerCmd) == 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := w.router.Ping(pctx)
+		cancel()
+		if err == nil || errors.Is(err, router.ErrProtocol) || ctx.Err() != nil {
+			up(nil)
+			continue
+		}
+		log.Warn("the router does not answer; starting it again", "error", err)
+		started, serr := router.EnsureRunning(ctx, w.stateDir, w.routerCmd, log)
+		switch {
+		case serr != nil:
+			log.Error("cannot start the router", "error", serr)
+			up(fmt.Errorf("the router does not answer and cannot be started: %w", serr))
+		case started:
+			log.Info("router started again", "state-dir", w.stateDir)
+			up(nil)
+		default:
+			up(nil)
+		}
+	}
 }

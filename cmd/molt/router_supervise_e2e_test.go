@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/molt-dev/molt/targets/targetstest"
+)
+
+// routerPID finds the pid of the molt router of a state directory.
+func routerPID(t *testing.T, state string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) >= 4 && args[1] == "router" && args[2] == "--state-dir" && args[3] == state {
+			return pid
+		}
+	}
+	return 0
+}
+
+// TestServeRestartsADeadRouter: kill -9 of the router under serve: serve
+// starts it again within about a second, its table comes back, and the
+// service answers again without a restart of serve; /readyz says so while
+// it cannot. (Was: every request failed until serve was restarted, while
+// /readyz said 200.)
+func TestServeRestartsADeadRouter(t *testing.T) {
+	f := newCoreFleet(t)
+	f.commit("v1", fmt.Sprintf(`services: web: {
+	replicas: 2
+	process: command: [%q]
+	env: VERSION: "v1"
+	ports: http: 0
+	expose: {listen: %q, port: "http"}
+	health: {interval: "100ms", grace: "1s"}
+	rollout: {strategy: "blue-green", minHealthyFor: "200ms", progressDeadline: "20s"}
+}
+`, f.hello, f.addr()))
+	state, err := filepath.Abs(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, f.repo, state, "@every 1h")
+	s.converged(t, "main@sha1:"+strings.TrimSpace(gitOut(t, f.repo, "rev-parse", "HEAD")))
+	answers(t, f.addr(), "hello from v1", 10*time.Second)
+
+	for round := range 3 {
+		pid := routerPID(t, state)
+		if pid == 0 {
+			t.Fatalf("round %d: no router process for %s", round, state)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		targetstest.Eventually(t, 15*time.Second, "a new router", func() bool {
+			p := routerPID(t, state)
+			return p != 0 && p != pid
+		})
+		answers(t, f.addr(), "hello from v1", 15*time.Second)
+		t.Logf("round %d: router %d killed, answering again after %s", round, pid, time.Since(start).Round(time.Millisecond))
+
+		load := targetstest.StartLoad(f.addr(), 2, 10*time.Millisecond)
+		time.Sleep(time.Second)
+		load.Finish(t) // no request fails once the router is back
+	}
+	if !strings.Contains(s.logs.String(), "starting it again") {
+		t.Errorf("the log does not say the router was started again:\n%s", s.logs.String())
+	}
+}
+
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	return string(out)
+}
