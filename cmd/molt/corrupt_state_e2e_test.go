@@ -80,7 +80,7 @@ func TestServeStartsOnCorruptStateFiles(t *testing.T) {
 			t.Errorf("%s was not moved aside", name)
 		}
 	}
-		if strings.Contains(logs, "panic") {
+	if strings.Contains(logs, "panic") {
 		t.Errorf("serve panicked:\n%s", logs)
 	}
 }
