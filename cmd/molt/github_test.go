@@ -27,7 +27,7 @@ func (s *served) sendHook(t *testing.T, event string, payload map[string]any) in
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.listen+"/hooks/github", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", event)
-	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("gh-%d", s.counter.Add(1)))
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("gh-%s-%d", s.listen, s.counter.Add(1)))
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

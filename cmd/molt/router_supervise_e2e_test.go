@@ -93,3 +93,23 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestServeRemembersDeliveriesAcrossRestarts: GitHub's redelivery of a
+// push that a previous serve took is recognised after a restart (the ids
+// are kept in the state directory), so it is answered, not acted on again.
+func TestServeRemembersDeliveriesAcrossRestarts(t *testing.T) {
+	repo := newFleetRepo(t)
+	state := stateDir(t)
+	s := startServe(t, repo.Root+"/fleet.git", state, "@every 1h")
+	if code := s.deliverID(repo.First, "redelivered-1"); code != 202 {
+		t.Fatalf("first delivery answered %d, want 202", code)
+	}
+	stopServe(t, s)
+	s2 := startServe(t, repo.Root+"/fleet.git", state, "@every 1h")
+	if code := s2.deliverID(repo.First, "redelivered-1"); code != 200 {
+		t.Errorf("the redelivery after a restart answered %d, want 200 (duplicate)", code)
+	}
+	if code := s2.deliverID(repo.First, "new-1"); code != 202 {
+		t.Errorf("a new delivery answered %d, want 202", code)
+	}
+}

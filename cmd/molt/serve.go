@@ -297,6 +297,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if hookSecret != nil {
 		recv, err := github.NewReceiver(github.ReceiverOptions{
 			Secret: hookSecret, Repo: f.githubRepo, Branch: f.branch, MaxBody: f.maxBody, Logger: log,
+			DedupFile:     filepath.Join(f.stateDir, "github-deliveries"), // a redelivery after a restart is still one
 			OnPush:        func(github.Event) { loop.Trigger("push") },
 			OnPullRequest: rep.onPullRequest,
 			OnComment:     comments.onComment,

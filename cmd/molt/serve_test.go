@@ -166,6 +166,13 @@ func (s *served) metric(name string) float64 {
 
 // deliver sends one signed GitHub push delivery for the branch head.
 func (s *served) deliver(after string) int {
+	// Ids unique to this serve: the state directory keeps the ids seen
+	// across restarts.
+	return s.deliverID(after, fmt.Sprintf("delivery-%s-%d", s.listen, s.counter.Add(1)))
+}
+
+// deliverID sends a signed push of after with the given delivery id.
+func (s *served) deliverID(after, id string) int {
 	raw, err := os.ReadFile("../../sources/github/testdata/push.json")
 	if err != nil {
 		s.t.Fatal(err)
@@ -181,7 +188,7 @@ func (s *served) deliver(after string) int {
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.listen+"/hooks/github", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", s.counter.Add(1)))
+	req.Header.Set("X-GitHub-Delivery", id)
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -48,6 +48,10 @@ type ReceiverOptions struct {
 	// redelivery. Zero means DefaultDedupSize.
 	DedupSize int
 
+	// DedupFile, when set, keeps the delivery ids remembered across
+	// restarts (e.g. STATE/github-deliveries), bounded by DedupSize.
+	DedupFile string
+
 	// OnPush is called, on the request's goroutine, for a push that moves
 	// the tracked branch (not one that deletes it). It must not block.
 	// Nil means nothing is done.
@@ -142,6 +146,11 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	r.log = r.log.With("hook", "github")
+	if opts.DedupFile != "" {
+		if err := r.seen.persist(opts.DedupFile, r.log); err != nil {
+			return nil, fmt.Errorf("github webhook: delivery ids: %w", err)
+		}
+	}
 	return r, nil
 }
 
