@@ -51,7 +51,7 @@ type serveMetrics struct {
 
 // The label values that can appear, each initialised at zero.
 var (
-	reconcileResults = []string{"converged", "degraded", "paused", "idle", "preempted", "failed", "error"}
+	reconcileResults = []string{"converged", "degraded", "paused", "deferred", "idle", "preempted", "failed", "error"}
 	rolloutResults   = []string{"converged", "rolled_back", "aborted", "superseded"}
 	healthValues     = []string{"healthy", "unhealthy", "unknown", "dead"}
 	revisionRoles    = []string{"desired", "live"}
@@ -88,7 +88,7 @@ func newServeMetrics(reg *prometheus.Registry) *serveMetrics {
 		reg: reg,
 		now: time.Now,
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molt_reconciles_total",
-			Help: "Reconciles by fleet and result (converged, degraded, paused, idle, preempted, failed, error)."},
+			Help: "Reconciles by fleet and result (converged, degraded, paused, deferred, idle, preempted, failed, error)."},
 			[]string{"fleet", "result"}),
 		reconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "molt_reconcile_duration_seconds",
 			Help:    "How long reconciles took, by fleet and result.",
@@ -341,7 +341,8 @@ func shortHash(h string) string {
 	return h
 }
 
-// reconcileResult names an outcome for molt_reconciles_total.
+// reconcileResult names how a reconcile ended, for molt_reconciles_total
+// and the status (one of reconcileResults).
 func reconcileResult(o reconciler.Outcome) string {
 	switch {
 	case o.Err != nil:
@@ -354,6 +355,8 @@ func reconcileResult(o reconciler.Outcome) string {
 		return "degraded"
 	case len(o.Result.Paused) > 0:
 		return "paused"
+	case !o.Result.Deferred.IsZero():
+		return "deferred"
 	case !o.Result.Converged:
 		return "idle"
 	}

@@ -450,7 +450,7 @@ func (b *statusBoard) status(ctx context.Context) (apiStatus, error) {
 			v.plan = &p
 		}
 		if o := s.f.outcome; o != nil {
-			v.lastReconcile, v.lastResult = o.Finished, outcomeResult(*o)
+			v.lastReconcile, v.lastResult = o.Finished, reconcileResult(*o)
 			if o.Err != nil {
 				v.lastError = o.Err.Error()
 			}
@@ -468,26 +468,6 @@ func unprobed(obs []reconciler.Observed) {
 	}
 }
 
-// outcomeResult names how a reconcile ended, as serve's metrics do.
-func outcomeResult(o reconciler.Outcome) string {
-	switch {
-	case o.Err != nil:
-		return "error"
-	case len(o.Result.Failures) > 0:
-		return "failed"
-	case o.Result.Preempted:
-		return "preempted"
-	case len(o.Result.Degraded) > 0:
-		return "degraded"
-	case len(o.Result.Paused) > 0:
-		return "paused"
-	case !o.Result.Deferred.IsZero():
-		return "deferred"
-	case o.Result.Converged:
-		return "converged"
-	}
-	return "idle"
-}
 
 // localStatus builds the status of the fleets a state directory deploys
 // without serve: the live instances (probed by a prober of its own), the
