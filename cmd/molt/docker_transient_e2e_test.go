@@ -54,38 +54,9 @@ func TestDockerTransientCreateFaultDoesNotFailTheRollout(t *testing.T) {
 	engine := newTransientEngine(t)
 	engineFlag := "faulty=" + engine.Host
 
-	appPort, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := "127.0.0.1:" + appPort
-	fleet := "transient-" + dockertest.Token(4)
-	repo := filepath.Join(t.TempDir(), "repo")
-	runGit(t, "", "init", "-q", "-b", "main", repo)
-	commit := func(version string) string {
-		src := fmt.Sprintf(`name: %q
-services: web: {
-	replicas: 2
-	docker: image: %q
-	env: {HOST: "0.0.0.0", VERSION: %q}
-	ports: http: 8080
-	expose: {listen: %q, port: "http"}
-	health: {interval: "100ms", grace: "5s"}
-	stopGrace: "2s"
-	rollout: {strategy: "rolling", maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "2m"}
-}
-`, fleet, ref, version, app)
-		if err := os.WriteFile(filepath.Join(repo, "fleet.cue"), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		runGit(t, repo, "add", "-A")
-		runGit(t, repo, "commit", "-qm", version)
-		out, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	df := newDockerFleet(t, "transient", ref, 2, "300ms")
+	app, fleet, repo := df.app, df.name, df.repo
+	commit := func(version string) string { return df.commit(t, version) }
 
 	// A short state dir (the router's unix socket lives in it); the down
 	// runs first, through the proxy (instance ids name the engine
@@ -341,4 +312,57 @@ func transientRevisions(t *testing.T, state string) (rec struct {
 		t.Fatalf("revision record: %v\n%s", err, b)
 	}
 	return rec
+}
+
+// dockerFleet is a Git repository holding one docker service, web, of
+// the hello image ref, exposed on its own loopback port.
+type dockerFleet struct {
+	app   string // the listen address of web
+	name  string // the fleet's name
+	repo  string
+	ref   string
+	reps  int
+	ready string // minHealthyFor
+}
+
+// newDockerFleet makes the repository (empty) for a fleet named
+// prefix-<token>.
+func newDockerFleet(t *testing.T, prefix, ref string, replicas int, minHealthyFor string) *dockerFleet {
+	t.Helper()
+	appPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &dockerFleet{app: "127.0.0.1:" + appPort, name: prefix + "-" + dockertest.Token(4),
+		repo: filepath.Join(t.TempDir(), "repo"), ref: ref, reps: replicas, ready: minHealthyFor}
+	runGit(t, "", "init", "-q", "-b", "main", f.repo)
+	return f
+}
+
+// commit commits web answering "hello from VERSION", rolling, and
+// returns the commit's hash.
+func (f *dockerFleet) commit(t *testing.T, version string) string {
+	t.Helper()
+	src := fmt.Sprintf(`name: %q
+services: web: {
+	replicas: %d
+	docker: image: %q
+	env: {HOST: "0.0.0.0", VERSION: %q}
+	ports: http: 8080
+	expose: {listen: %q, port: "http"}
+	health: {interval: "100ms", grace: "5s"}
+	stopGrace: "2s"
+	rollout: {strategy: "rolling", maxSurge: 1, maxUnavailable: 0, minHealthyFor: %q, progressDeadline: "2m"}
+}
+`, f.name, f.reps, f.ref, version, f.app, f.ready)
+	if err := os.WriteFile(filepath.Join(f.repo, "fleet.cue"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, f.repo, "add", "-A")
+	runGit(t, f.repo, "commit", "-qm", version)
+	out, err := exec.Command("git", "-C", f.repo, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
 }

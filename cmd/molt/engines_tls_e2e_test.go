@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,38 +37,9 @@ func TestEnginesTLSLostMidRolloutAndBack(t *testing.T) {
 	remote.Load(t, api, ref)
 	engines := []string{"--docker-engine", "local=" + dockertest.Host(), "--docker-engine", remote.Flag("remote")}
 
-	appPort, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := "127.0.0.1:" + appPort
-	fleet := "tls-" + dockertest.Token(4)
-	repo := filepath.Join(t.TempDir(), "repo")
-	runGit(t, "", "init", "-q", "-b", "main", repo)
-	commit := func(version string) string {
-		src := fmt.Sprintf(`name: %q
-services: web: {
-	replicas: 4
-	docker: image: %q
-	env: {HOST: "0.0.0.0", VERSION: %q}
-	ports: http: 8080
-	expose: {listen: %q, port: "http"}
-	health: {interval: "100ms", grace: "5s"}
-	stopGrace: "2s"
-	rollout: {strategy: "rolling", maxSurge: 1, maxUnavailable: 0, minHealthyFor: "500ms", progressDeadline: "2m"}
-}
-`, fleet, ref, version, app)
-		if err := os.WriteFile(filepath.Join(repo, "fleet.cue"), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		runGit(t, repo, "add", "-A")
-		runGit(t, repo, "commit", "-qm", version)
-		out, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	df := newDockerFleet(t, "tls", ref, 4, "500ms")
+	app, fleet, repo := df.app, df.name, df.repo
+	commit := func(version string) string { return df.commit(t, version) }
 
 	state, err := os.MkdirTemp("", "md") // short: the router's socket lives in it
 	if err != nil {

@@ -468,7 +468,6 @@ func unprobed(obs []reconciler.Observed) {
 	}
 }
 
-
 // localStatus builds the status of the fleets a state directory deploys
 // without serve: the live instances (probed by a prober of its own), the
 // routes of a running router, the revision record, the events. It starts
