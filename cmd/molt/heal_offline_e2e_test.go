@@ -17,16 +17,7 @@ import (
 // fetch error ended every reconcile, and the killed instance stayed dead.)
 func TestServeHealsWhileTheRemoteIsGone(t *testing.T) {
 	f := newCoreFleet(t)
-	f.commit("v1", fmt.Sprintf(`services: web: {
-	replicas: 2
-	process: command: [%q]
-	env: VERSION: "v1"
-	ports: http: 0
-	expose: {listen: %q, port: "http"}
-	health: {interval: "100ms", grace: "1s"}
-	rollout: {strategy: "blue-green", minHealthyFor: "200ms", progressDeadline: "20s"}
-}
-`, f.hello, f.addr()))
+	f.commit("v1", f.blueGreen("v1"))
 	s := startServe(t, f.repo, f.state, "@every 1s")
 	targetstest.Eventually(t, 30*time.Second, "two instances", func() bool { return len(f.running()) == 2 })
 	answers(t, f.addr(), "hello from v1", 10*time.Second)
@@ -51,4 +42,19 @@ func TestServeHealsWhileTheRemoteIsGone(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "converging the last revision read") {
 		t.Errorf("the log does not say the last revision is converged:\n%s", s.logs.String())
 	}
+}
+
+// blueGreen is web: 2 replicas of hello answering "hello from VERSION",
+// exposed on the fleet's port, blue-green.
+func (f *coreFleet) blueGreen(version string) string {
+	return fmt.Sprintf(`services: web: {
+	replicas: 2
+	process: command: [%q]
+	env: VERSION: %q
+	ports: http: 0
+	expose: {listen: %q, port: "http"}
+	health: {interval: "100ms", grace: "1s"}
+	rollout: {strategy: "blue-green", minHealthyFor: "200ms", progressDeadline: "20s"}
+}
+`, f.hello, version, f.addr())
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,16 +41,7 @@ func routerPID(t *testing.T, state string) int {
 // /readyz said 200.)
 func TestServeRestartsADeadRouter(t *testing.T) {
 	f := newCoreFleet(t)
-	f.commit("v1", fmt.Sprintf(`services: web: {
-	replicas: 2
-	process: command: [%q]
-	env: VERSION: "v1"
-	ports: http: 0
-	expose: {listen: %q, port: "http"}
-	health: {interval: "100ms", grace: "1s"}
-	rollout: {strategy: "blue-green", minHealthyFor: "200ms", progressDeadline: "20s"}
-}
-`, f.hello, f.addr()))
+	f.commit("v1", f.blueGreen("v1"))
 	state, err := filepath.Abs(f.state)
 	if err != nil {
 		t.Fatal(err)
