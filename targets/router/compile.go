@@ -73,12 +73,18 @@ func (r *route) pick(exclude ...string) *backend {
 		return nil
 	}
 	start := r.next.Add(1) - 1
-	now := time.Now()
+	var now time.Time     // read only when a backend has failed: not on every request
 	var fallback *backend // an ejected backend, when every other is too
 	for i := range n {
 		b := r.backends[r.order[(start+i)%n]]
 		if slices.Contains(exclude, b.Addr) {
 			continue
+		}
+		if b.up == nil || b.up.failedUntil.Load() == 0 {
+			return b
+		}
+		if now.IsZero() {
+			now = time.Now()
 		}
 		if !b.up.ejected(now) {
 			return b
