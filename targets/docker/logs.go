@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,7 +39,7 @@ const (
 	keptLines   = 5000
 	keptBytes   = 4 << 20
 	maxKept     = 50
-	retiredFile = "retired.json"
+	retiredFile = targets.RetiredLogFile
 	logName     = "log"
 	defaultKeep = time.Hour
 )
@@ -64,12 +63,7 @@ func (t *Target) logSettings() (string, time.Duration) {
 }
 
 // retiredRecord is the content of retired.json.
-type retiredRecord struct {
-	ID      string         `json:"id"`
-	Labels  targets.Labels `json:"labels"`
-	Retired time.Time      `json:"retired"`
-	Expires time.Time      `json:"expires"`
-}
+type retiredRecord = targets.RetiredLog
 
 // keptDir is the directory of the kept log of instance id.
 func keptDir(base, id string) string {
@@ -154,30 +148,12 @@ func (c *cappedTail) bytes() []byte {
 // retiredLogs reads the kept logs' records, newest first, expired ones
 // included.
 func retiredLogs(base string) []retiredRecord {
-	entries, err := os.ReadDir(base)
-	if err != nil {
-		return nil
-	}
-	var out []retiredRecord
-	for _, e := range entries {
-		if rr, err := readRetired(filepath.Join(base, e.Name())); err == nil {
-			out = append(out, rr)
-		}
-	}
-	slices.SortFunc(out, func(a, b retiredRecord) int { return b.Retired.Compare(a.Retired) })
-	return out
+	return targets.RetiredLogs(base, func(id string) string { return keptDir(base, id) })
 }
 
 func readRetired(dir string) (retiredRecord, error) {
-	var rr retiredRecord
-	b, err := os.ReadFile(filepath.Join(dir, retiredFile))
-	if err == nil {
-		err = json.Unmarshal(b, &rr)
-	}
-	if err == nil && keptDir(filepath.Dir(dir), rr.ID) != dir {
-		err = fmt.Errorf("%s names %q", retiredFile, rr.ID)
-	}
-	return rr, err
+	base := filepath.Dir(dir)
+	return targets.ReadRetiredLog(dir, func(id string) string { return keptDir(base, id) })
 }
 
 // pruneLogs deletes the kept logs that expired and those beyond the newest

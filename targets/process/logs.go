@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +41,7 @@ import (
 
 const (
 	logsDir          = ".logs" // hidden: never listed as an instance
-	retiredFile      = "retired.json"
+	retiredFile      = targets.RetiredLogFile
 	defaultLogMax    = 10 << 20
 	maxKeptLogs      = 50
 	logPoll          = 250 * time.Millisecond
@@ -53,12 +52,7 @@ const (
 var _ targets.LogReader = (*Target)(nil)
 
 // retiredRecord is the content of Dir/.logs/<id>/retired.json.
-type retiredRecord struct {
-	ID      string         `json:"id"`
-	Labels  targets.Labels `json:"labels"`
-	Retired time.Time      `json:"retired"`
-	Expires time.Time      `json:"expires"`
-}
+type retiredRecord = targets.RetiredLog
 
 // logFiles returns the files of a log directory, oldest content first.
 func logFiles(dir string) []string {
@@ -203,38 +197,12 @@ func (t *Target) keepLog(tomb string, rec *record) {
 // expired ones included.
 func (t *Target) retiredLogs() []retiredRecord {
 	base := filepath.Join(t.dir, logsDir)
-	entries, err := os.ReadDir(base)
-	if err != nil {
-		return nil
-	}
-	var out []retiredRecord
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		rr, err := readRetired(filepath.Join(base, e.Name()))
-		if err != nil {
-			continue
-		}
-		out = append(out, rr)
-	}
-	slices.SortFunc(out, func(a, b retiredRecord) int { return b.Retired.Compare(a.Retired) })
-	return out
+	return targets.RetiredLogs(base, func(id string) string { return filepath.Join(base, id) })
 }
 
 func readRetired(dir string) (retiredRecord, error) {
-	var rr retiredRecord
-	b, err := os.ReadFile(filepath.Join(dir, retiredFile))
-	if err != nil {
-		return rr, err
-	}
-	if err := json.Unmarshal(b, &rr); err != nil {
-		return rr, err
-	}
-	if rr.ID != filepath.Base(dir) {
-		return rr, fmt.Errorf("%s names %q", retiredFile, rr.ID)
-	}
-	return rr, nil
+	base := filepath.Dir(dir)
+	return targets.ReadRetiredLog(dir, func(id string) string { return filepath.Join(base, id) })
 }
 
 // pruneLogs deletes the kept logs that expired, those beyond the newest
