@@ -226,6 +226,7 @@ func TestEnsureRunningReplacesOldProtocol(t *testing.T) {
 	})
 	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{}`))
+		w.(http.Flusher).Flush() // the answer is out before the server closes
 		stopped.Store(true)
 		go func() { old.Close(); pid.release() }()
 	})
