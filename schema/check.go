@@ -17,14 +17,35 @@ type checker struct {
 }
 
 // check unifies data with def (#Fleet) and validates the result as
-// `cue vet -c` would, then decodes every part that CUE found valid and
-// applies the rules written in Go to it, so that one run reports as many
-// issues as it can.
+// `cue vet -c` would. A valid result is read once, field by field, and
+// the rules written in Go are applied to it (see read.go). Otherwise, or
+// when the reader meets something it cannot read, checkEach takes over.
 func check(data, def cue.Value) (*Fleet, []Issue) {
 	v := data.Unify(def)
 	c := &checker{data: data, unified: v}
+	err := v.Validate(cue.Concrete(true))
+	if err == nil {
+		if rf, raw, ok := read(v); ok {
+			f := &Fleet{Name: rf.Name, Services: make(map[string]*Service, len(raw))}
+			f.DeployWindows = c.windows([]string{"deployWindows"}, rf.DeployWindows)
+			for name, rs := range raw {
+				f.Services[name] = c.service(name, rs)
+			}
+			c.listenClashes(f)
+			return f, c.issues
+		}
+	}
+	return c.checkEach(def, err)
+}
+
+// checkEach reports the error of validation (err, nil when there is none)
+// and the issues that it hides, then decodes every part that CUE found
+// valid and applies the rules written in Go to it, so that one run reports
+// as many issues as it can.
+func (c *checker) checkEach(def cue.Value, err error) (*Fleet, []Issue) {
+	data, v := c.data, c.unified
 	services := v.LookupPath(cue.MakePath(cue.Str("services")))
-	if err := v.Validate(cue.Concrete(true)); err != nil {
+	if err != nil {
 		c.issues = cueIssues(err, data)
 		// An error in one place can hide others (missing required
 		// fields, fields not allowed) elsewhere: validate each top-level

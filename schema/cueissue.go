@@ -65,6 +65,19 @@ func loadIssues(err error) []Issue {
 	return issues
 }
 
+// placed names the files of issues as the source fs.FS does: the loader
+// gives some errors (those of cue.mod/module.cue) a position in the
+// snapshot's own file system, an absolute path from its root, rather
+// than one passed through its FromFSPath.
+func (s *snapshot) placed(issues []Issue) []Issue {
+	for i, is := range issues {
+		if rel, ok := strings.CutPrefix(is.File, "/"); ok {
+			issues[i].File = s.name(rel)
+		}
+	}
+	return issues
+}
+
 // userPos returns the first position of e in a snapshot file.
 func userPos(e cueerrors.Error) token.Pos {
 	for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {

@@ -40,9 +40,23 @@
 // no commands (tool files are never loaded), nothing outside the directory,
 // and symbolic links are never followed: a link that CUE could load (a .cue
 // name, a link to a .cue file, cue.mod, or the directory itself) is an
-// issue. Other files are not read at all. Every file (1 MiB) and the whole
-// snapshot (16 MiB) are capped; Loader changes the caps. os.DirFS is a
-// suitable fs.FS: it reports links as links.
+// issue. Other files are not read at all. Every file (4 MiB), the whole
+// snapshot (16 MiB), the number of files (10,000) and the nesting of a
+// module's directories (32) are capped; Loader changes the caps. A file
+// that is not UTF-8, and @extern (embed) in any file, are issues. os.DirFS
+// is a suitable fs.FS: it reports links as links.
+//
+// # Bounded evaluation
+//
+// CUE evaluation takes no context and no budget: a three-line
+// comprehension runs for minutes and takes gigabytes. A Loader with a
+// *Child as its Evaluator reads and caps the snapshot in the calling
+// process, then evaluates it in a child process that limits itself
+// (RLIMIT_DATA, RLIMIT_CPU, a Go memory limit) and that the parent kills
+// when it passes its wall-clock or memory limit, or when the context is
+// cancelled. The result crosses back as JSON: the Fleet, or the issues with
+// their positions. A Loader without an Evaluator evaluates in the calling
+// process, unbounded (for tests and trusted input).
 //
 // # Errors
 //
@@ -55,6 +69,6 @@
 //
 // It does not fetch repositories, resolve image tags, check that
 // executables exist, or plan anything: it only says whether a snapshot is a
-// valid fleet and what that fleet is. Evaluation cannot be cancelled (CUE
-// takes no context); input size is the only bound it sets.
+// valid fleet and what that fleet is. Evaluation in the calling process
+// cannot be cancelled (CUE takes no context): only a Child bounds it.
 package schema

@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"fmt"
+	"github.com/molt-dev/molt/schema/schematest"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -54,7 +55,7 @@ func TestInvalidSortsAndDeduplicates(t *testing.T) {
 // TestLoadConcurrent loads fleets from many goroutines at once: the
 // compiled schema is shared (run with -race).
 func TestLoadConcurrent(t *testing.T) {
-	good := fstest.MapFS{"fleet.cue": {Data: generatedFleet(5)}}
+	good := fstest.MapFS{"fleet.cue": {Data: schematest.GeneratedFleet(5)}}
 	bad := fstest.MapFS{"fleet.cue": {Data: []byte("package fleet\n\nservices: web: replicas: -1\n")}}
 	var wg sync.WaitGroup
 	for i := range 8 {

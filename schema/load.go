@@ -15,25 +15,56 @@ import (
 	"cuelang.org/go/mod/module"
 )
 
-// Default limits of a Loader.
+// Default limits of a Loader: a fleet of 5,000 services (one file of about
+// 1.5 MB, or 5,000 small files) loads well inside them.
 const (
-	DefaultMaxFileBytes  = 1 << 20  // 1 MiB
+	DefaultMaxFileBytes  = 4 << 20  // 4 MiB
 	DefaultMaxTotalBytes = 16 << 20 // 16 MiB
+	DefaultMaxFiles      = 10_000
+	DefaultMaxDepth      = 32
 )
 
-// Loader loads fleets. Its zero value uses the default limits; it is safe
-// for concurrent use.
+// Loader loads fleets. Its zero value uses the default limits and
+// evaluates in the calling process; it is safe for concurrent use.
 type Loader struct {
 	// MaxFileBytes caps each .cue file; zero means DefaultMaxFileBytes.
 	MaxFileBytes int64
 	// MaxTotalBytes caps the sum of all .cue files read; zero means
 	// DefaultMaxTotalBytes.
 	MaxTotalBytes int64
+	// MaxFiles caps the number of .cue files; zero means DefaultMaxFiles.
+	MaxFiles int
+	// MaxDepth caps how deep below the fleet directory a module's
+	// directories may be nested; zero means DefaultMaxDepth.
+	MaxDepth int
+	// Names name the settings that change each limit (such as
+	// "--eval-max-files"), for the messages of refusals.
+	Names LimitNames
+	// Evaluator evaluates the snapshot once it has been read and checked
+	// against the caps above. Nil evaluates in the calling process, where
+	// nothing bounds the time and memory CUE takes: give a *Child
+	// whenever the snapshot may be hostile.
+	Evaluator Evaluator
+}
+
+// LimitNames name the settings that change each limit, for messages such
+// as "... (limit --eval-memory)". An empty name is left out.
+type LimitNames struct {
+	MaxFileBytes, MaxTotalBytes, MaxFiles, MaxDepth string
+	Wall, Memory, CPU                               string
+}
+
+// hint returns " (limit NAME)", or "" when name is empty.
+func hint(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " (limit " + name + ")"
 }
 
 // Validate reports limits that cannot work.
 func (l Loader) Validate() error {
-	if l.MaxFileBytes < 0 || l.MaxTotalBytes < 0 {
+	if l.MaxFileBytes < 0 || l.MaxTotalBytes < 0 || l.MaxFiles < 0 || l.MaxDepth < 0 {
 		return errors.New("loader limits must not be negative")
 	}
 	return nil
@@ -50,31 +81,51 @@ func (l Loader) limits() (file, total int64) {
 	return file, total
 }
 
+func (l Loader) maxFiles() int {
+	if l.MaxFiles == 0 {
+		return DefaultMaxFiles
+	}
+	return l.MaxFiles
+}
+
+func (l Loader) maxDepth() int {
+	if l.MaxDepth == 0 {
+		return DefaultMaxDepth
+	}
+	return l.MaxDepth
+}
+
 // Load loads the fleet in directory dir of fsys ("." for the root) with
-// the default limits. See Loader.Load.
+// the default limits, in the calling process. See Loader.Load.
 func Load(fsys fs.FS, dir string) (*Fleet, error) {
 	return Loader{}.Load(fsys, dir)
 }
 
-// Load reads the CUE files of the fleet in directory dir of fsys ("." for
-// the root) into memory, unifies them with the schema, checks every rule
-// and returns the fleet with its defaults filled in. It reads nothing
-// outside dir, follows no symbolic link and touches no network.
+// Load is LoadContext with a context that is never cancelled.
+func (l Loader) Load(fsys fs.FS, dir string) (*Fleet, error) {
+	return l.LoadContext(context.Background(), fsys, dir)
+}
+
+// LoadContext reads the CUE files of the fleet in directory dir of fsys
+// ("." for the root) into memory, refuses a snapshot past the loader's
+// caps, then has the Evaluator unify the files with the schema, check
+// every rule and return the fleet with its defaults filled in. It reads
+// nothing outside dir, follows no symbolic link and touches no network.
+// Cancelling ctx stops an Evaluator that can be stopped (a *Child is
+// killed at once); in-process evaluation cannot be interrupted.
 //
 // An error that wraps *InvalidError means the snapshot is not a valid
-// fleet: it lists every issue found, with positions relative to the root
-// of fsys. Any other error is an I/O error reading fsys.
-func (l Loader) Load(fsys fs.FS, dir string) (*Fleet, error) {
+// fleet (an evaluation stopped at a limit is one): it lists every issue
+// found, with positions relative to the root of fsys. Any other error is
+// an I/O error reading fsys, a cancellation, or an evaluator that could
+// not run.
+func (l Loader) LoadContext(ctx context.Context, fsys fs.FS, dir string) (*Fleet, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
 	dir = path.Clean(dir)
 	if !fs.ValidPath(dir) {
 		return nil, fmt.Errorf("load fleet: invalid directory %q", dir)
-	}
-	def, err := fleetDef()
-	if err != nil {
-		return nil, err
 	}
 	snap, err := l.readSnapshot(fsys, dir)
 	if err != nil {
@@ -86,7 +137,20 @@ func (l Loader) Load(fsys fs.FS, dir string) (*Fleet, error) {
 	if snap.local == 0 {
 		return nil, invalid([]Issue{{Message: "no CUE files in " + dir}})
 	}
-	inst, issues := snap.instance()
+	if l.Evaluator == nil {
+		return snap.evaluate()
+	}
+	return l.Evaluator.Evaluate(ctx, snap.export())
+}
+
+// evaluate unifies the snapshot with the schema and checks it, in this
+// process.
+func (s *snapshot) evaluate() (*Fleet, error) {
+	def, err := fleetDef()
+	if err != nil {
+		return nil, err
+	}
+	inst, issues := s.instance()
 	if inst == nil {
 		return nil, invalid(issues)
 	}
@@ -118,8 +182,13 @@ func (s *snapshot) instance() (*build.Instance, []Issue) {
 	insts := load.Instances([]string{"."}, cfg)
 	var named, anonymous []*build.Instance
 	for _, inst := range insts {
+		// Refused before the loader's own errors: an embed that failed
+		// would only say why it failed.
+		if issues := s.externs(inst); len(issues) > 0 {
+			return nil, issues
+		}
 		if inst.Err != nil {
-			return nil, loadIssues(inst.Err)
+			return nil, s.placed(loadIssues(inst.Err))
 		}
 		if inst.PkgName == "_" || inst.PkgName == "" {
 			anonymous = append(anonymous, inst)

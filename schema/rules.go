@@ -124,6 +124,15 @@ func errText(err error) string {
 // unspecified host (":8080", "0.0.0.0:8080") clashes with every host on
 // that port.
 func (c *checker) listenClashes(f *Fleet) {
+	// The order costs a position lookup per exposed service, which
+	// evaluates the user's values once more: only a clash pays for it.
+	if mayClash(f) {
+		c.listenClashesOrdered(f)
+	}
+}
+
+// listenClashesOrdered is listenClashes without the quick test.
+func (c *checker) listenClashesOrdered(f *Fleet) {
 	type owner struct{ service, host, listen string }
 	type exposed struct {
 		name string
@@ -178,6 +187,39 @@ func (c *checker) listenClashes(f *Fleet) {
 		}
 		byPort[port] = append(byPort[port], owner{name, host, s.Expose.Listen})
 	}
+}
+
+// mayClash reports whether listenClashes has anything to report, whatever
+// the order of the services: two of them with the same HAProxy backend, or
+// two listening on the same port of hosts that overlap.
+func mayClash(f *Fleet) bool {
+	byPort := map[string][]string{}
+	backends := map[string]bool{}
+	for _, s := range f.Services {
+		switch ex := s.Expose; {
+		case ex == nil:
+		case ex.HAProxy != "":
+			if ex.Listen != "" {
+				continue
+			}
+			if backends[ex.HAProxy] {
+				return true
+			}
+			backends[ex.HAProxy] = true
+		default:
+			host, port, err := net.SplitHostPort(ex.Listen)
+			if err != nil {
+				continue
+			}
+			for _, h := range byPort[port] {
+				if h == host || wildcard(h) || wildcard(host) {
+					return true
+				}
+			}
+			byPort[port] = append(byPort[port], host)
+		}
+	}
+	return false
 }
 
 func wildcard(host string) bool {

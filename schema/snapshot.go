@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"testing/fstest"
+	"unicode/utf8"
 )
 
 // snapshot is the in-memory copy of the CUE files under the fleet
@@ -17,6 +18,7 @@ type snapshot struct {
 	files  fstest.MapFS
 	issues []Issue
 	total  int64
+	count  int // .cue files read
 	// local counts the .cue files directly in dir.
 	local int
 }
@@ -96,6 +98,14 @@ func linkedDir(fsys fs.FS, dir string) (string, error) {
 func (l Loader) visit(fsys fs.FS, s *snapshot, rel string, e fs.DirEntry, module bool) (stop bool, err error) {
 	base := path.Base(rel)
 	switch {
+	case !fs.ValidPath(s.name(rel)):
+		// A name that is not UTF-8 (Git allows any bytes) cannot be
+		// opened through an fs.FS: the file is refused, not an I/O error
+		// that no commit could get past.
+		if strings.HasSuffix(base, ".cue") {
+			s.refuse(rel, "the file name is not valid UTF-8")
+		}
+		return false, nil
 	case e.Type()&fs.ModeSymlink != 0:
 		if strings.HasSuffix(base, ".cue") || base == "cue.mod" || l.linksToCUE(fsys, s.name(rel)) {
 			s.refuse(rel, "symlinks are not followed")
@@ -104,6 +114,10 @@ func (l Loader) visit(fsys fs.FS, s *snapshot, rel string, e fs.DirEntry, module
 	case e.IsDir():
 		if !module || strings.HasPrefix(base, ".") {
 			return false, nil
+		}
+		if depth := strings.Count(rel, "/") + 1; depth > l.maxDepth() {
+			s.refuse(rel, fmt.Sprintf("directories are nested deeper than the limit of %d levels%s", l.maxDepth(), hint(l.Names.MaxDepth)))
+			return true, nil
 		}
 		entries, err := fs.ReadDir(fsys, s.name(rel))
 		if err != nil {
@@ -134,6 +148,10 @@ func (l Loader) linksToCUE(fsys fs.FS, name string) bool {
 
 func (l Loader) copyFile(fsys fs.FS, s *snapshot, rel string) (stop bool, err error) {
 	maxFile, maxTotal := l.limits()
+	if s.count++; s.count > l.maxFiles() {
+		s.refuse(rel, fmt.Sprintf("more CUE files than the limit of %d%s", l.maxFiles(), hint(l.Names.MaxFiles)))
+		return true, nil
+	}
 	f, err := fsys.Open(s.name(rel))
 	if err != nil {
 		return false, fmt.Errorf("open %s: %w", s.name(rel), err)
@@ -146,13 +164,18 @@ func (l Loader) copyFile(fsys fs.FS, s *snapshot, rel string) (stop bool, err er
 		return false, fmt.Errorf("read %s: %w", s.name(rel), err)
 	}
 	if int64(len(data)) > maxFile {
-		s.refuse(rel, fmt.Sprintf("file is larger than the limit of %s", byteSize(maxFile)))
+		s.refuse(rel, fmt.Sprintf("file is larger than the limit of %s%s", byteSize(maxFile), hint(l.Names.MaxFileBytes)))
 		return false, nil
 	}
 	s.total += int64(len(data))
 	if s.total > maxTotal {
-		s.refuse(rel, fmt.Sprintf("CUE files add up to more than the limit of %s", byteSize(maxTotal)))
+		s.refuse(rel, fmt.Sprintf("CUE files add up to more than the limit of %s%s", byteSize(maxTotal), hint(l.Names.MaxTotalBytes)))
 		return true, nil
+	}
+	if !utf8.Valid(data) {
+		line, col := invalidUTF8(data)
+		s.issues = append(s.issues, Issue{File: s.name(rel), Line: line, Column: col, Message: "invalid UTF-8: a CUE file is UTF-8 text"})
+		return false, nil
 	}
 	s.files[rel] = &fstest.MapFile{Data: data, Mode: 0o444}
 	if !strings.Contains(rel, "/") {
@@ -161,9 +184,30 @@ func (l Loader) copyFile(fsys fs.FS, s *snapshot, rel string) (stop bool, err er
 	return false, nil
 }
 
+// invalidUTF8 returns the 1-based line and byte column of the first byte
+// of data that is not valid UTF-8.
+func invalidUTF8(data []byte) (line, col int) {
+	line, col = 1, 1
+	for len(data) > 0 {
+		r, n := utf8.DecodeRune(data)
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			return line, col
+		case r == '\n':
+			line, col = line+1, 1
+		default:
+			col += n
+		}
+		data = data[n:]
+	}
+	return line, col
+}
+
 // byteSize prints n in the largest binary unit that divides it.
 func byteSize(n int64) string {
 	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
 	case n >= 1<<20 && n%(1<<20) == 0:
 		return fmt.Sprintf("%d MiB", n>>20)
 	case n >= 1<<10 && n%(1<<10) == 0:
