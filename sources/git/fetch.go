@@ -12,6 +12,8 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/molt-dev/molt/targets/crash"
 )
 
 // Names of the refs the cache keeps for the remote.
@@ -47,7 +49,9 @@ type RefUpdate struct {
 // all match the cache it stops there, downloads nothing and reports no
 // change. Otherwise it fetches, downloading only the objects the cache
 // lacks, replaces force-pushed branches and moved tags, and deletes the
-// branches and tags that the remote no longer has.
+// branches and tags that the remote no longer has. A shallow cache is
+// fetched shallow by a Repo opened with Options.Shallow and deepened by
+// one without, even when the refs match (see Options.Shallow).
 //
 // Cancelling ctx aborts the transfer. A failed Fetch leaves the cache
 // usable (go-git writes a pack completely before it moves refs): Resolve
@@ -55,6 +59,11 @@ type RefUpdate struct {
 func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.fetch(ctx)
+}
+
+// fetch is Fetch with the lock held.
+func (r *Repo) fetch(ctx context.Context) (FetchResult, error) {
 	if r.store == nil {
 		return FetchResult{}, errClosed
 	}
@@ -85,12 +94,18 @@ func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 	if err != nil {
 		return FetchResult{}, fmt.Errorf("fetch %s: %w", r.remote.display, err)
 	}
+	depth, err := r.fetchDepth(len(before) == 0)
+	if err != nil {
+		return FetchResult{}, fmt.Errorf("fetch %s: %w", r.remote.display, err)
+	}
 	res := FetchResult{Head: head}
 	fetched := false
-	if !maps.Equal(before, want) {
+	if !maps.Equal(before, want) || depth == infiniteDepth {
+		crash.At("fetch.before-update")
 		err := rem.FetchContext(ctx, &gogit.FetchOptions{
 			RemoteName: remoteName,
 			RefSpecs:   refSpecs,
+			Depth:      depth,
 			Auth:       r.auth,
 			Tags:       gogit.NoTags, // the tag refspec brings them all
 			Force:      true,
@@ -101,15 +116,18 @@ func (r *Repo) Fetch(ctx context.Context) (FetchResult, error) {
 			return FetchResult{}, r.remote.wrap("fetch", err)
 		}
 		fetched = true
+		crash.At("fetch.after-update")
+		if depth == infiniteDepth {
+			if err := r.unshallow(); err != nil {
+				return FetchResult{}, fmt.Errorf("fetch %s: %w", r.remote.display, err)
+			}
+		}
 		after, err := r.cachedRefs()
 		if err != nil {
 			return FetchResult{}, fmt.Errorf("fetch %s: %w", r.remote.display, err)
 		}
 		res.Updated = diffRefs(before, after)
-		if err := r.compact(); err != nil {
-			// The fetch itself worked; the next one tries again.
-			r.log.Warn("git cache compaction failed", "err", err)
-		}
+		r.startCompact(ctx)
 	}
 
 	if fetched || head != prevHead {

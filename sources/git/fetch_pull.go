@@ -3,6 +3,7 @@ package git
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	gogit "github.com/go-git/go-git/v5"
@@ -37,12 +38,20 @@ func (r *Repo) FetchPull(ctx context.Context, n int) (bool, error) {
 	if !found {
 		return false, nil
 	}
-	err = rem.FetchContext(ctx, &gogit.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: r.auth, Tags: gogit.NoTags, Force: true})
+	// A shallow cache must tell the remote where its history stops, or
+	// the remote leaves out what it believes lies behind the tips.
+	cached, err := r.cachedRefs()
+	if err != nil {
+		return false, fmt.Errorf("fetch pull request: %w", err)
+	}
+	depth, err := r.fetchDepth(len(cached) == 0)
+	if err != nil {
+		return false, fmt.Errorf("fetch pull request: %w", err)
+	}
+	err = rem.FetchContext(ctx, &gogit.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Depth: depth, Auth: r.auth, Tags: gogit.NoTags, Force: true})
 	if err != nil && !errors.Is(err, gogit.NoErrAlreadyUpToDate) {
 		return false, r.remote.wrap("fetch pull request", err)
 	}
-	if err := r.compact(); err != nil {
-		r.log.Warn("git cache compaction failed", "err", err)
-	}
+	r.startCompact(ctx)
 	return true, nil
 }

@@ -353,6 +353,7 @@ func TestFetchCompacts(t *testing.T) {
 		head = f.src.Commit("news")
 		f.src.Push()
 		fetch(t, r)
+		git.WaitRepack(r) // the repack runs in the background
 		if n := packs(); n > 2 {
 			t.Fatalf("after fetch %d: %d packs, want at most 2; log:\n%s", i, n, logs)
 		}

@@ -23,14 +23,25 @@ import (
 // first Open, because go-git's transports are a process-wide table.
 var localTransport sync.Once
 
+// servedInProcess says that useLocalServer installed the in-process
+// transport; it is set once, before the first Open goes on.
+var servedInProcess bool
+
 // useLocalServer installs the in-process file:// transport when
 // git-upload-pack cannot be run.
 func useLocalServer() {
 	localTransport.Do(func() {
 		if _, err := exec.LookPath("git-upload-pack"); err != nil {
 			installLocalServer()
+			servedInProcess = true
 		}
 	})
+}
+
+// canShallow reports whether the remote can serve a shallow fetch: every
+// Git server can, but go-git's in-process upload-pack cannot.
+func (r remote) canShallow() bool {
+	return !servedInProcess || !strings.HasPrefix(strings.ToLower(r.url), "file:")
 }
 
 func installLocalServer() {

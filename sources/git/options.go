@@ -38,6 +38,21 @@ type Options struct {
 
 	// Logger receives what the cache does; nil discards it.
 	Logger *slog.Logger
+
+	// Shallow makes the Fetch of an empty cache bring only the commits
+	// that the remote's branches and tags point at, without their history
+	// (as git clone --depth 1 does), and the later Fetches of that cache
+	// keep it so: all that a one-shot read of a branch needs, for a
+	// fraction of the download. Resolve then finds no older commit until
+	// Deepen. A cache that already holds history is fetched whole, as
+	// without Shallow; so are remotes that go-git serves in process (a
+	// local path where Git is not installed), which cannot serve shallow
+	// fetches.
+	//
+	// Without Shallow, the first Fetch of a shallow cache (one that a
+	// Repo with Shallow left) brings the history it lacks, as git fetch
+	// --unshallow does.
+	Shallow bool
 }
 
 // Validate checks the options without touching the disk or the network.

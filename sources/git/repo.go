@@ -31,16 +31,24 @@ var refSpecs = []config.RefSpec{
 // Repo is the bare cache of one remote. Its methods and the file systems
 // that Snapshot returns share one lock: they are safe to call from several
 // goroutines, but run one at a time (a Fetch in progress holds up reads
-// from a Snapshot). Two Repos, in this process or another, must not use
-// the same cache directory at the same time.
+// from a Snapshot). A Fetch that leaves too many packs starts a repack in
+// the background, which takes the lock only to swap the packs; Close cuts
+// it off. Two Repos, in this process or another, must not use the same
+// cache directory at the same time.
 type Repo struct {
 	remote remote
 	dir    string
 	auth   transport.AuthMethod
 	log    *slog.Logger
 
-	mu    sync.Mutex // guards store, which go-git does not
-	store *filesystem.Storage
+	mu      sync.Mutex // guards store, which go-git does not, shallow and the repack fields
+	store   *filesystem.Storage
+	shallow bool // Options.Shallow, until Deepen
+
+	// The repack in the background (compact.go), nil when none runs:
+	// repackDone is closed when it has ended, cancelRepack cuts it off.
+	repackDone   chan struct{}
+	cancelRepack context.CancelFunc
 }
 
 // Open opens the bare cache of opts.URL under opts.CacheDir, creating it
@@ -60,10 +68,11 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	rem, _ := parseRemote(opts.URL) // checked by Validate
 	rem.cred = opts.Credential
 	r := &Repo{
-		remote: rem,
-		dir:    filepath.Join(opts.CacheDir, rem.cacheName()),
-		auth:   opts.Auth,
-		log:    opts.Logger,
+		remote:  rem,
+		dir:     filepath.Join(opts.CacheDir, rem.cacheName()),
+		auth:    opts.Auth,
+		log:     opts.Logger,
+		shallow: opts.Shallow && rem.canShallow(),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -108,6 +117,13 @@ func (r *Repo) openCache() error {
 	_, err := gogit.Open(st, nil)
 	if err == nil {
 		err = checkCache(st, r.remote.display)
+	}
+	if err == nil && !r.remote.canShallow() {
+		// Made by a process that had Git; this one can neither deepen
+		// it nor fetch into it.
+		if shallow, serr := isShallow(st); serr != nil || shallow {
+			err = errors.Join(serr, errors.New("shallow, and the remote is served in process, which cannot deepen it"))
+		}
 	}
 	if err != nil {
 		_ = st.Close()
@@ -157,16 +173,21 @@ func newStorage(dir string) *filesystem.Storage {
 // errClosed is returned by the methods of a closed Repo.
 var errClosed = errors.New("git cache is closed")
 
-// Close releases the pack files the cache keeps open. The Repo, and the
-// file systems from Snapshot, must not be used afterwards. Closing twice
-// is harmless.
+// Close cuts off a repack running in the background and waits for it to
+// end (the cache stays valid), then releases the pack files the cache
+// keeps open. The Repo, and the file systems from Snapshot, must not be
+// used afterwards. Closing twice is harmless.
 func (r *Repo) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.store == nil {
+	st, done, cancel := r.store, r.repackDone, r.cancelRepack
+	r.store = nil // no new repack starts, and a running one does not swap
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	if st == nil {
 		return nil
 	}
-	err := r.store.Close()
-	r.store = nil
-	return err
+	return st.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	gh "github.com/google/go-github/v60/github"
 )
@@ -180,8 +181,17 @@ func (c *Client) pullsOf(ctx context.Context, sha string) ([]int, error) {
 
 // shortSHA is the 12-digit abbreviation molt prints.
 func shortSHA(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
+	return prefix(sha, 12)
+}
+
+// prefix is s cut to at most n bytes, never inside a character (a
+// revision or hash molt did not make may hold any text).
+func prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return sha
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

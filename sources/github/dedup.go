@@ -22,10 +22,11 @@ type deliveries struct {
 	ring []string // ids in arrival order once full; next is the oldest
 	next int
 
-	path  string   // "" without a file
-	f     *os.File // appended to
-	lines int      // ids in the file
-	log   *slog.Logger
+	path    string   // "" without a file
+	f       *os.File // appended to; nil while the file cannot be written
+	lines   int      // ids in the file
+	log     *slog.Logger
+	onWrite func(path string, err error) // nil: failures are logged
 }
 
 func newDeliveries(max int) *deliveries {
@@ -33,11 +34,14 @@ func newDeliveries(max int) *deliveries {
 }
 
 // persist reads the ids kept in path (a torn or garbled line is skipped)
-// and appends new ones there from now on.
-func (d *deliveries) persist(path string, log *slog.Logger) error {
+// and appends new ones there from now on. A file that cannot be written
+// is reported to onWrite (when set) and the ids are kept in memory,
+// written whole at the next delivery that can write them; only a file
+// that cannot be read is an error.
+func (d *deliveries) persist(path string, log *slog.Logger, onWrite func(string, error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.path, d.log = path, log
+	d.path, d.log, d.onWrite = path, log, onWrite
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -49,7 +53,12 @@ func (d *deliveries) persist(path string, log *slog.Logger) error {
 			d.remember(id)
 		}
 	}
-	return d.compact()
+	err = d.compact()
+	if onWrite == nil {
+		return err
+	}
+	onWrite(path, err)
+	return nil
 }
 
 // validDeliveryID reports whether id can be kept one a line.
@@ -66,16 +75,27 @@ func (d *deliveries) add(id string) bool {
 		return false
 	}
 	d.remember(id)
-	if d.f != nil && validDeliveryID(id) {
-		if _, err := d.f.WriteString(id + "\n"); err != nil {
-			d.log.Warn("cannot keep a webhook delivery id", "file", d.path, "err", err)
+	if d.path == "" || !validDeliveryID(id) {
+		return true
+	}
+	var err error
+	switch {
+	case d.f == nil || d.lines > 2*d.max:
+		// The file could not be written before, or holds twice what is
+		// remembered: written whole.
+		err = d.compact()
+	default:
+		if _, err = d.f.WriteString(id + "\n"); err != nil {
+			d.f.Close()
+			d.f = nil // written whole next time
 		}
 		d.lines++
-		if d.lines > 2*d.max {
-			if err := d.compact(); err != nil {
-				d.log.Warn("cannot compact the webhook delivery ids", "file", d.path, "err", err)
-			}
-		}
+	}
+	switch {
+	case d.onWrite != nil:
+		d.onWrite(d.path, err)
+	case err != nil:
+		d.log.Warn("cannot keep a webhook delivery id", "file", d.path, "err", err)
 	}
 	return true
 }

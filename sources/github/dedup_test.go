@@ -53,7 +53,7 @@ func TestDeliveriesBounded(t *testing.T) {
 func TestDeliveriesKeptAcrossRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "github-deliveries")
 	d := newDeliveries(10)
-	if err := d.persist(path, slog.New(slog.DiscardHandler)); err != nil {
+	if err := d.persist(path, slog.New(slog.DiscardHandler), nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 25 {
@@ -68,7 +68,7 @@ func TestDeliveriesKeptAcrossRestarts(t *testing.T) {
 	f.Close()
 
 	again := newDeliveries(10)
-	if err := again.persist(path, slog.New(slog.DiscardHandler)); err != nil {
+	if err := again.persist(path, slog.New(slog.DiscardHandler), nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := 15; i < 25; i++ {

@@ -39,8 +39,14 @@
 // needs, counted by the Client (Refusals). The githubtest package is an
 // in-process GitHub API, and GitHub App, for tests of all this.
 //
-// The package deliberately does not read the tracked branch, remember
-// webhook deliveries across restarts (de-duplication is in memory),
+// Gate bounds the webhook requests served at once, the body bytes they
+// hold together and the time a body may take, so that a flood of slow
+// or large requests costs a bounded amount of memory and never starves
+// the server's other routes. The delivery ids a Receiver has answered
+// are kept, bounded, in a file when it is given one (DedupFile), so that
+// a redelivery after a restart is recognised.
+//
+// The package deliberately does not read the tracked branch,
 // accept an empty secret or token, or use go-github's ValidatePayload
 // (which accepts an empty secret). It never pushes to the tracked branch
 // or merges anything: a revert is a pull request for a person to merge.

@@ -96,6 +96,10 @@ func (g *Generic) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			g.refuse(w, log, http.StatusRequestEntityTooLarge, "body larger than 64 KiB")
 			return
 		}
+		if limited(w, err) {
+			log.Warn("generic hook request refused", "why", err.Error())
+			return
+		}
 		g.refuse(w, log, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}

@@ -43,6 +43,13 @@ func code(s string) string {
 	return ticks + s + ticks
 }
 
+// cellCode is code for a cell of a table: GitHub splits the cells of a
+// row on every pipe not escaped, inside code spans too (where "\|" shows
+// as "|").
+func cellCode(s string) string {
+	return strings.ReplaceAll(code(s), "|", `\|`)
+}
+
 // fenced renders text as a fenced code block, with a fence longer than
 // any run of backticks inside.
 func fenced(text string) string {
@@ -104,11 +111,16 @@ func fit(parts []part, limit int, note func(omitted int) string) string {
 		total += len(kept) - len(p.text)
 		p.text = kept
 	}
-	body := join(parts) + note(omitted)
-	if len(body) > limit { // only when the kept heads alone are too large
-		body = cutBytes(body, limit)
+	body := join(parts)
+	if len(body)+len(note(omitted)) > limit {
+		// Only when the heads kept whole are too large alone: they are cut
+		// too, as text is, so that the note still says so.
+		kept := cutLines(body, limit-len(note(1<<40))-closersMax-1)
+		kept += closeOpen(kept)
+		omitted += utf8.RuneCountInString(body) - utf8.RuneCountInString(kept)
+		body = kept
 	}
-	return body
+	return body + note(omitted)
 }
 
 // closersMax bounds what closeOpen can add.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/molt-dev/molt/targets/crash"
 )
 
 // QueueFile is the name of the Queue's file in its directory.
@@ -118,7 +120,8 @@ type Queue struct {
 	gen       int64 // of the state, for save
 
 	fileMu  sync.Mutex
-	written int64 // the gen last written
+	written int64                               // the gen last written
+	onWrite atomic.Pointer[func(string, error)] // see ReportWrites
 }
 
 // entry is a pending report.
@@ -236,6 +239,7 @@ func (q *Queue) Enqueue(r Report) {
 		q.counts.Superseded++ // (one in flight is counted when its attempt ends)
 		q.log.Debug("github report superseded", "report", old.Report, "by", key)
 	}
+	crash.At("github.before-queue")
 	q.seq++
 	q.pending[slot] = &entry{Seq: q.seq, Report: r, Digest: digest, Enqueued: q.clock.Now()}
 	if len(q.pending) > q.opts.MaxPending {
@@ -249,6 +253,7 @@ func (q *Queue) Enqueue(r Report) {
 	gen, data := q.snapshotLocked()
 	q.mu.Unlock()
 	q.save(gen, data)
+	crash.At("github.after-queue")
 	select {
 	case q.wake <- struct{}{}:
 	default:

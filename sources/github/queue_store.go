@@ -88,15 +88,27 @@ func (q *Queue) save(gen int64, data []byte) {
 	if gen <= q.written {
 		return
 	}
-	if err := writeAtomic(q.path, data); err != nil {
+	err := writeAtomic(q.path, data)
+	if report := q.onWrite.Load(); report != nil {
+		(*report)(q.path, err) // says it once, not at every save
+	}
+	if err != nil {
 		q.mu.Lock()
 		q.counts.SaveErrors++
 		q.mu.Unlock()
-		q.log.Error("github queue: save", "file", q.path, "err", err)
+		if q.onWrite.Load() == nil {
+			q.log.Error("github queue: save", "file", q.path, "err", err)
+		}
 		return
 	}
 	q.written = gen
 }
+
+// ReportWrites tells fn the outcome of every save of the queue file (its
+// path, and nil when it was written) instead of logging each failure: a
+// read-only or full state directory is said once by fn's owner. The
+// queue goes on in memory either way, and saves at its next change.
+func (q *Queue) ReportWrites(fn func(path string, err error)) { q.onWrite.Store(&fn) }
 
 func writeAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")

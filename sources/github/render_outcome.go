@@ -121,13 +121,25 @@ func OutcomeComment(in Outcome) string {
 	return fit(parts, MaxCommentBody, cutNote("`molt status` has the whole outcome"))
 }
 
-// rolledBack lists the services rolled back and where to.
+// maxRolledBack bounds the services named in the "Rolled back" line; the
+// table below has every one.
+const maxRolledBack = 20
+
+// rolledBack lists the services rolled back and where to, the first
+// maxRolledBack of them.
 func rolledBack(services []ServiceOutcome) string {
 	var out []string
+	n := 0
 	for _, s := range services {
-		if s.RolledBackTo != "" {
-			out = append(out, fmt.Sprintf("**%s** to %s", escapeMarkdown(s.Name), code(shortHash(s.RolledBackTo))))
+		if s.RolledBackTo == "" {
+			continue
 		}
+		if n++; n <= maxRolledBack {
+			out = append(out, fmt.Sprintf("**%s** to %s", escapeMarkdown(oneLine(s.Name)), code(shortHash(s.RolledBackTo))))
+		}
+	}
+	if n > maxRolledBack {
+		out = append(out, fmt.Sprintf("and %d more", n-maxRolledBack))
 	}
 	return strings.Join(out, ", ")
 }
@@ -144,13 +156,13 @@ func outcomeTable(services []ServiceOutcome) string {
 		if s.Failed != "" {
 			result = "❌ " + escapeMarkdown(oneLine(s.Failed))
 			if s.RolledBackTo != "" {
-				result += "; rolled back to " + code(shortHash(s.RolledBackTo))
+				result += "; rolled back to " + cellCode(shortHash(s.RolledBackTo))
 			}
 		}
 		if s.Judged != "" {
 			result += " — judged " + escapeMarkdown(oneLine(s.Judged))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", escapeMarkdown(s.Name), generation(s.From, s.To), s.Provisioned, s.Retired, result)
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s |\n", escapeMarkdown(oneLine(s.Name)), generation(s.From, s.To), s.Provisioned, s.Retired, result)
 	}
 	return b.String()
 }

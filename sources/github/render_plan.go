@@ -171,7 +171,7 @@ func serviceTable(services []ServiceSummary) string {
 		for i, n := range notes {
 			notes[i] = escapeMarkdown(oneLine(n))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", escapeMarkdown(s.Name), orDash(escapeMarkdown(s.Strategy)),
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", escapeMarkdown(oneLine(s.Name)), orDash(escapeMarkdown(oneLine(s.Strategy))),
 			generation(s.From, s.To), s.Provision, s.Retire, strings.Join(notes, "; "))
 	}
 	return b.String()
@@ -185,22 +185,20 @@ func generation(from, to string) string {
 	return orNone(codeOrEmpty(shortHash(from))) + " → " + orNone(codeOrEmpty(shortHash(to)))
 }
 
+// codeOrEmpty renders s as a code span for a table cell; "" stays "".
 func codeOrEmpty(s string) string {
 	if s == "" {
 		return ""
 	}
-	return code(s)
+	return cellCode(s)
 }
 
 // shortHash abbreviates a spec hash for people.
 func shortHash(h string) string {
 	if i := strings.IndexByte(h, ':'); i >= 0 && len(h) > i+13 {
-		return h[:i+13]
+		return prefix(h, i+13)
 	}
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
+	return prefix(h, 12)
 }
 
 // revisionText abbreviates "main@sha1:<40 hex>" to 12 hex digits; an

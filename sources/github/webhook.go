@@ -52,6 +52,13 @@ type ReceiverOptions struct {
 	// restarts (e.g. STATE/github-deliveries), bounded by DedupSize.
 	DedupFile string
 
+	// OnWrite, when set, hears the outcome of every write of DedupFile
+	// (nil when it was written); a file that cannot be written (a
+	// read-only or full state directory) is then not an error: the ids
+	// are kept in memory and written when the file can be written again.
+	// Nil: a failed write is logged, and one at start is an error.
+	OnWrite func(path string, err error)
+
 	// OnPush is called, on the request's goroutine, for a push that moves
 	// the tracked branch (not one that deletes it). It must not block.
 	// Nil means nothing is done.
@@ -147,7 +154,7 @@ func NewReceiver(opts ReceiverOptions) (*Receiver, error) {
 	}
 	r.log = r.log.With("hook", "github")
 	if opts.DedupFile != "" {
-		if err := r.seen.persist(opts.DedupFile, r.log); err != nil {
+		if err := r.seen.persist(opts.DedupFile, r.log, opts.OnWrite); err != nil {
 			return nil, fmt.Errorf("github webhook: delivery ids: %w", err)
 		}
 	}
@@ -167,6 +174,9 @@ func (r *Receiver) EventCounts() map[string]Counts { return r.counts.byEvent() }
 //
 //   - 405 for a method other than POST;
 //   - 413 for a body over MaxBody;
+//   - 503 with Retry-After for a body refused by a Gate (ErrBusy), 408
+//     for one that did not arrive within the Gate's BodyTimeout (these
+//     count in the Gate's counts, not in Counts);
 //   - 401 for a missing, malformed or wrong X-Hub-Signature-256;
 //   - 400 for a missing X-GitHub-Event or X-GitHub-Delivery, or a
 //     payload that is not valid JSON or lacks what its event needs;
@@ -191,6 +201,10 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 			r.refuse(w, unverified, log, outTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", r.maxBody))
+			return
+		}
+		if limited(w, err) {
+			log.Warn("webhook delivery refused", "why", err.Error())
 			return
 		}
 		r.refuse(w, unverified, log, outMalformed, http.StatusBadRequest, "reading body: "+err.Error())
@@ -260,14 +274,16 @@ func (r *Receiver) refuse(w http.ResponseWriter, ev int, log *slog.Logger, o out
 
 // readBody reads the whole body, or fails with an *http.MaxBytesError
 // after reading at most max+1 bytes (none when Content-Length says it is
-// too large).
+// too large). The buffer grows with the bytes that arrive, never ahead
+// of them to the length the request claims: a slow request holds what it
+// has sent, not what it says it will send.
 func readBody(w http.ResponseWriter, req *http.Request, max int64) ([]byte, error) {
 	if req.ContentLength > max {
 		return nil, &http.MaxBytesError{Limit: max}
 	}
 	var buf bytes.Buffer
 	if req.ContentLength > 0 {
-		buf.Grow(int(req.ContentLength) + 1) // +1: room to see EOF without growing
+		buf.Grow(int(min(req.ContentLength, reserveStep)) + 1) // +1: room to see EOF without growing
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, max))
 	return buf.Bytes(), err
