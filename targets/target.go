@@ -73,7 +73,10 @@ type Spec struct {
 // Target is where instances live.
 type Target interface {
 	// List returns every instance carrying molt's labels, of any fleet, dead
-	// ones included. It has no side effects.
+	// ones included. It changes no instance; a target may use it to bring
+	// its own cache up to date with the machine (the process target writes
+	// back the records of instances it found only in /proc, and sweeps up
+	// what a crash left half-made).
 	List(ctx context.Context) ([]Instance, error)
 	// Provision creates and starts one new instance. It returns once the
 	// instance has started (not once it is healthy). On error nothing is

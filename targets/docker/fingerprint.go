@@ -88,12 +88,6 @@ func fingerprint(cfg *container.Config, host *container.HostConfig, networks []s
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// inspectFingerprint is the fingerprint of a container as inspected,
-// leaving out the variables LabelSecretEnv names (as Provision did).
-func inspectFingerprint(c container.InspectResponse, img *imageConfig) string {
-	return inspectFingerprints(c, img)[0]
-}
-
 // inspectFingerprints are the fingerprints an untouched container may
 // have as inspected: the plain one first and, for a container of Podman,
 // also those with what Podman adds to every container taken away, in

@@ -38,6 +38,7 @@ func (t *Target) retire(ctx context.Context, id string) error {
 		return err
 	}
 	grace := stopSeconds(stopGraceOf(c.Config.Labels).Seconds())
+	t.expectExit(id) // not a death to report (exits.go)
 	if c.State != nil && (c.State.Running || c.State.Paused || c.State.Restarting) {
 		_, err := e.api.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &grace})
 		if err != nil && !notFound(err) {

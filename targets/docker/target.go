@@ -35,6 +35,7 @@ type Target struct {
 	seen     map[string]seen   // by engine name: what the last List saw
 	logDir   string            // see SetLogDir
 	keepLogs time.Duration
+	expected map[string]time.Time // instances Retire stopped lately, by id (exits.go)
 }
 
 // engine is one configured engine and its API client.

@@ -21,8 +21,9 @@ var inherited = []string{"PATH", "HOME"}
 
 // instanceEnv is the whole environment of instance id, sorted: PATH and
 // HOME from molt's environment, then the service's env and the values of
-// its secretEnv, then the target's own variables, which win over all.
-func instanceEnv(id string, spec targets.Spec, ports map[string]int) []string {
+// its secretEnv, then the target's own variables (its labels, see
+// "Labels in the environment"), which win over all.
+func (t *Target) instanceEnv(id, digest string, spec targets.Spec, ports map[string]int) []string {
 	env := make(map[string]string)
 	for _, k := range inherited {
 		if v, ok := os.LookupEnv(k); ok {
@@ -31,7 +32,7 @@ func instanceEnv(id string, spec targets.Spec, ports map[string]int) []string {
 	}
 	maps.Copy(env, targets.ServiceEnv(spec))
 	targets.InstanceEnv(env, ports, spec.Labels)
-	env["MOLT_INSTANCE"] = id
+	t.setLabels(env, id, digest, spec, ports)
 	return targets.EnvList(env)
 }
 

@@ -4,13 +4,16 @@ package process
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,6 +116,36 @@ func TestRetireKillsAfterGrace(t *testing.T) {
 				t.Errorf("process group %d still alive after Retire", rec.PID)
 			}
 		})
+	}
+}
+
+// A stopped instance (SIGSTOP: hung, as a health check sees it) is
+// continued after its SIGTERM, so that it ends gracefully within its
+// stop grace rather than being killed once the grace has passed.
+func TestRetireContinuesAStoppedInstance(t *testing.T) {
+	tgt := newTarget(t, t.TempDir())
+	svc := helloService(nil)
+	svc.StopGrace = time.Minute
+	inst := provision(t, tgt, svc)
+	waitGet(t, inst.Endpoints["http"], "/healthz")
+	rec := mustRecord(t, tgt, inst.ID)
+	if err := syscall.Kill(rec.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the instance to stop", func() bool {
+		st, err := readStat(rec.PID)
+		return err == nil && st.state == 'T'
+	})
+	var logs bytes.Buffer
+	tgt.log = slog.New(slog.NewTextHandler(&logs, nil))
+	if err := tgt.Retire(t.Context(), inst.ID); err != nil {
+		t.Fatalf("Retire: %v", err)
+	}
+	if alive(rec.PID) {
+		t.Fatalf("process %d still alive after Retire", rec.PID)
+	}
+	if !strings.Contains(logs.String(), "stop=terminated") {
+		t.Errorf("the retire did not end it with SIGTERM: %s", logs.String())
 	}
 }
 

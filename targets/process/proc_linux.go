@@ -31,15 +31,25 @@ func bootID() (string, error) {
 type procStat struct {
 	state     byte   // field 3: R, S, D, Z, X, ...
 	pgrp      int    // field 5
+	session   int    // field 6
 	startTime uint64 // field 22, clock ticks after boot
 }
 
 // exited reports a process that has ended but not been reaped.
 func (s procStat) exited() bool { return s.state == 'Z' || s.state == 'X' }
 
+// statFault, when set (by tests), makes readStat fail for the pids it
+// returns an error for, as a /proc that cannot be read would.
+var statFault func(pid int) error
+
 // readStat reads /proc/<pid>/stat. A process that does not exist is an
 // error matching fs.ErrNotExist.
 func readStat(pid int) (procStat, error) {
+	if statFault != nil {
+		if err := statFault(pid); err != nil {
+			return procStat{}, err
+		}
+	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return procStat{}, err
@@ -64,11 +74,15 @@ func parseStat(b []byte) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc stat: pgrp: %w", err)
 	}
+	session, err := strconv.Atoi(f[6-3])
+	if err != nil {
+		return procStat{}, fmt.Errorf("parse /proc stat: session: %w", err)
+	}
 	start, err := strconv.ParseUint(f[22-3], 10, 64)
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc stat: start time: %w", err)
 	}
-	return procStat{state: f[0][0], pgrp: pgrp, startTime: start}, nil
+	return procStat{state: f[0][0], pgrp: pgrp, session: session, startTime: start}, nil
 }
 
 // groupAlive reports whether a live (not zombie) process is in process
@@ -139,4 +153,62 @@ func inodeOf(fi os.FileInfo) (dev, ino uint64, ctime time.Time, ok bool) {
 		return 0, 0, time.Time{}, false
 	}
 	return uint64(st.Dev), st.Ino, time.Unix(st.Ctim.Unix()), true
+}
+
+// flock takes an exclusive lock on f without waiting (EWOULDBLOCK when
+// another open file holds it).
+func flock(f *os.File) error {
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+}
+
+// pidRef holds one process found by a scan, by pidfd where the kernel has
+// them, so that it is signalled and watched without a race against the
+// reuse of its pid.
+type pidRef struct {
+	pid   int
+	start uint64
+	pgrp  int
+	fd    *os.File // nil: no pidfd, check the start time each time
+}
+
+// holdPid returns a pidRef on pid if it is still the live process that
+// started at start, else nil.
+func holdPid(pid int, start uint64) *pidRef {
+	r := &pidRef{pid: pid, start: start}
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		r.fd = os.NewFile(uintptr(fd), "pidfd")
+	}
+	// The pidfd names whatever had pid when it was opened: the process
+	// scanned only if that one still runs now.
+	if st, err := readStat(pid); err != nil || st.startTime != start || st.exited() {
+		r.release()
+		return nil
+	}
+	return r
+}
+
+func (r *pidRef) release() {
+	if r.fd != nil {
+		r.fd.Close()
+	}
+}
+
+// alive reports whether the process has not exited.
+func (r *pidRef) alive() bool {
+	if r.fd != nil {
+		return !pidfdExited(r.fd.Fd())
+	}
+	st, err := readStat(r.pid)
+	return err == nil && st.startTime == r.start && !st.exited()
+}
+
+// signal sends sig to the process, if it is still alive.
+func (r *pidRef) signal(sig syscall.Signal) {
+	if r.fd != nil {
+		_ = unix.PidfdSendSignal(int(r.fd.Fd()), sig, nil, 0)
+		return
+	}
+	if r.alive() {
+		_ = syscall.Kill(r.pid, sig)
+	}
 }

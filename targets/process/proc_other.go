@@ -19,6 +19,7 @@ func bootID() (string, error) { return "", errUnsupported }
 type procStat struct {
 	state     byte
 	pgrp      int
+	session   int
 	startTime uint64
 }
 
@@ -37,3 +38,19 @@ func openPidfd(int) *os.File { return nil }
 func pidfdExited(uintptr) bool { return false }
 
 func inodeOf(os.FileInfo) (uint64, uint64, time.Time, bool) { return 0, 0, time.Time{}, false }
+
+func flock(*os.File) error { return errUnsupported }
+
+type pidRef struct {
+	pid   int
+	start uint64
+	pgrp  int
+}
+
+func holdPid(int, uint64) *pidRef { return nil }
+
+func (r *pidRef) release() {}
+
+func (r *pidRef) alive() bool { return false }
+
+func (r *pidRef) signal(syscall.Signal) {}

@@ -15,20 +15,21 @@ import (
 )
 
 func TestParseStat(t *testing.T) {
-	// Fields 6 to 21 and 23 on do not matter here.
-	const mid = " 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21"
+	// Fields 7 to 21 and 23 on do not matter here; 6 is the session.
+	const mid = " 66 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21"
 	tests := []struct {
 		name string
 		in   string
 		want procStat
 		ok   bool
 	}{
-		{"plain", "123 (hello) S 1 777" + mid + " 4242 23 24\n", procStat{state: 'S', pgrp: 777, startTime: 4242}, true},
-		{"command with spaces and parens", "9 (a) b (c) Z 1 9" + mid + " 4242 23\n", procStat{state: 'Z', pgrp: 9, startTime: 4242}, true},
+		{"plain", "123 (hello) S 1 777" + mid + " 4242 23 24\n", procStat{state: 'S', pgrp: 777, session: 66, startTime: 4242}, true},
+		{"command with spaces and parens", "9 (a) b (c) Z 1 9" + mid + " 4242 23\n", procStat{state: 'Z', pgrp: 9, session: 66, startTime: 4242}, true},
 		{"no command", "9 a S 1 9" + mid + " 4242 23\n", procStat{}, false},
 		{"truncated", "9 (a) S 1 9 6 7", procStat{}, false},
 		{"bad start time", "9 (a) S 1 9" + mid + " x 23\n", procStat{}, false},
 		{"bad pgrp", "9 (a) S 1 x" + mid + " 4242 23\n", procStat{}, false},
+		{"bad session", "9 (a) S 1 9 x 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 4242 23\n", procStat{}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

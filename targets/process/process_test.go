@@ -25,6 +25,9 @@ import (
 var helloBin string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildDir); dir != "" {
+		os.Exit(crashChild(dir)) // see crashProvision
+	}
 	os.Exit(testMain(m))
 }
 

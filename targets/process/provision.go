@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/molt-dev/molt/targets"
+	"github.com/molt-dev/molt/targets/crash"
 )
 
 // Provision starts one new process for spec and records it. It returns once
@@ -73,6 +74,7 @@ func (t *Target) provision(ctx context.Context, spec targets.Spec) (targets.Inst
 	if closed {
 		return targets.Instance{}, errClosed
 	}
+	t.sweepFirst(ctx)
 
 	id, err := newID(spec.Labels)
 	if err != nil {
@@ -144,20 +146,52 @@ func (t *Target) plannedDigest(spec targets.Spec) (string, error) {
 
 // create starts the process of instance id from the store file of digest
 // in a staged instance directory, writes its record and moves the
-// directory into place. On error no process and no directory is left.
+// directory into place. The staged directory is locked, and holds the
+// instance's intent before the process starts, so that a crash at any
+// point leaves what the sweep can finish (see sweep). On error no process
+// and no directory is left.
 func (t *Target) create(ctx context.Context, id, digest string, spec targets.Spec, ports map[string]int) (*exec.Cmd, *record, error) {
 	if err := os.MkdirAll(t.dir, 0o750); err != nil {
 		return nil, nil, err
 	}
-	stage := filepath.Join(t.dir, ".provision-"+id)
+	stage := filepath.Join(t.dir, stagePrefix+id)
 	if err := os.Mkdir(stage, 0o750); err != nil {
 		return nil, nil, err
 	}
-	cmd, rec, err := t.start(ctx, stage, id, digest, spec, ports)
+	lock, ok, err := lockDir(stage)
+	if err == nil && !ok {
+		err = errors.New("staged directory locked by another provision")
+	}
 	if err != nil {
 		os.RemoveAll(stage)
 		return nil, nil, err
 	}
+	defer lock.Close() // after the rename: the lock follows the directory
+	exe := spec.Service.Process.Command[0]
+	if abs, err := resolveExecutable(exe); err == nil {
+		exe = abs
+	}
+	rec := &record{
+		Version:   recordVersion,
+		ID:        id,
+		Labels:    spec.Labels,
+		Command:   append([]string{exe}, spec.Service.Process.Command[1:]...),
+		Artifact:  digest,
+		Host:      t.host,
+		Ports:     ports,
+		StopGrace: duration(spec.Service.StopGrace),
+	}
+	if err := writeIntent(stage, rec); err != nil {
+		os.RemoveAll(stage)
+		return nil, nil, err
+	}
+	crash.At("provision.before-start")
+	cmd, err := t.start(ctx, stage, id, digest, spec, ports, rec)
+	if err != nil {
+		os.RemoveAll(stage)
+		return nil, nil, err
+	}
+	crash.At("provision.after-start")
 	err = writeRecord(stage, rec)
 	if err == nil {
 		err = os.Rename(stage, filepath.Join(t.dir, id))
@@ -168,16 +202,18 @@ func (t *Target) create(ctx context.Context, id, digest string, spec targets.Spe
 		os.RemoveAll(stage)
 		return nil, nil, err
 	}
+	crash.At("provision.after-record")
 	return cmd, rec, nil
 }
 
 // start starts the process of instance id in dir, running the store file
-// of digest, and returns its record. On error no process is left running.
-func (t *Target) start(ctx context.Context, dir, id, digest string, spec targets.Spec, ports map[string]int) (*exec.Cmd, *record, error) {
-	env := instanceEnv(id, spec, ports)
+// of digest, and sets its pid, start time and boot in rec. On error no
+// process is left running.
+func (t *Target) start(ctx context.Context, dir, id, digest string, spec targets.Spec, ports map[string]int, rec *record) (*exec.Cmd, error) {
+	env := t.instanceEnv(id, digest, spec, ports)
 	logf, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer logf.Close() // the child has its own descriptor
 	command := spec.Service.Process.Command
@@ -193,36 +229,21 @@ func (t *Target) start(ctx context.Context, dir, id, digest string, spec targets
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cmd, err := startBusy(newCmd)
 	if err != nil {
-		return nil, nil, fmt.Errorf("start: %w", err)
+		return nil, fmt.Errorf("start: %w", err)
 	}
 	pid := cmd.Process.Pid
 	st, err := readStat(pid) // the child is not reaped yet, so its pid is still its own
 	if err != nil {
 		signalGroup(pid, syscall.SIGKILL)
 		cmd.Wait()
-		return nil, nil, fmt.Errorf("read start time: %w", err)
+		return nil, fmt.Errorf("read start time: %w", err)
 	}
-	exe := command[0]
-	if abs, err := resolveExecutable(exe); err == nil {
-		exe = abs
-	}
-	return cmd, &record{
-		Version:   recordVersion,
-		ID:        id,
-		Labels:    spec.Labels,
-		Command:   append([]string{exe}, command[1:]...),
-		Artifact:  digest,
-		PID:       pid,
-		StartTime: st.startTime,
-		BootID:    t.bootID,
-		Host:      t.host,
-		Ports:     ports,
-		StopGrace: duration(spec.Service.StopGrace),
-	}, nil
+	rec.PID, rec.StartTime, rec.BootID = pid, st.startTime, t.bootID
+	return cmd, nil
 }
 
 // startBusy starts the command newCmd builds, again a few times while the

@@ -113,8 +113,15 @@ func (t *Target) usedArtifacts(ctx context.Context) (map[string]bool, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if e.IsDir() && strings.HasPrefix(e.Name(), stagePrefix) {
+			// a provision in progress, or one a crash left for the sweep
+			if in, err := readIntent(filepath.Join(t.dir, e.Name())); err == nil && in.Artifact != "" {
+				used[in.Artifact] = true
+			}
+			continue
+		}
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue // hidden entries are provisions and retires in progress
+			continue // hidden entries are retires in progress and kept logs
 		}
 		rec, err := readRecord(filepath.Join(t.dir, e.Name()))
 		var pathErr *fs.PathError

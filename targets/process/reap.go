@@ -20,6 +20,12 @@ type reaper struct {
 	// forgotten (guarded by Target.mu) is set when the instance is retired:
 	// the reaper still collects the child but records nothing.
 	forgotten bool
+	// adopted: the process is not molt's child but an instance found
+	// running (see adopt); nothing is left to collect once it is retired.
+	adopted bool
+	// start is the process's start time, when known: with /proc polled,
+	// another process with the pid is an exit too.
+	start uint64
 }
 
 func (r *reaper) halt() {
@@ -41,6 +47,12 @@ func (t *Target) track(id string, cmd *exec.Cmd) {
 		r.halt()
 		return
 	}
+	if old := t.reapers[id]; old != nil {
+		// A List between the provision's rename and this call adopted
+		// the new instance (exits.go): the child's own reaper replaces
+		// that watcher, which must stop, or Close would wait for it.
+		old.halt()
+	}
 	t.reapers[id] = r
 	t.wg.Go(func() {
 		defer r.halt()
@@ -59,8 +71,21 @@ func (t *Target) track(id string, cmd *exec.Cmd) {
 		}
 		if !r.forgotten {
 			t.exits[id] = how
+			t.noted(id)
 		}
 	})
+}
+
+// expectExit says that instance id is about to be ended on purpose (a
+// retire): its exit is not reported to WatchExits, and it is not watched
+// from now on. forget ends that.
+func (t *Target) expectExit(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.notes.retiring == nil {
+		t.notes.retiring = make(map[string]bool)
+	}
+	t.notes.retiring[id] = true
 }
 
 // forget drops what the Target knows of instance id, once it is retired.
@@ -70,8 +95,13 @@ func (t *Target) forget(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.exits, id)
+	delete(t.notes.retiring, id)
 	if r := t.reapers[id]; r != nil {
 		r.forgotten = true
+		if r.adopted { // no child to collect: stop watching
+			delete(t.reapers, id)
+			r.halt()
+		}
 	}
 }
 
@@ -102,8 +132,12 @@ func (r *reaper) waitExit(pid int) bool {
 	tick := time.NewTicker(reapPoll)
 	defer tick.Stop()
 	for {
-		if st, err := readStat(pid); err == nil && st.exited() {
+		st, err := readStat(pid)
+		if err == nil && (st.exited() || (r.start != 0 && st.startTime != r.start)) {
 			return true
+		}
+		if r.adopted && err != nil {
+			return true // not a child: gone without a zombie
 		}
 		select {
 		case <-r.stop:

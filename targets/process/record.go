@@ -117,10 +117,16 @@ func readRecord(dir string) (*record, error) {
 // writeRecord writes dir/instance.json atomically: a reader sees the old
 // file, no file, or the whole new one.
 func writeRecord(dir string, r *record) error {
-	b, err := json.MarshalIndent(r, "", "  ")
+	return writeJSON(dir, recordFile, r)
+}
+
+// writeJSON writes v as dir/name atomically.
+func writeJSON(dir, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
+	recordFile := name
 	f, err := os.CreateTemp(dir, "."+recordFile+"-*")
 	if err != nil {
 		return err

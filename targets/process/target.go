@@ -4,7 +4,9 @@
 //
 //	Dir/<id>/instance.json   labels, command, artifact digest, pid, process
 //	                         start time, ports, stop grace, boot id (written
-//	                         atomically)
+//	                         atomically; a cache of what the process's own
+//	                         environment says)
+//	Dir/<id>/intent.json     the same before the process started
 //	Dir/<id>/log             the process's stdout and stderr, appended
 //	                         (rotated into log.1 past Options.LogMaxSize)
 //	Dir/.logs/<id>/          the log of a retired instance, kept for
@@ -23,17 +25,27 @@
 // A store file goes once no instance record names it (Retire prunes the
 // store; so does PruneArtifacts).
 //
-// Instances outlive molt: the instance directories are the only record, and
-// a new Target over the same Dir (after a restart) lists the same instances.
-// A pid alone is never trusted: an instance is running only while a process
-// with its pid, its recorded start time and the recorded boot id exists, so
-// a reused pid is neither reported as the instance nor ever signalled.
+// Instances outlive molt, and are read back from the machine: every
+// instance is a session leader whose environment carries its labels and
+// this Target's Dir (see "Labels in the environment" in labels.go), so
+// List finds it in /proc with or without its record, and the instance
+// directories are a cache (a record found missing is written back). A pid
+// alone is never trusted: a recorded instance is running only while a
+// process with its pid, its recorded start time and the recorded boot id
+// exists, and a process found in /proc is an instance only if its own
+// environment names this Dir, so a reused pid is neither reported as the
+// instance nor ever signalled. Provision stages an instance under a lock
+// with its intent written first; what a crash leaves staged is adopted or
+// removed by the next List (see sweep.go). Retire ends the instance's
+// whole process group, also once its leader is gone.
 //
 // Instances are hermetic: a process sees PATH and HOME from molt's
 // environment and nothing else of it, plus the service's env, PORT_<NAME>
-// for every named port, PORT, and MOLT_INSTANCE, MOLT_FLEET, MOLT_SERVICE,
-// MOLT_REVISION. argv[0] is the command's first word as written; the
-// executable (/proc/self/exe) is the store file.
+// for every named port, PORT, and molt's labels: MOLT_INSTANCE, MOLT_FLEET,
+// MOLT_SERVICE, MOLT_REVISION, MOLT_SPEC_HASH, MOLT_CREATED_AT,
+// MOLT_TARGET_DIR, MOLT_HOST, MOLT_PORTS, MOLT_STOP_GRACE, MOLT_ARTIFACT.
+// argv[0] is the command's first word as written; the executable
+// (/proc/self/exe) is the store file.
 //
 // The package deliberately does not restart, supervise, sandbox or limit its
 // processes (molt replaces dead instances by provisioning new ones), does
@@ -61,7 +73,10 @@ import (
 	"github.com/molt-dev/molt/targets"
 )
 
-var _ targets.Target = (*Target)(nil)
+var (
+	_ targets.Target       = (*Target)(nil)
+	_ targets.BatchRetirer = (*Target)(nil)
+)
 
 // Options configure a Target.
 type Options struct {
@@ -135,9 +150,14 @@ type Target struct {
 	mu      sync.Mutex
 	closed  bool
 	recent  map[int]time.Time  // ports handed out lately, not to hand out again
-	reapers map[string]*reaper // children this Target waits for, by instance id
+	reapers map[string]*reaper // children this Target waits for, and instances it watches (exits.go), by id
 	exits   map[string]string  // how reaped children ended, by instance id
-	wg      sync.WaitGroup     // reaper goroutines
+	notes   exitNotes          // exits not yet reported to WatchExits
+	swept   bool               // the first sweep of Dir is done
+	// cacheWarned is set once a record found in /proc could not be
+	// written back: the warning is given once.
+	cacheWarned bool
+	wg          sync.WaitGroup // reaper goroutines
 }
 
 // New returns a Target over opts.Dir. It starts nothing and creates nothing.

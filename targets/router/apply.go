@@ -47,6 +47,12 @@ func (s *Server) setRoutes(fleet string, routes []targets.Route) ([]targets.Rout
 		}
 		added = append(added, l)
 	}
+	// The directory may have been removed (with the state directory): the
+	// routes are saved in a new one, and Run's file keeping makes the rest.
+	if _, err := makeDir(s.opts.StateDir); err != nil {
+		closeAll(added)
+		return nil, err
+	}
 	if err := saveTable(filepath.Join(s.dir, tableName), t); err != nil {
 		closeAll(added)
 		return nil, err

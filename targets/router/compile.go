@@ -35,6 +35,9 @@ type backend struct {
 	targets.Backend
 	up  *upstream
 	gen *counters
+	// genHeader is the value of GenerationHeader in its responses, shared
+	// by them all (nothing appends to it).
+	genHeader []string
 }
 
 // compile builds the data-plane form of a validated table, registering
@@ -51,9 +54,10 @@ func compile(t Table, ups *upstreams, st *statsRegistry) *compiled {
 			weights := make([]int, len(r.Backends))
 			for i, b := range r.Backends {
 				rt.backends = append(rt.backends, &backend{
-					Backend: b,
-					up:      ups.get(b.Addr),
-					gen:     st.generation(key, b.Generation),
+					Backend:   b,
+					up:        ups.get(b.Addr),
+					gen:       st.generation(key, b.Generation),
+					genHeader: []string{b.Generation},
 				})
 				weights[i] = b.Weight
 				c.exposed[b.Addr] = true

@@ -13,6 +13,12 @@
 // too, while no molt runs. A routes file it cannot use (corrupt, empty, of
 // an older format) is moved aside, with a warning, and the router starts
 // with no routes: the reconciler sets them again from the live fleet.
+// A running router keeps its files: when its directory, socket, pid file
+// or routes file is removed (the whole state directory with them), it
+// makes them again within a second from its memory, while its listeners
+// go on serving. EnsureRunning finds a router by its process in /proc as
+// well as by its socket; it replaces only a router it started (EnvManaged)
+// that does not answer, and never one started by someone else (systemd).
 //
 // Per exposed route it listens on one address and reverse-proxies HTTP to
 // the listed backends by weight (smooth weighted round robin), retries an
@@ -20,7 +26,11 @@
 // connection, counts the traffic per fleet, service and generation (below),
 // and lets the client wait for the requests still in flight to a backend
 // before retiring it (Drain). A listen address belongs to one route of one
-// fleet at a time.
+// fleet at a time. It forwards the plain requests (GET, HEAD and OPTIONS
+// without a body, the bulk of the traffic) itself, over keep-alive
+// connections of its own, and the others (with a body, or asking for an
+// upgrade such as a WebSocket) through httputil.ReverseProxy; both alike
+// (see forward.go).
 //
 // # Counts
 //

@@ -225,8 +225,12 @@ func TestEnsureRunningReplacesOldProtocol(t *testing.T) {
 		w.Write([]byte(`{"pid": 1, "version": 7}`))
 	})
 	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, r *http.Request) {
+		// A whole answer (its length known, not chunked) is out with the
+		// flush, before the server closes: chunked, its last chunk could
+		// be cut off by the Close (an EOF in CI).
+		w.Header().Set("Content-Length", "2")
 		w.Write([]byte(`{}`))
-		w.(http.Flusher).Flush() // the answer is out before the server closes
+		w.(http.Flusher).Flush()
 		stopped.Store(true)
 		go func() { old.Close(); pid.release() }()
 	})

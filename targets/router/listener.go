@@ -15,7 +15,10 @@ import (
 type listener struct {
 	addr string
 	ln   *onceCloseListener
-	srv  *http.Server
+	srv  *http.Server // serves the connections the lane hands over
+	// handoff is what srv serves; lane, the connections not handed over.
+	handoff *handoff
+	lane    lane
 }
 
 // onceCloseListener lets the router close a listener before
@@ -38,8 +41,9 @@ func (s *Server) bind(addr string) (*listener, error) {
 		return nil, err
 	}
 	return &listener{
-		addr: addr,
-		ln:   &onceCloseListener{Listener: ln},
+		addr:    addr,
+		ln:      &onceCloseListener{Listener: ln},
+		handoff: newHandoff(ln.Addr()),
 		srv: &http.Server{
 			Handler:           s.dataHandler(addr),
 			ReadHeaderTimeout: 30 * time.Second,
@@ -49,10 +53,13 @@ func (s *Server) bind(addr string) (*listener, error) {
 	}, nil
 }
 
-// serve starts serving l in a goroutine that the server waits for.
+// serve starts serving l in goroutines that the server waits for: the
+// lane accepts each connection (lane.go), net/http serves those it hands
+// over.
 func (s *Server) serve(l *listener) {
+	s.wg.Go(func() { s.accept(l) })
 	s.wg.Go(func() {
-		err := l.srv.Serve(l.ln)
+		err := l.srv.Serve(l.handoff)
 		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("listener stopped", "listen", l.addr, "err", err)
 		}
@@ -71,8 +78,15 @@ func (s *Server) retire(l *listener) {
 func (s *Server) closeGracefully(l *listener) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.drainTimeout())
 	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := l.lane.shutdown(ctx); err != nil {
+			s.log.Warn("listener closed with requests in flight", "listen", l.addr, "err", err)
+		}
+	})
 	if err := l.srv.Shutdown(ctx); err != nil {
 		s.log.Warn("listener closed with requests in flight", "listen", l.addr, "err", err)
 		_ = l.srv.Close()
 	}
+	wg.Wait()
 }

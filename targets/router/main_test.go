@@ -17,12 +17,19 @@ import (
 // The test binary doubles as the router command of EnsureRunning's tests
 // (MOLT_ROUTER_TEST_CHILD=1: run `router --state-dir DIR`) and as a short
 // lived caller of EnsureRunning (MOLT_ROUTER_TEST_LAUNCH=DIR).
+// With MOLT_ROUTER_TEST_SLEEP=1 it only sleeps: a process with a router's
+// command line that does not answer.
 const (
 	childEnv  = "MOLT_ROUTER_TEST_CHILD"
 	launchEnv = "MOLT_ROUTER_TEST_LAUNCH"
+	sleepEnv  = "MOLT_ROUTER_TEST_SLEEP"
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(sleepEnv) == "1" {
+		time.Sleep(5 * time.Minute) // killed by the test long before
+		os.Exit(0)
+	}
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(runChild(os.Args[1:]))
 	}

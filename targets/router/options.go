@@ -22,6 +22,10 @@ type Options struct {
 	// Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
 
+	// keepEvery is how often Run checks its files (DefaultKeepInterval
+	// when zero; tests shorten it).
+	keepEvery time.Duration
+
 	// clock, if set, replaces time.Now for placing attempts in the
 	// windowed counts (tests set it; latency is always measured by the
 	// real clock).
@@ -54,4 +58,11 @@ func (o Options) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return o.Logger
+}
+
+func (o Options) keepInterval() time.Duration {
+	if o.keepEvery <= 0 {
+		return DefaultKeepInterval
+	}
+	return o.keepEvery
 }

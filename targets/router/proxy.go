@@ -13,9 +13,9 @@ import (
 // hash) of the backend that answered.
 const GenerationHeader = "X-Molt-Generation"
 
-// attempt is the state of one proxied request, carried in its context
-// from the handler to the transport and back. Only the request's own
-// goroutine touches it.
+// attempt is the state of one proxied request; through the ReverseProxy,
+// it is carried in the request's context from the handler to the transport
+// and back. Only the request's own goroutine touches it.
 type attempt struct {
 	listen  string
 	route   *route
@@ -55,7 +55,9 @@ func (s *Server) acquire(listen string, exclude ...string) (*route, *backend) {
 	}
 }
 
-// dataHandler serves the requests that arrive on one listen address.
+// dataHandler serves the requests that arrive on one listen address:
+// plain ones (see plain) it forwards itself, the others through the
+// ReverseProxy.
 func (s *Server) dataHandler(listen string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt, b := s.acquire(listen)
@@ -69,10 +71,17 @@ func (s *Server) dataHandler(listen string) http.Handler {
 			return
 		}
 		at := &attempt{listen: listen, route: rt, backend: b}
-		defer func() { at.backend.up.inflight.Add(-1) }()
+		defer at.done()
+		if plain(r) {
+			s.forward(w, r, at)
+			return
+		}
 		s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), attemptKey{}, at)))
 	})
 }
+
+// done ends the attempt: its backend has one request fewer in flight.
+func (at *attempt) done() { at.backend.up.inflight.Add(-1) }
 
 // newProxy builds the reverse proxy shared by every listener.
 func (s *Server) newProxy() *httputil.ReverseProxy {
@@ -163,12 +172,16 @@ func retryable(req *http.Request) bool {
 
 // proxyError answers a request that got no response from its backend.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	s.answerError(w, r, attemptFrom(r.Context()), err)
+}
+
+// answerError answers a request that got no response from at's backend.
+func (s *Server) answerError(w http.ResponseWriter, r *http.Request, at *attempt, err error) {
 	if r.Context().Err() != nil {
 		// The client went away; there is no one to answer.
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
-	at := attemptFrom(r.Context())
 	s.log.Warn("backend did not answer", "fleet", at.route.fleet, "service", at.route.service,
 		"backend", at.backend.Addr, "instance", at.backend.Instance, "err", err)
 	http.Error(w, "no answer from an instance of "+at.route.service, http.StatusBadGateway)

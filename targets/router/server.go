@@ -43,6 +43,9 @@ type Server struct {
 	wg       sync.WaitGroup // serving and closing goroutines
 	stop     chan struct{}  // closed to make Run return
 	stopOnce sync.Once
+
+	own     ownFiles // the files under STATE/router that Run keeps (keep.go)
+	managed bool     // started by EnsureRunning (EnvManaged names the directory)
 }
 
 // NewServer returns a router over opts.StateDir. It starts nothing.
@@ -59,6 +62,9 @@ func NewServer(opts Options) (*Server, error) {
 		listeners: map[string]*listener{},
 		stop:      make(chan struct{}),
 	}
+	if abs, err := filepath.Abs(opts.StateDir); err == nil {
+		s.managed = os.Getenv(EnvManaged) != "" && sameDir(os.Getenv(EnvManaged), abs)
+	}
 	s.proxy = s.newProxy()
 	s.current.Store(compile(emptyTable(), s.upstreams, s.stats))
 	return s, nil
@@ -72,8 +78,13 @@ func NewServer(opts Options) (*Server, error) {
 // holds it), loads the persisted table and serves it; a listen address of
 // that table that cannot be bound is logged and skipped, and a routes file
 // it cannot use is moved aside (see loadTable). While it serves, it sweeps
-// the counters every minute (see sweepStats). Run returns nil
-// after a requested stop, and an error if the router could not start.
+// the counters every minute (see sweepStats), and keeps its files: a
+// removed directory, socket, pid file or routes file is made again within
+// about a second (see checkFiles), while the data listeners go on serving.
+// A router not started by EnsureRunning (no EnvManaged) says so in
+// STATE/router/external, so that molt waits for it rather than start
+// another. Run returns nil after a requested stop, and an error if the
+// router could not start.
 func (s *Server) Run(ctx context.Context) error {
 	if _, err := makeDir(s.opts.StateDir); err != nil {
 		return err
@@ -82,7 +93,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer pid.release()
+	s.own.pid = pid
+	defer func() {
+		s.own.mu.Lock()
+		s.own.pid.release()
+		s.own.mu.Unlock()
+	}()
+	s.markExternal()
 
 	t, err := s.loadTable()
 	if err != nil {
@@ -90,13 +107,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.start(t)
 
-	admin, err := s.listenAdmin()
+	admin, info, err := s.listenAdmin()
 	if err != nil {
 		s.requestStop()
 		s.stopListeners()
 		s.wg.Wait()
 		return err
 	}
+	s.own.ln, s.own.sock = admin, info
 	s.log.Info("router started", "pid", os.Getpid(), "version", t.Version,
 		"listen", s.listenAddrs(), "socket", admin.Addr().String())
 
@@ -105,12 +123,9 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.wg.Go(func() {
-		if err := adminSrv.Serve(admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("admin socket stopped", "err", err)
-		}
-	})
+	s.serveAdmin(adminSrv, admin)
 	s.wg.Go(s.sweepStatsLoop)
+	s.wg.Go(func() { s.keepFiles(adminSrv) })
 
 	select {
 	case <-ctx.Done():
@@ -124,7 +139,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = adminSrv.Close()
 	}
 	cancel()
-	_ = os.Remove(admin.Addr().String())
+	s.removeSocket()
 
 	s.stopListeners()
 	s.wg.Wait()
@@ -169,24 +184,43 @@ func (s *Server) start(t Table) {
 }
 
 // listenAdmin listens on the admin socket, replacing a stale one (the pid
-// lock says that no other router uses it).
-func (s *Server) listenAdmin() (net.Listener, error) {
+// lock says that no other router uses it), and returns the socket file's
+// identity. Closing the listener leaves the file: removeSocket removes it
+// only while it is still this router's.
+func (s *Server) listenAdmin() (*net.UnixListener, os.FileInfo, error) {
 	path, err := socketPath(s.opts.StateDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale router socket: %w", err)
+		return nil, nil, fmt.Errorf("remove stale router socket: %w", err)
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("listen on router socket: %w", err)
+		return nil, nil, fmt.Errorf("listen on router socket: %w", err)
 	}
+	ln.SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("listen on router socket: %w", err)
+		return nil, nil, fmt.Errorf("listen on router socket: %w", err)
 	}
-	return ln, nil
+	info, err := os.Stat(path)
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("listen on router socket: %w", err)
+	}
+	return ln, info, nil
+}
+
+// serveAdmin serves the admin protocol on ln in a goroutine that the
+// server waits for.
+func (s *Server) serveAdmin(srv *http.Server, ln net.Listener) {
+	s.wg.Go(func() {
+		err := srv.Serve(ln)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("admin socket stopped", "err", err)
+		}
+	})
 }
 
 func (s *Server) requestStop() { s.stopOnce.Do(func() { close(s.stop) }) }

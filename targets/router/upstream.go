@@ -8,12 +8,14 @@ import (
 	"time"
 )
 
-// upstream is one backend address: its connection pool and the number of
-// requests in flight to it. Tables share upstreams by address, so a
+// upstream is one backend address: its connection pools (its own, for the
+// requests the router forwards itself, and a Transport's for the others)
+// and the number of requests in flight to it. Tables share upstreams by address, so a
 // request counted under an old table is still seen by Drain.
 type upstream struct {
 	addr      string
 	inflight  atomic.Int64
+	pool      connPool
 	transport *http.Transport
 	// failedUntil (unix nanoseconds) is set when a request to it failed
 	// before any response: until then picks prefer other backends, so a
@@ -37,6 +39,7 @@ func (u *upstream) ejected(now time.Time) bool {
 func newUpstream(addr string) *upstream {
 	return &upstream{
 		addr: addr,
+		pool: connPool{addr: addr},
 		transport: &http.Transport{
 			Proxy: nil, // never an HTTP proxy from the environment
 			DialContext: (&net.Dialer{
@@ -91,7 +94,7 @@ func (u *upstreams) prune(keep map[string]bool) {
 		if keep[addr] || up.inflight.Load() > 0 {
 			continue
 		}
-		up.transport.CloseIdleConnections()
+		up.closeIdle()
 		delete(u.m, addr)
 	}
 }
@@ -101,6 +104,12 @@ func (u *upstreams) closeAll() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, up := range u.m {
-		up.transport.CloseIdleConnections()
+		up.closeIdle()
 	}
+}
+
+// closeIdle closes the upstream's idle connections, of both pools.
+func (u *upstream) closeIdle() {
+	u.pool.closeIdle()
+	u.transport.CloseIdleConnections()
 }

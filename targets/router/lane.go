@@ -1,0 +1,825 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The router reads the requests of a client's connection itself (the
+// lane) for as long as each is one it forwards itself (see plain and
+// laneable), and writes their responses itself (laneWriter), so that a
+// request costs none of net/http's server machinery: no goroutine reading
+// in the background for the length of each request, no response writer
+// and chunk writer pair, no second context. At the first request it does
+// not take, the connection is handed over to net/http, with every byte
+// read from it so far, and net/http serves it from then on: through the
+// router's forward or the ReverseProxy, exactly as it serves connections
+// it accepted itself.
+
+// Timeouts of a connection in the lane, as net/http's server of a
+// listener has them.
+const (
+	laneHeaderTimeout = 30 * time.Second // from a request's first byte to its last header byte
+	laneIdleTimeout   = 2 * time.Minute  // between requests
+)
+
+// laneBuffer is the size of a lane connection's read and write buffers. A
+// request whose header does not fit in it goes to net/http.
+const laneBuffer = 4 << 10
+
+// laneWatchAfter is how long a request waits for its backend before the
+// lane starts watching its client's connection for an end (a client that
+// left cancels the request, as it does under net/http). Most answers come
+// sooner and cost no watch.
+const laneWatchAfter = 20 * time.Millisecond
+
+// lane holds the connections in the lane of one listener, for a graceful
+// close like http.Server.Shutdown's.
+type lane struct {
+	mu      sync.Mutex
+	conns   map[*laneConn]bool // guarded by mu: true while idle (between requests)
+	closing bool               // guarded by mu
+}
+
+// add enters c, unless the lane closes.
+func (l *lane) add(c *laneConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = map[*laneConn]bool{}
+	}
+	l.conns[c] = false
+	return true
+}
+
+func (l *lane) remove(c *laneConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+// setIdle marks c idle or busy. It reports false when the lane closes: an
+// idle connection is then closed, a busy one finishes its request.
+func (l *lane) setIdle(c *laneConn, idle bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return false
+	}
+	l.conns[c] = idle
+	return true
+}
+
+func (l *lane) isClosing() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closing
+}
+
+// shutdown closes the idle connections at once and the others as they
+// finish their request, until ctx ends; then it closes what is left and
+// reports ctx's error.
+func (l *lane) shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l.mu.Lock()
+		left := 0
+		for c, idle := range l.conns {
+			if idle {
+				c.nc.Close()
+				delete(l.conns, c)
+				continue
+			}
+			left++
+		}
+		l.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			l.close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// close closes every connection of the lane.
+func (l *lane) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closing = true
+	for c := range l.conns {
+		c.nc.Close()
+		delete(l.conns, c)
+	}
+}
+
+// handoff is the listener net/http serves: the connections the lane hands
+// over.
+type handoff struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoff(addr net.Addr) *handoff {
+	return &handoff{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return h.addr }
+
+// give hands c over to net/http; it reports false when net/http no longer
+// takes connections.
+func (h *handoff) give(c net.Conn) bool {
+	select {
+	case h.conns <- c:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// replayConn is a connection handed over: its reads return first what the
+// lane had read from it.
+type replayConn struct {
+	net.Conn
+	in connReader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.in.Read(p) }
+
+// CloseWrite half-closes the connection: net/http does, before it closes
+// a connection whose request body it did not read whole, on connections
+// that can (so that the client reads the answer before the reset that
+// unread bytes would cause).
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// laneConn is one client connection in the lane.
+type laneConn struct {
+	lane   *lane
+	nc     net.Conn
+	remote string // nc's remote address
+	in     connReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	raw    []byte     // the current request's header, as read
+	w      laneWriter // the current request's, reused
+}
+
+// writer returns the connection's response writer, reset for r.
+func (c *laneConn) writer(r *http.Request, closeAfter bool) *laneWriter {
+	h, body := c.w.h, c.w.body
+	clear(h)
+	c.w = laneWriter{c: c, req: r, h: h, body: body[:0], closeAfter: closeAfter}
+	return &c.w
+}
+
+// connReader reads the connection after pending: the bytes that a watch
+// read while a request waited (a client may send its next request
+// early), or all that the lane read before a hand-over.
+type connReader struct {
+	nc      net.Conn
+	pending []byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.nc.Read(p)
+}
+
+// accept accepts the connections of l until its socket closes, and serves
+// each in the lane.
+func (s *Server) accept(l *listener) {
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A shortage (of file descriptors, say): wait and try again,
+			// as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Debug("accept failed; retrying", "listen", l.addr, "in", delay, "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go s.serveLane(l, nc)
+	}
+}
+
+// serveLane serves the requests of nc that the lane takes, and hands nc
+// over to net/http at the first it does not.
+func (s *Server) serveLane(l *listener, nc net.Conn) {
+	c := &laneConn{lane: &l.lane, nc: nc, remote: nc.RemoteAddr().String()}
+	c.in.nc = nc
+	if !l.lane.add(c) {
+		nc.Close()
+		return
+	}
+	c.br = bufio.NewReaderSize(&c.in, laneBuffer)
+	c.bw = bufio.NewWriterSize(nc, laneBuffer)
+	defer l.lane.remove(c)
+	for {
+		if !l.lane.setIdle(c, true) {
+			c.bw.Flush() // an answer held back for the next request's sake
+			nc.Close()
+			return
+		}
+		nc.SetReadDeadline(time.Now().Add(laneIdleTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			nc.Close()
+			return
+		}
+		if !l.lane.setIdle(c, false) {
+			c.bw.Flush()
+			nc.Close() // closing: a request that had not begun (as net/http does)
+			return
+		}
+		nc.SetReadDeadline(time.Now().Add(laneHeaderTimeout))
+		req, ok := c.readRequest()
+		if !ok {
+			s.handOver(l, c)
+			return
+		}
+		nc.SetReadDeadline(time.Time{})
+		rt, b := s.acquire(l.addr)
+		if b == nil {
+			// No route or no backend: net/http answers, as before.
+			s.handOver(l, c)
+			return
+		}
+		c.raw = c.raw[:0] // the lane serves it
+		if !s.laneServe(l, c, req, &attempt{listen: l.addr, route: rt, backend: b}) {
+			return
+		}
+	}
+}
+
+// handOver gives c, and what was read of it, to net/http, once the
+// lane's answers are all written.
+func (s *Server) handOver(l *listener, c *laneConn) {
+	l.lane.remove(c)
+	if err := c.bw.Flush(); err != nil {
+		c.nc.Close()
+		return
+	}
+	rest, _ := c.br.Peek(c.br.Buffered())
+	pending := make([]byte, 0, len(c.raw)+len(rest)+len(c.in.pending))
+	pending = append(append(append(pending, c.raw...), rest...), c.in.pending...)
+	c.nc.SetReadDeadline(time.Time{})
+	if !l.handoff.give(&replayConn{Conn: c.nc, in: connReader{nc: c.nc, pending: pending}}) {
+		c.nc.Close()
+	}
+}
+
+// readRequest reads the next request's header, which the lane takes
+// (ok) if the request is laneable. c.raw keeps the header as it was read,
+// for a hand-over.
+func (c *laneConn) readRequest() (*http.Request, bool) {
+	c.raw = c.raw[:0]
+	n, err := headerEnd(c.br, c.bw)
+	if err != nil {
+		return nil, false // too long, bare line feeds, or cut short: net/http says so
+	}
+	head, _ := c.br.Peek(n)
+	c.raw = append(c.raw, head...)
+	before := c.br.Buffered()
+	req, err := http.ReadRequest(c.br)
+	// ReadRequest may end the header before n (at a line of "\n\r\n"):
+	// c.raw keeps only what it read, the rest is still in the buffer.
+	c.raw = c.raw[:min(len(c.raw), before-c.br.Buffered())]
+	if err != nil || !laneable(req) {
+		return nil, false
+	}
+	return req, true
+}
+
+// headerEnd returns the length of the request header at the start of br,
+// blank line included, once all of it is buffered. Before it waits for
+// more of it, it sends what bw holds (the answer to the request before,
+// held back while this one's first bytes were already there).
+func headerEnd(br *bufio.Reader, bw *bufio.Writer) (int, error) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			if bytes.Contains(buf[:i], []byte("\n\n")) {
+				return 0, errors.New("bare line feeds")
+			}
+			return i + 4, nil
+		}
+		if bytes.Contains(buf, []byte("\n\n")) {
+			return 0, errors.New("bare line feeds")
+		}
+		if len(buf) >= br.Size() {
+			return 0, bufio.ErrBufferFull
+		}
+		if bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				return 0, err
+			}
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// laneable reports whether the lane serves r itself: a plain request
+// (see plain) of HTTP/1.1 in origin form, with one valid Host and nothing
+// net/http's server would refuse or treat specially (an Expect, an
+// invalid field).
+func laneable(r *http.Request) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || !plain(r) || r.URL.Host != "" ||
+		len(r.RequestURI) == 0 || r.RequestURI[0] != '/' {
+		return false
+	}
+	// (ReadRequest refused a second Host and took the one out of the
+	// header: r.Host is it.)
+	if r.Host == "" || !laneHost(r.Host) {
+		return false
+	}
+	if _, ok := r.Header["Expect"]; ok {
+		return false
+	}
+	for k, vv := range r.Header {
+		if !laneToken(k) {
+			return false
+		}
+		for _, v := range vv {
+			if !laneValue(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// laneHost reports whether h is a Host the lane takes: letters, digits
+// and the characters of names, IPv4 and IPv6 addresses and ports.
+func laneHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '-', c == ':', c == '[', c == ']', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// laneToken reports whether k is an HTTP token (a valid field name).
+func laneToken(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// laneValue reports whether v is a valid field value: no control
+// character but a tab.
+func laneValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// laneServe forwards r to at's backend and writes the response on c. It
+// reports whether the connection stays in the lane for another request.
+func (s *Server) laneServe(l *listener, c *laneConn, r *http.Request, at *attempt) (keep bool) {
+	defer at.done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r = r.WithContext(ctx)
+	r.RemoteAddr = c.remote
+	w := c.writer(r, r.Close)
+	watch := c.watchAfter(laneWatchAfter, cancel)
+	defer func() {
+		if watch.stop() {
+			c.nc.Close() // the client left
+			keep = false
+		}
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				s.log.Error("lane: panic serving a request", "listen", l.addr, "panic", p)
+			}
+			c.nc.Close()
+			keep = false
+			return
+		}
+		if err := w.finish(); err != nil || w.closeAfter {
+			c.nc.Close()
+			keep = false
+		}
+	}()
+	s.forward(w, r, at)
+	return true
+}
+
+// watch is a watch of a client connection while its request waits.
+type watch struct {
+	c       *laneConn
+	timer   *time.Timer
+	mu      sync.Mutex
+	stopped bool          // guarded by mu: the watch must not start
+	done    chan struct{} // guarded by mu: made when the watch starts, closed when its read ends
+	gone    bool          // the connection ended
+}
+
+// watchAfter starts watching c's connection after d: if it ends (the
+// client left), cancel is called.
+func (c *laneConn) watchAfter(d time.Duration, cancel func()) *watch {
+	w := &watch{c: c}
+	w.timer = time.AfterFunc(d, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.stopped {
+			return
+		}
+		w.done = make(chan struct{})
+		go w.read(cancel)
+	})
+	return w
+}
+
+// read waits for a byte of the client's next request, or its end.
+func (w *watch) read(cancel func()) {
+	defer close(w.done)
+	if w.c.br.Buffered() > 0 || len(w.c.in.pending) > 0 {
+		return // the next request is already here: nothing to watch
+	}
+	var b [1]byte
+	n, err := w.c.nc.Read(b[:])
+	if n > 0 {
+		w.c.in.pending = append(w.c.in.pending, b[0])
+	}
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		w.gone = true
+		cancel()
+	}
+}
+
+// stop ends the watch and reports whether the client left.
+func (w *watch) stop() bool {
+	w.timer.Stop()
+	w.mu.Lock()
+	w.stopped = true
+	done := w.done
+	w.mu.Unlock()
+	if done == nil {
+		return false // it never started
+	}
+	w.c.nc.SetReadDeadline(time.Unix(1, 0)) // interrupt the read
+	<-done
+	w.c.nc.SetReadDeadline(time.Time{})
+	return w.gone
+}
+
+// laneWriter writes a response on a lane connection as net/http's server
+// writes the response of a handler: the body is buffered up to
+// laneChunking bytes, so that a short one gets a Content-Length; a longer
+// one or one flushed early without a length is sent chunked; a missing
+// Date is set and a missing Content-Type sniffed; a HEAD response, a 204
+// and a 304 have no body; trailers follow a chunked body.
+type laneWriter struct {
+	c          *laneConn
+	req        *http.Request
+	h          http.Header
+	status     int  // the final status, once written
+	sent       bool // the header is on the wire (in c.bw)
+	chunked    bool
+	noBody     bool
+	closeAfter bool
+	body       []byte // buffered before the header is sent
+	err        error
+}
+
+// laneChunking is how much body is held before a response without a
+// length goes chunked (net/http's bufferBeforeChunkingSize).
+const laneChunking = 2048
+
+func (w *laneWriter) Header() http.Header {
+	if w.h == nil {
+		w.h = make(http.Header, 8)
+	}
+	return w.h
+}
+
+func (w *laneWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	if code >= 100 && code <= 199 {
+		// Sent at once, with the fields set so far (the caller clears
+		// them after).
+		w.writeStatus(code)
+		w.writeFields(nil)
+		w.c.bw.WriteString("\r\n")
+		w.flushWire()
+		return
+	}
+	w.status = code
+	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
+}
+
+func (w *laneWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.noBody {
+		return len(p), nil
+	}
+	if !w.sent {
+		if len(w.body)+len(p) <= laneChunking {
+			w.body = append(w.body, p...)
+			return len(p), nil
+		}
+		w.sendHeader(false)
+	}
+	w.writeBody(p)
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+func (w *laneWriter) Flush() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.sent {
+		w.sendHeader(false)
+	}
+	w.flushWire()
+}
+
+// finish ends the response: the header if not yet sent, the buffered
+// body, the last chunk and trailers; it flushes unless the client's next
+// request is already buffered.
+func (w *laneWriter) finish() error {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.sent {
+		w.sendHeader(true)
+	}
+	if w.chunked {
+		w.c.bw.WriteString("0\r\n")
+		w.writeTrailers()
+		w.c.bw.WriteString("\r\n")
+	}
+	if w.err == nil && (w.closeAfter || w.c.br.Buffered() == 0) {
+		w.flushWire()
+	}
+	return w.err
+}
+
+// sendHeader writes the status line and the fields; final says the
+// handler is done, so the buffered body is the whole body. As net/http
+// does, the fields it sets itself (Date, Content-Length, Content-Type,
+// Connection, Transfer-Encoding) follow the handler's, sorted.
+func (w *laneWriter) sendHeader(final bool) {
+	w.sent = true
+	h := w.Header()
+	var date, length, ctype, conn string
+	if _, ok := h["Date"]; !ok {
+		date = httpDate()
+	}
+	_, hasLen := h["Content-Length"]
+	_, hasTrailer := h["Trailer"]
+	if !w.noBody {
+		if ct, ok := h["Content-Type"]; !ok && len(w.body) > 0 {
+			ctype = http.DetectContentType(w.body)
+		} else if ok && len(ct) == 0 {
+			delete(h, "Content-Type") // set to nil: no sniffing, no field
+		}
+		switch {
+		case hasTrailer:
+			delete(h, "Content-Length")
+			w.chunked = true
+		case hasLen:
+		case final:
+			length = strconv.Itoa(len(w.body))
+		default:
+			w.chunked = true
+		}
+	}
+	if !w.closeAfter && w.c.lane.isClosing() {
+		w.closeAfter = true // the listener goes: this is the last answer
+	}
+	if w.closeAfter {
+		conn = "close"
+	}
+	w.writeStatus(w.status)
+	w.writeFields(func(k string) bool { return k == "Trailer" && !w.chunked })
+	bw := w.c.bw
+	for _, f := range [...][2]string{{"Date", date}, {"Content-Length", length}, {"Content-Type", ctype}, {"Connection", conn}} {
+		if f[1] != "" {
+			writeField(bw, f[0], f[1])
+		}
+	}
+	if w.chunked {
+		writeField(bw, "Transfer-Encoding", "chunked")
+	}
+	bw.WriteString("\r\n")
+	if len(w.body) > 0 {
+		body := w.body
+		w.body = w.body[:0]
+		w.writeBody(body)
+	}
+}
+
+func (w *laneWriter) writeStatus(code int) {
+	bw := w.c.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(code))
+	bw.WriteByte(' ')
+	if text := http.StatusText(code); text != "" {
+		bw.WriteString(text)
+	} else {
+		bw.WriteString("status code ")
+		bw.WriteString(strconv.Itoa(code))
+	}
+	bw.WriteString("\r\n")
+}
+
+// writeFields writes the header's fields, sorted by name as net/http
+// writes them, but for the trailer values and those skip names.
+func (w *laneWriter) writeFields(skip func(string) bool) {
+	var small [16]string
+	keys := small[:0]
+	for k := range w.h {
+		if skip != nil && skip(k) || strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range w.h[k] {
+			writeField(w.c.bw, k, headerValue(v))
+		}
+	}
+}
+
+// writeTrailers writes the trailers, sorted: the fields the Trailer
+// field announced, and those set under http.TrailerPrefix.
+func (w *laneWriter) writeTrailers() {
+	var tr http.Header
+	add := func(k string, vv []string) {
+		if tr == nil {
+			tr = http.Header{}
+		}
+		tr[k] = append(tr[k], vv...)
+	}
+	for _, decl := range w.h["Trailer"] {
+		for _, k := range splitList(decl) {
+			k = http.CanonicalHeaderKey(k)
+			if vv := w.h[k]; len(vv) > 0 {
+				add(k, vv)
+			}
+		}
+	}
+	for k, vv := range w.h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			add(http.CanonicalHeaderKey(name), vv)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(tr))
+	for _, k := range keys {
+		for _, v := range tr[k] {
+			writeField(w.c.bw, k, headerValue(v))
+		}
+	}
+}
+
+func (w *laneWriter) writeBody(p []byte) {
+	if w.err != nil || len(p) == 0 {
+		return
+	}
+	bw := w.c.bw
+	if w.chunked {
+		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		bw.WriteString("\r\n")
+	}
+	if _, err := bw.Write(p); err != nil {
+		w.err = err
+		return
+	}
+	if w.chunked {
+		bw.WriteString("\r\n")
+	}
+}
+
+func (w *laneWriter) flushWire() {
+	if w.err != nil {
+		return
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		w.err = err
+	}
+}
+
+// laneWriter is an http.Flusher, as net/http's response writer is.
+var _ http.Flusher = (*laneWriter)(nil)
+
+// httpDate is the Date field of a response sent now, formatted once a
+// second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := laneDate.Load(); d != nil && d.unix == now {
+		return d.text
+	}
+	d := &dateText{unix: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	laneDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	unix int64
+	text string
+}
+
+var laneDate atomic.Pointer[dateText]
+
+// headerValue is v as net/http writes a field value: line breaks turned
+// into spaces, without leading or trailing blanks.
+func headerValue(v string) string {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+	}
+	return strings.Trim(v, " \t")
+}
+
+// splitList splits a comma-separated field value into its trimmed items.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.Trim(item, " \t"); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
