@@ -35,11 +35,19 @@ type Decision struct {
 // state directory), read by apply and serve on their next pass, so that a
 // decision works with or without a running server and survives restarts.
 // A decision is dropped once the rollout it is about has ended. A file
-// that cannot be read is moved aside, with a warning.
+// that cannot be read is moved aside, with a warning. With a
+// WriteReporter (ReportWrites), decisions that cannot be written are kept
+// in memory and written at the next use; without one, the write error is
+// returned.
 type Decisions struct {
 	path string
 	log  *slog.Logger
 	mu   sync.Mutex
+
+	writeFile writeFunc
+	report    WriteReporter
+	unsaved   []Decision // what could not be written yet
+	dirty     bool       // unsaved holds the record
 }
 
 // NewDecisions returns the record kept in dir/decisions.json.
@@ -47,10 +55,22 @@ func NewDecisions(dir string, log *slog.Logger) *Decisions {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Decisions{path: filepath.Join(dir, "decisions.json"), log: log}
+	return &Decisions{path: filepath.Join(dir, "decisions.json"), log: log, writeFile: writeState}
 }
 
+// ReportWrites makes the record go on from memory when its file cannot
+// be written, and tells fn the outcome of every write (see
+// WriteReporter). Call it before the record is used.
+func (d *Decisions) ReportWrites(fn WriteReporter) { d.report = fn }
+
+// read returns the decisions: those that could not be written yet
+// (written now when they can be), or the file's; d.mu is held.
 func (d *Decisions) read() ([]Decision, error) {
+	if d.dirty {
+		ds := slices.Clone(d.unsaved)
+		d.save(ds)
+		return ds, nil
+	}
 	var out []Decision
 	if ok, err := readState(d.path, "decisions", d.log, &out, nil); !ok {
 		return nil, err
@@ -58,7 +78,25 @@ func (d *Decisions) read() ([]Decision, error) {
 	return out, nil
 }
 
-func (d *Decisions) write(ds []Decision) error { return writeState(d.path, "decisions", ds) }
+// write replaces the record with ds; d.mu is held.
+func (d *Decisions) write(ds []Decision) error {
+	if d.report == nil {
+		return d.writeFile(d.path, "decisions", ds)
+	}
+	d.save(ds)
+	return nil
+}
+
+// save writes ds, or keeps them to write at the next use; d.mu is held
+// and d.report is set.
+func (d *Decisions) save(ds []Decision) {
+	err := d.writeFile(d.path, "decisions", ds)
+	d.report(d.path, err)
+	d.unsaved, d.dirty = slices.Clone(ds), err != nil
+	if !d.dirty {
+		d.unsaved = nil
+	}
+}
 
 // Record writes a decision down; it replaces an earlier one of the same
 // fleet and service.

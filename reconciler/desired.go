@@ -28,6 +28,7 @@ type applyState struct {
 	stalled  map[string]string
 	retry    map[string]*retryState
 	exits    map[string]int // instances of the kept generation that exited, by service
+	own      ownSteps       // what this Apply provisioned and retired
 }
 
 type retryState struct {
@@ -278,10 +279,10 @@ func (e *Executor) rollbackResolved(ctx context.Context, svc *schema.Service, ha
 	return extra
 }
 
-func aliveOf(obs []Observed, service string) []Observed {
-	var out []Observed
-	for _, o := range obs {
-		if o.Labels.Service == service && o.State != targets.Dead {
+func aliveOf(obs []Observed, service string) []*Observed {
+	var out []*Observed
+	for i := range obs {
+		if o := &obs[i]; o.Labels.Service == service && o.State != targets.Dead {
 			out = append(out, o)
 		}
 	}

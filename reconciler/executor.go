@@ -13,6 +13,7 @@ import (
 
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/targets"
+	"github.com/molt-dev/molt/targets/crash"
 )
 
 // Front is what the reconciler needs of whatever carries traffic to a
@@ -68,7 +69,9 @@ type Executor struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Tick is the pause between passes while waiting (default 200ms).
+	// Tick is the longest pause between passes while waiting (default
+	// 200ms): a pass comes sooner at the plan's wake, or when a probe
+	// (a new instance's start cadence included) changes a verdict.
 	Tick time.Duration
 	// OnPass, when set, is called with every plan before it is carried out.
 	OnPass func(Plan)
@@ -80,7 +83,17 @@ type Executor struct {
 	// return (Result.Preempted) so that a newer revision can be taken up.
 	// The step in progress is always finished first.
 	Preempt func() bool
+	// ProvisionTimeout bounds each Provision call (default
+	// DefaultProvisionTimeout): one that has not returned by then is
+	// abandoned as a transient error and retried with backoff, so that a
+	// target stuck in one call does not hold up the whole reconcile.
+	ProvisionTimeout time.Duration
 }
+
+// DefaultProvisionTimeout is the Executor's ProvisionTimeout when unset:
+// longer than any target's own bound on a create (the docker target's is
+// 60s by default), shorter than a reconcile's.
+const DefaultProvisionTimeout = 5 * time.Minute
 
 // Result is the outcome of Apply.
 type Result struct {
@@ -145,6 +158,27 @@ func (e *Executor) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// fleetInstances lists the instances of fleet on the target.
+func (e *Executor) fleetInstances(ctx context.Context, fleet string) ([]targets.Instance, error) {
+	all, err := e.Target.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	var mine []targets.Instance
+	for _, in := range all {
+		if in.Labels.Fleet == fleet {
+			mine = append(mine, in)
+		}
+	}
+	return mine, nil
+}
+
+// probe runs the checks of fleet's services that are due on insts and
+// returns every instance with its verdicts.
+func (e *Executor) probe(ctx context.Context, fleet *schema.Fleet, insts []targets.Instance) []Observed {
+	return e.Prober.Observe(ctx, e.now(), insts, func(name string) *schema.Service { return fleet.Services[name] })
+}
+
 // Observe reads the live state of the fleet: its instances with their
 // health, and its routes at the front.
 // With a drift map, it also asks the target (when it can tell) whether each
@@ -152,21 +186,15 @@ func (e *Executor) logger() *slog.Logger {
 // are kept in the map (an instance never drifts back), since asking costs
 // more than listing.
 func (e *Executor) Observe(ctx context.Context, fleet *schema.Fleet, drift map[string]string) ([]Observed, []targets.Route, error) {
-	all, err := e.Target.List(ctx)
+	mine, err := e.fleetInstances(ctx, fleet.Name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list instances: %w", err)
-	}
-	var mine []targets.Instance
-	for _, in := range all {
-		if in.Labels.Fleet == fleet.Name {
-			mine = append(mine, in)
-		}
+		return nil, nil, err
 	}
 	routes, err := e.Front.Routes(ctx, fleet.Name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read routes: %w", err)
 	}
-	obs := e.Prober.Observe(ctx, e.now(), mine, func(name string) *schema.Service { return fleet.Services[name] })
+	obs := e.probe(ctx, fleet, mine)
 	if d, ok := e.Target.(targets.DriftInspector); ok && drift != nil {
 		for i := range obs {
 			what, seen := drift[obs[i].ID]
@@ -345,6 +373,22 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 		if err != nil {
 			return res, err
 		}
+		select {
+		case <-e.Prober.Changed(): // this pass's own verdicts: planned on already
+		default:
+		}
+		if why := st.own.stale(in.Instances); why != "" {
+			// The list is behind this Apply's own steps (a cache that has
+			// not caught up): a step planned on it could provision twice
+			// or route to a retired instance. Observe again.
+			log.Warn("the target lists instances as they were before the last step; observing again", "detail", why)
+			select {
+			case <-ctx.Done():
+				return res, fmt.Errorf("waiting for the target's list to catch up: %w", ctx.Err())
+			case <-time.After(tick):
+			}
+			continue
+		}
 		res.Plan = plan
 		if e.OnObserve != nil {
 			e.OnObserve(fleet.Name, in.Instances)
@@ -384,9 +428,11 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			}
 			fl := Failure{Fleet: fleet.Name, Service: sp.Service, Revision: revision, Hash: sp.To, Reason: sp.Failed, At: e.now()}
 			log.Error("rollout failed; rolling back", "service", sp.Service, "reason", sp.Failed)
+			crash.At("failure.before-record")
 			if err := e.Revisions.RecordFailure(fl); err != nil {
 				return res, err
 			}
+			crash.At("failure.after-record")
 			res.Failures = append(res.Failures, fl)
 			failed = true
 		}
@@ -399,17 +445,58 @@ func (e *Executor) Apply(ctx context.Context, fleet *schema.Fleet, revision stri
 			return res, err
 		}
 		if !acted {
-			wait := tick
-			if w := plan.Wake(); !w.IsZero() && w.Sub(e.now()) < wait {
-				wait = max(w.Sub(e.now()), time.Millisecond)
-			}
-			select {
-			case <-ctx.Done():
-				return res, fmt.Errorf("waiting for %s: %w", waitingFor(plan), ctx.Err())
-			case <-time.After(wait):
+			if err := e.wait(ctx, fleet, plan, in, tick); err != nil {
+				return res, err
 			}
 		}
 	}
+}
+
+// wait pauses after a pass that changed nothing: until the plan's wake, the
+// tick at most, or sooner when a probe changes a verdict (Prober.Changed).
+// Checks that fall due meanwhile (a new instance's start cadence) are
+// probed here, on the instances as the pass saw them, so that a verdict
+// starts a pass within a probe of it rather than a tick later.
+func (e *Executor) wait(ctx context.Context, fleet *schema.Fleet, plan Plan, in Input, tick time.Duration) error {
+	budget := tick
+	if w := plan.Wake(); !w.IsZero() && w.Sub(e.now()) < budget {
+		budget = max(w.Sub(e.now()), time.Millisecond)
+	}
+	var insts []targets.Instance
+	spec := func(name string) *schema.Service { return fleet.Services[name] }
+	for budget > 0 { // bounded by the budget, whatever the clock says
+		d, probe := budget, false
+		if n := e.Prober.Next(); !n.IsZero() && n.Sub(e.now()) < d {
+			d, probe = max(n.Sub(e.now()), time.Millisecond), true
+		}
+		timer := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("waiting for %s: %w", waitingFor(plan), ctx.Err())
+		case <-e.Prober.Changed():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		budget -= d
+		if !probe {
+			return nil
+		}
+		if insts == nil {
+			insts = make([]targets.Instance, len(in.Instances))
+			for i, o := range in.Instances {
+				insts[i] = o.Instance
+			}
+		}
+		e.Prober.Observe(ctx, e.now(), insts, spec)
+		select {
+		case <-e.Prober.Changed():
+			return nil
+		default:
+		}
+	}
+	return nil
 }
 
 // held lists the recorded failures of the services the plan rolls back.
@@ -508,9 +595,11 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		for _, name := range slices.Sorted(maps.Keys(routes)) {
 			list = append(list, routes[name])
 		}
+		crash.At("route.before-switch")
 		if err := e.Front.SetRoutes(ctx, fleet.Name, list); err != nil {
 			return false, fmt.Errorf("set routes: %w", err)
 		}
+		crash.At("route.after-switch")
 		acted = true
 	}
 
@@ -529,6 +618,7 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		}
 	}
 	if len(drain) > 0 {
+		crash.At("drain.before")
 		if err := e.Front.Drain(ctx, drain); err != nil {
 			log.Warn("drain incomplete; retiring anyway", "revision", plan.Revision, "error", err)
 		}
@@ -560,7 +650,18 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		}
 		failed[retire[i].Instance] = true
 	}
+	// A provision planned beside a retire that failed would go past the
+	// strategy's bound of live instances: the next pass plans it again.
+	blocked := map[string]bool{}
+	for id := range failed {
+		if o := byID[id]; o.State == targets.Running {
+			blocked[o.Labels.Service] = true
+		}
+	}
 	retire = slices.DeleteFunc(retire, func(r Retire) bool { return failed[r.Instance] })
+	for _, r := range retire {
+		st.own.retired(r.Instance)
+	}
 	res.Retired += len(retire)
 	for _, r := range retire {
 		svc := byID[r.Instance].Labels.Service
@@ -584,6 +685,9 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 	}
 	var jobs []job
 	for _, sp := range plan.Services {
+		if blocked[sp.Service] {
+			continue
+		}
 		for _, p := range sp.Step.Provision {
 			jobs = append(jobs, job{sp.Service, sp.Step.Of(in.Desired[sp.Service]), p})
 		}
@@ -597,18 +701,25 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", j.service, err)
 		}
-		inst, err := e.Target.Provision(ctx, targets.Spec{Labels: labels, Service: j.d.Spec,
+		pctx, cancel := context.WithTimeout(ctx, e.provisionTimeout())
+		defer cancel()
+		inst, err := e.Target.Provision(pctx, targets.Spec{Labels: labels, Service: j.d.Spec,
 			Resolved: targetResolved(j.d.Resolved), SecretEnv: secrets, Engine: j.p.Engine})
 		if err != nil {
+			if ctx.Err() == nil && pctx.Err() != nil {
+				return fmt.Errorf("provision %s: no answer within %s: %w", j.service, e.provisionTimeout(), err)
+			}
 			return err // the targets name the service
 		}
 		log.Info("provision", "service", j.service, "revision", j.d.Revision, "instance", inst.ID, "generation", short(j.d.Hash), "reason", j.p.Reason)
 		mu.Lock()
+		st.own.provisioned(inst.ID)
 		res.Provisioned++
 		res.count(j.service, 1, 0)
 		mu.Unlock()
 		return nil
 	})
+	handled := map[string]bool{} // one failure of a service per step: the others are the same outcome
 	for i, err := range provErrs {
 		j := jobs[i]
 		if err == nil {
@@ -619,6 +730,11 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		if ctx.Err() != nil {
 			return acted, ctx.Err()
 		}
+		if handled[j.service] {
+			log.Warn("provision failed", "service", j.service, "revision", j.d.Revision, "error", err)
+			continue
+		}
+		handled[j.service] = true
 		if errors.Is(err, errSecretsChanged) {
 			delete(st.resolved, j.service) // the next pass plans with the secrets as they are now
 		}
@@ -627,9 +743,11 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 			if j.p.Rollout && !j.d.Rollback {
 				fl := Failure{Fleet: fleet.Name, Service: j.service, Revision: j.d.Revision, Hash: j.d.Hash, Reason: err.Error(), At: e.now()}
 				log.Error("rollout failed; rolling back", "service", j.service, "revision", j.d.Revision, "reason", fl.Reason)
+				crash.At("failure.before-record")
 				if rerr := e.Revisions.RecordFailure(fl); rerr != nil {
 					return acted, rerr
 				}
+				crash.At("failure.after-record")
 				res.Failures = append(res.Failures, fl)
 				st.failures = nil
 				continue
@@ -652,6 +770,79 @@ func (e *Executor) step(ctx context.Context, fleet *schema.Fleet, plan Plan, in 
 		}
 	}
 	return acted || len(jobs) > 0, nil
+}
+
+func (e *Executor) provisionTimeout() time.Duration {
+	if e.ProvisionTimeout > 0 {
+		return e.ProvisionTimeout
+	}
+	return DefaultProvisionTimeout
+}
+
+// ownSteps are the instances one Apply provisioned and retired, to tell a
+// list that is behind its own steps.
+type ownSteps struct {
+	made, gone map[string]bool
+	behind     int // passes in a row whose list was behind
+}
+
+// maxBehind bounds the passes in a row that wait for a list to catch up:
+// past it, the list is taken as it is (the target lost an instance, or
+// still lists one it removed), and what it disagrees on is forgotten.
+const maxBehind = 10
+
+func (o *ownSteps) provisioned(id string) {
+	if o.made == nil {
+		o.made = map[string]bool{}
+	}
+	o.made[id] = true
+}
+
+func (o *ownSteps) retired(id string) {
+	if o.gone == nil {
+		o.gone = map[string]bool{}
+	}
+	delete(o.made, id)
+	o.gone[id] = true
+}
+
+// stale says how the fleet's instances, as a List saw them, disagree with
+// this Apply's own steps ("" when they do not): an instance it provisioned
+// is missing, or one it retired is still there. Targets list every
+// instance until it is retired, dead ones included, and Retire removes
+// every trace, so only a view from before those steps disagrees.
+func (o *ownSteps) stale(obs []Observed) string {
+	seen := map[string]bool{}
+	var why []string
+	for _, in := range obs {
+		seen[in.ID] = true
+		if o.gone[in.ID] {
+			why = append(why, "retired "+in.ID+" still listed")
+		}
+	}
+	for id := range o.made {
+		if !seen[id] {
+			why = append(why, "provisioned "+id+" not listed")
+		}
+	}
+	if len(why) == 0 {
+		o.behind = 0
+		return ""
+	}
+	if o.behind++; o.behind > maxBehind {
+		for id := range o.made {
+			if !seen[id] {
+				delete(o.made, id)
+			}
+		}
+		for id := range seen {
+			delete(o.gone, id)
+		}
+		o.behind = 0
+		return ""
+	}
+	slices.Sort(why)
+	return strings.Join(why, "; ")
 }
 
 // parallel runs fn for 0..n-1 concurrently (at most 8 at once) and returns

@@ -42,9 +42,10 @@ type Schedule interface {
 }
 
 // Loop reconciles continuously: on every trigger (a poll tick, a webhook,
-// a retry after a fault) it reads the newest desired state and converges
-// the fleet to it. Triggers coalesce: one reconcile runs at a time, and
-// however many triggers arrive while it runs, exactly one more follows.
+// an instance's exit, a retry after a fault) it reads the newest desired
+// state and converges the fleet to it. Triggers coalesce: one reconcile
+// runs at a time, and however many triggers arrive while it runs, exactly
+// one more follows.
 type Loop struct {
 	Source   Source
 	Executor *Executor
@@ -59,6 +60,11 @@ type Loop struct {
 	MaxBackoff time.Duration
 	// OnResult, when set, is called after every reconcile.
 	OnResult func(Outcome)
+	// WatchHealth probes the instances of the last revision between
+	// reconciles, each when its check is due, and reconciles at once
+	// (reason "health") when a verdict changes: an instance that stays up
+	// but turns unhealthy is replaced whatever the poll schedule.
+	WatchHealth bool
 
 	once    sync.Once
 	trigger chan string
@@ -109,6 +115,57 @@ func (l *Loop) Trigger(reason string) {
 	}
 }
 
+// Exited tells the loop that the processes of instances ids ended by
+// themselves (a crash, a kill): it triggers a reconcile ("exit") that
+// replaces them at once, whatever the poll schedule. It never blocks; a
+// burst of exits merges into one reconcile like any trigger, and a
+// reconcile in progress is not preempted by it (the one that follows
+// replaces them). Call it from the targets' exit watchers.
+func (l *Loop) Exited(ids ...string) {
+	l.log().Info("instance exited; reconciling", "instances", ids)
+	l.Trigger(ReasonExit)
+}
+
+// ReasonExit is the reason of a reconcile that Exited triggered.
+const ReasonExit = "exit"
+
+// ReasonHealth is the reason of a reconcile that a verdict changed
+// between reconciles called for (see WatchHealth).
+const ReasonHealth = "health"
+
+// minHealthWatch is the shortest pause between two health watches, so
+// that checks due at nearly the same moment are probed together.
+const minHealthWatch = 20 * time.Millisecond
+
+// watchHealth probes the instances of fleet whose checks are due and
+// reports whether a verdict changed. Errors (the target cannot list) are
+// left to the next reconcile, which meets them too.
+func (l *Loop) watchHealth(ctx context.Context, fleet *schema.Fleet) bool {
+	e := l.Executor
+	select {
+	case <-e.Prober.Changed(): // a verdict the last reconcile planned on
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	mine, err := e.fleetInstances(ctx, fleet.Name)
+	if err != nil {
+		return false
+	}
+	obs := e.probe(ctx, fleet, mine)
+	select {
+	case <-e.Prober.Changed():
+		for _, o := range obs {
+			if o.Health == Unhealthy || o.LivenessFailed {
+				l.log().Info("instance unhealthy; reconciling", "fleet", fleet.Name, "service", o.Labels.Service, "instance", o.ID)
+			}
+		}
+		return true
+	default:
+		return false
+	}
+}
+
 // Status returns a copy of the loop's status.
 func (l *Loop) Status() Status {
 	l.mu.Lock()
@@ -149,6 +206,26 @@ func (l *Loop) Run(ctx context.Context) error {
 	// poll schedule says.
 	var wake <-chan time.Time
 	var wakeTimer *time.Timer
+	// health is the next health watch (WatchHealth).
+	var health <-chan time.Time
+	var healthTimer *time.Timer
+	armHealth := func() {
+		health = nil
+		if !l.WatchHealth || last.Fleet == nil || l.Executor.Prober == nil {
+			return
+		}
+		next := l.Executor.Prober.Next()
+		if next.IsZero() {
+			return
+		}
+		d := max(time.Until(next), minHealthWatch)
+		if healthTimer == nil {
+			healthTimer = time.NewTimer(d)
+		} else {
+			healthTimer.Reset(d)
+		}
+		health = healthTimer.C
+	}
 	arm := func() {
 		if l.Schedule == nil {
 			return
@@ -170,6 +247,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		if wakeTimer != nil {
 			wakeTimer.Stop()
 		}
+		if healthTimer != nil {
+			healthTimer.Stop()
+		}
 	}()
 	for {
 		var reason string
@@ -185,6 +265,12 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-wake:
 			wake = nil
 			reason = "wake"
+		case <-health:
+			if !l.watchHealth(ctx, last.Fleet) {
+				armHealth()
+				continue
+			}
+			reason = ReasonHealth
 		case reason = <-l.trigger:
 		}
 		out := l.reconcile(ctx, reason, &last, timeout)
@@ -210,6 +296,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			wakeTimer = time.NewTimer(max(time.Until(w), 0) + 10*time.Millisecond)
 			wake = wakeTimer.C
 		}
+		armHealth()
 	}
 }
 

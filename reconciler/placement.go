@@ -151,8 +151,8 @@ func (s *servicePlanner) place() {
 // rebalancing instance still starting), it keeps them all and says what
 // it waits for instead, unless the surplus is past what the strategy lets
 // live (limit): then the most proven are kept, whatever their engines.
-func (s *servicePlanner) keepSpread(fresh []Observed, r, limit int, stable func(Observed) bool) (kept, surplus []Observed, waiting string) {
-	tier := func(o Observed) int {
+func (s *servicePlanner) keepSpread(fresh []*Observed, r, limit int, stable func(*Observed) bool) (kept, surplus []*Observed, waiting string) {
+	tier := func(o *Observed) int {
 		switch {
 		case stable(o):
 			return 0
@@ -161,7 +161,7 @@ func (s *servicePlanner) keepSpread(fresh []Observed, r, limit int, stable func(
 		}
 		return 2
 	}
-	better := func(a, b Observed) int {
+	better := func(a, b *Observed) int {
 		return cmp.Or(cmp.Compare(tier(a), tier(b)),
 			-cmpBool(s.routed[a.ID], s.routed[b.ID]),
 			a.Labels.CreatedAt.Compare(b.Labels.CreatedAt),
@@ -182,7 +182,7 @@ func (s *servicePlanner) keepSpread(fresh []Observed, r, limit int, stable func(
 		left = slices.Delete(left, best, best+1)
 	}
 	surplus = left
-	unproven := slices.ContainsFunc(kept, func(o Observed) bool { return !stable(o) })
+	unproven := slices.ContainsFunc(kept, func(o *Observed) bool { return !stable(o) })
 	proven := slices.IndexFunc(surplus, stable)
 	if !unproven || proven < 0 {
 		return kept, surplus, ""
@@ -202,9 +202,9 @@ func (s *servicePlanner) keepSpread(fresh []Observed, r, limit int, stable func(
 // another engine that is up. fresh are the generation's instances; they
 // must all be healthy (the surplus is retired once the new one is proven,
 // see keepSpread).
-func (s *servicePlanner) rebalance(fresh []Observed) {
+func (s *servicePlanner) rebalance(fresh []*Observed) {
 	engines := s.engines()
-	if len(engines) < 2 || slices.ContainsFunc(fresh, func(o Observed) bool { return o.Health != Healthy }) {
+	if len(engines) < 2 || slices.ContainsFunc(fresh, func(o *Observed) bool { return o.Health != Healthy }) {
 		return
 	}
 	n := map[string]int{}

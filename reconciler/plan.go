@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/molt-dev/molt/schema"
@@ -21,70 +22,156 @@ import (
 // those sets that adds provisions and retires to the step and decides the
 // next traffic record; the route at the front is then built from that
 // record, so that what `molt plan` prints is what the executor does.
-func PlanFleet(in Input) Plan {
-	byService := map[string][]Observed{}
-	for _, o := range in.Instances {
-		if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
-			continue // not ours: never touched
-		}
-		byService[o.Labels.Service] = append(byService[o.Labels.Service], o)
-	}
-	names := map[string]bool{}
-	for n := range in.Desired {
-		names[n] = true
-	}
-	for n := range byService {
-		names[n] = true
-	}
-	for n := range in.Traffic {
-		names[n] = true
-	}
-	for n := range in.Routes {
-		names[n] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
+func PlanFleet(in Input) Plan { return planFleet(in, true) }
 
-	p := Plan{Fleet: in.Fleet, Revision: in.Revision}
-	for _, name := range sorted {
-		tr, known := in.Traffic[name]
-		cur, hasRoute := in.Routes[name]
-		if in.Routes == nil && known {
+// planFleet is PlanFleet; shortcut says whether a converged service may be
+// planned by the steady shortcut (see plan_steady.go; the tests compare
+// both ways).
+func planFleet(in Input, shortcut bool) Plan {
+	groups, slot := groupByService(in)
+	if shortcut {
+		// What steady must see of each service's instances is checked as
+		// they are grouped, in the order of Input.Instances.
+		need, addrs := 0, 0
+		for i := range groups {
+			g := &groups[i]
+			sp := newServicePlanner(in, g.name)
+			c := sp.steadyHead(cap(g.insts), in.Routes == nil && sp.known)
+			if c.ok {
+				need += len(c.ids)
+				if c.route && c.exposed {
+					addrs += len(c.ids)
+				}
+			}
+			g.steady = c
+		}
+		seen, addr := make([]bool, need), make([]string, addrs)
+		for i := range groups {
+			if c := &groups[i].steady; c.ok {
+				n := len(c.ids)
+				c.seen, seen = seen[:n:n], seen[n:]
+				if c.route && c.exposed {
+					c.addrs, addr = addr[:n:n], addr[n:]
+				}
+			}
+		}
+	}
+	for i, g := range slot {
+		if g > 0 {
+			o := &in.Instances[i]
+			groups[g-1].insts = append(groups[g-1].insts, o)
+			groups[g-1].steady.see(o, in.Now)
+		}
+	}
+	// (A group is large: sort their positions, not the groups.)
+	order := make([]int32, len(groups))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(groups[a].name, groups[b].name) })
+
+	p := Plan{Fleet: in.Fleet, Revision: in.Revision, Services: make([]ServicePlan, 0, len(groups))}
+	for _, i := range order {
+		g := &groups[i]
+		if g.steady.ok && g.steady.done() {
+			p.Services = append(p.Services, g.steady.plan(g.name))
+			continue
+		}
+		sp := newServicePlanner(in, g.name)
+		sp.insts = g.insts
+		if in.Routes == nil && sp.known {
 			// No routes given: the front is taken to be as the record says.
-			d := in.Desired[name]
-			cur, hasRoute = buildRoute(name, exposeOf(d), tr, byService[name]), true
-		}
-		var dec *Decision
-		if d, ok := in.Decisions[name]; ok && (d.Hash == "" || d.Hash == in.Desired[name].Hash) {
-			dec = &d
-		}
-		sp := servicePlanner{
-			decision: dec,
-			name:     name,
-			now:      in.Now,
-			insts:    byService[name],
-			traffic:  tr,
-			known:    known,
-			route:    cur,
-			hasRoute: hasRoute,
-			desired:  in.Desired[name],
-			wanted:   hasKey(in.Desired, name),
-			windows:  in.DeployWindows,
-			stalled:  in.Stalled[name],
-			backoff:  in.Backoff[name],
-			counts:   in.Counts[name],
-
-			allEngines: in.Engines,
+			sp.route, sp.hasRoute = buildRouteOf(g.name, exposeOf(sp.desired), sp.traffic, firstByID(g.insts)), true
 		}
 		p.Services = append(p.Services, sp.plan())
 	}
 	return p
 }
 
-func hasKey[V any](m map[string]V, k string) bool { _, ok := m[k]; return ok }
+// newServicePlanner is the planner of one service, before its instances.
+func newServicePlanner(in Input, name string) servicePlanner {
+	tr, known := in.Traffic[name]
+	cur, hasRoute := in.Routes[name]
+	desired, wanted := in.Desired[name]
+	var dec *Decision
+	if d, ok := in.Decisions[name]; ok && (d.Hash == "" || d.Hash == desired.Hash) {
+		dec = new(d)
+	}
+	return servicePlanner{
+		decision: dec,
+		name:     name,
+		now:      in.Now,
+		traffic:  tr,
+		known:    known,
+		route:    cur,
+		hasRoute: hasRoute,
+		desired:  desired,
+		wanted:   wanted,
+		windows:  in.DeployWindows,
+		stalled:  in.Stalled[name],
+		backoff:  in.Backoff[name],
+		counts:   in.Counts[name],
+
+		allEngines: in.Engines,
+	}
+}
+
+// serviceGroup is a service to plan and its instances, by reference into
+// Input.Instances (in their order there).
+type serviceGroup struct {
+	name   string
+	insts  []*Observed
+	steady steadyCheck
+}
+
+// groupByService returns every service the input names (desired,
+// observed, in the traffic records or at the front), each with room for
+// its instances, and for each instance its group + 1 (0: not ours).
+// Instances of another fleet or without a service or spec hash are not
+// ours: they are never touched.
+func groupByService(in Input) ([]serviceGroup, []int32) {
+	index := make(map[string]int, len(in.Desired))
+	groups := make([]serviceGroup, 0, len(in.Desired))
+	counts := make([]int, 0, len(in.Desired))
+	slot := make([]int32, len(in.Instances))
+	add := func(name string) int {
+		i, ok := index[name]
+		if !ok {
+			i = len(groups)
+			index[name] = i
+			groups = append(groups, serviceGroup{name: name})
+			counts = append(counts, 0)
+		}
+		return i
+	}
+	total, last, g := 0, "", -1
+	for i := range in.Instances {
+		o := &in.Instances[i]
+		if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
+			continue // not ours
+		}
+		if o.Labels.Service != last || g < 0 {
+			last, g = o.Labels.Service, add(o.Labels.Service)
+		}
+		counts[g]++
+		slot[i] = int32(g) + 1
+		total++
+	}
+	backing := make([]*Observed, total)
+	for i, n := range counts {
+		groups[i].insts, backing = backing[:0:n], backing[n:]
+	}
+	for n := range in.Desired {
+		add(n)
+	}
+	for n := range in.Traffic {
+		add(n)
+	}
+	for n := range in.Routes {
+		add(n)
+	}
+	return groups, slot
+}
 
 // class is what an instance is to its service's plan. Every instance is
 // classified once, in classify, and the stages work on the sets.
@@ -111,8 +198,9 @@ const (
 type servicePlanner struct {
 	name     string
 	now      time.Time
-	insts    []Observed
-	traffic  Traffic // the record (rebuilt from the live fleet when not known)
+	stableAt time.Time   // the earliest an instance not yet stable for minHealthyFor will be
+	insts    []*Observed // by reference into Input.Instances: never written
+	traffic  Traffic     // the record (rebuilt from the live fleet when not known)
 	known    bool
 	route    targets.Route // the route at the front
 	hasRoute bool
@@ -126,8 +214,9 @@ type servicePlanner struct {
 	// allEngines are the target's engines (see placement.go).
 	allEngines []targets.Engine
 
-	sets     map[class][]Observed
-	routed   map[string]bool // in the current record, alive
+	sets     [stray + 1][]*Observed
+	byID     map[string]*Observed // see find
+	routed   map[string]bool      // in the current record, alive
 	out      ServicePlan
 	retiring map[string]bool
 	next     Traffic // the record once the step is done
@@ -148,7 +237,7 @@ func (s *servicePlanner) plan() ServicePlan {
 		s.out.Replicas = spec.Replicas
 	}
 	s.retiring = map[string]bool{}
-	var alive []Observed
+	var alive []*Observed
 	for _, o := range s.insts {
 		if o.State != targets.Dead {
 			alive = append(alive, o)
@@ -190,19 +279,23 @@ func (s *servicePlanner) plan() ServicePlan {
 	if s.out.To != "" && s.out.To == s.desired.Hash && s.out.To != s.out.From && !s.out.Rollback {
 		s.out.Why = s.desired.Why
 	}
+	if !s.stableAt.IsZero() && !s.out.Converged() {
+		s.wakeAt(s.stableAt)
+	}
 	return s.out
 }
 
 // classify sorts every instance into exactly one set.
 func (s *servicePlanner) classify() {
-	s.sets = map[class][]Observed{}
+	s.sets = [stray + 1][]*Observed{}
+	s.byID = nil
 	sortInstances(s.insts)
 	for _, o := range s.insts {
 		s.sets[s.classOf(o)] = append(s.sets[s.classOf(o)], o)
 	}
 }
 
-func (s *servicePlanner) classOf(o Observed) class {
+func (s *servicePlanner) classOf(o *Observed) class {
 	h := o.Labels.SpecHash
 	switch {
 	case o.State == targets.Dead:
@@ -231,8 +324,8 @@ func (s *servicePlanner) keepFor() time.Duration {
 }
 
 // alive returns the instances of the classes that are not retired yet.
-func (s *servicePlanner) alive(classes ...class) []Observed {
-	var out []Observed
+func (s *servicePlanner) alive(classes ...class) []*Observed {
+	var out []*Observed
 	for _, c := range classes {
 		for _, o := range s.sets[c] {
 			if !s.retiring[o.ID] {
@@ -240,7 +333,9 @@ func (s *servicePlanner) alive(classes ...class) []Observed {
 			}
 		}
 	}
-	sortInstances(out)
+	if len(classes) > 1 {
+		sortInstances(out) // (each set is sorted already: see classify)
+	}
 	return out
 }
 
@@ -419,7 +514,7 @@ func (s *servicePlanner) deferUntil(until time.Time) {
 // has enough healthy instances. It reports whether it did.
 func (s *servicePlanner) switchBack() bool {
 	spec := s.desired.Spec
-	var ready []Observed
+	var ready []*Observed
 	for _, o := range s.alive(desired) {
 		if s.warmPrevious(o) && o.Health == Healthy {
 			ready = append(ready, o)
@@ -454,7 +549,7 @@ func (s *servicePlanner) switchBack() bool {
 // warmPrevious reports whether o is an instance of the previous generation
 // that was already there when it left traffic (not one provisioned since,
 // which must pass the strategy's checks like any new instance).
-func (s *servicePlanner) warmPrevious(o Observed) bool {
+func (s *servicePlanner) warmPrevious(o *Observed) bool {
 	return o.Labels.SpecHash == s.traffic.Previous && !o.Labels.CreatedAt.After(s.traffic.PreviousSince)
 }
 
@@ -504,8 +599,8 @@ func (s *servicePlanner) failure() string {
 	return ""
 }
 
-func (s *servicePlanner) deadOf(hash string) []Observed {
-	var out []Observed
+func (s *servicePlanner) deadOf(hash string) []*Observed {
+	var out []*Observed
 	for _, o := range s.sets[dead] {
 		if o.Labels.SpecHash == hash {
 			out = append(out, o)
@@ -525,16 +620,29 @@ func (s *servicePlanner) started() bool {
 	return false
 }
 
-func (s *servicePlanner) find(id string) (Observed, bool) {
-	for _, o := range s.insts {
-		if o.ID == id {
-			return o, true
-		}
+// find returns the first instance with that id, in the order of the
+// classified instances (the index is made at the first call after
+// classify).
+func (s *servicePlanner) find(id string) (*Observed, bool) {
+	if s.byID == nil {
+		s.byID = firstByID(s.insts)
 	}
-	return Observed{}, false
+	o, ok := s.byID[id]
+	return o, ok
 }
 
-func (s *servicePlanner) retire(o Observed, reason Reason, detail string) {
+// firstByID indexes instances by id, the first of each id.
+func firstByID(insts []*Observed) map[string]*Observed {
+	m := make(map[string]*Observed, len(insts))
+	for _, o := range insts {
+		if _, dup := m[o.ID]; !dup {
+			m[o.ID] = o
+		}
+	}
+	return m
+}
+
+func (s *servicePlanner) retire(o *Observed, reason Reason, detail string) {
 	if s.retiring[o.ID] {
 		return
 	}
@@ -583,6 +691,21 @@ func (s *servicePlanner) degrade(d Degradation, msg string) {
 
 func (s *servicePlanner) wakeAt(t time.Time) { s.out.Wake = minTime(s.out.Wake, t) }
 
+// stableFor reports whether o has been healthy for at least d. One that is
+// healthy but not yet for d makes the moment it will be the plan's wake
+// (when the service is not converged: see plan), so that the pass that
+// can then move it comes on time rather than on the next probe or tick.
+func (s *servicePlanner) stableFor(o *Observed, d time.Duration) bool {
+	if o.Health != Healthy {
+		return false
+	}
+	if at := o.HealthySince.Add(d); at.After(s.now) {
+		s.stableAt = minTime(s.stableAt, at)
+		return false
+	}
+	return true
+}
+
 // setNext decides the traffic record once the step is done.
 func (s *servicePlanner) setNext(next Traffic) {
 	s.next, s.decided = next, true
@@ -593,7 +716,7 @@ func (s *servicePlanner) setNext(next Traffic) {
 // after a restart the prober has no verdict yet, and an empty route would
 // supersede the serving generation), and the generation with the most such
 // instances is the active one.
-func rebuildTraffic(alive []Observed) Traffic {
+func rebuildTraffic(alive []*Observed) Traffic {
 	count := map[string]int{}
 	var t Traffic
 	for _, o := range alive {
@@ -616,7 +739,7 @@ func rebuildTraffic(alive []Observed) Traffic {
 // are kept at the front.
 func sameTraffic(a, b Traffic) bool { return encodeTraffic(a) == encodeTraffic(b) }
 
-func sortInstances(os []Observed) {
+func sortInstances(os []*Observed) {
 	sort.Slice(os, func(i, j int) bool {
 		if !os[i].Labels.CreatedAt.Equal(os[j].Labels.CreatedAt) {
 			return os[i].Labels.CreatedAt.Before(os[j].Labels.CreatedAt)
@@ -625,7 +748,7 @@ func sortInstances(os []Observed) {
 	})
 }
 
-func ids(os []Observed) []string {
+func ids(os []*Observed) []string {
 	out := make([]string, 0, len(os))
 	for _, o := range os {
 		out = append(out, o.ID)

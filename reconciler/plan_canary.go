@@ -73,7 +73,7 @@ func (s *servicePlanner) canary() bool {
 	}
 	ready := 0
 	for _, o := range fresh {
-		if o.Health == Healthy && !o.HealthySince.After(s.now.Add(-spec.Rollout.MinHealthyFor)) {
+		if s.stableFor(o, spec.Rollout.MinHealthyFor) {
 			ready++
 		}
 	}

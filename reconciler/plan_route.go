@@ -64,7 +64,10 @@ func (s *servicePlanner) finish() {
 
 	want := targets.Route{Service: s.name}
 	if s.wanted {
-		want = buildRoute(s.name, exposeOf(s.desired), next, s.insts)
+		if s.byID == nil {
+			s.byID = firstByID(s.insts)
+		}
+		want = buildRouteOf(s.name, exposeOf(s.desired), next, s.byID)
 	}
 	if s.hasRoute || s.wanted {
 		if !s.hasRoute || !routeEqual(want, s.route) {
@@ -135,18 +138,30 @@ func exposeOf(d Desired) *schema.Expose {
 // tr says: one backend per routed instance that has the exposed port, and
 // the record itself in Meta.
 func buildRoute(service string, ex *schema.Expose, tr Traffic, insts []Observed) targets.Route {
+	byID := make(map[string]*Observed, len(insts))
+	for i := range insts {
+		if _, dup := byID[insts[i].ID]; !dup {
+			byID[insts[i].ID] = &insts[i]
+		}
+	}
+	return buildRouteOf(service, ex, tr, byID)
+}
+
+// buildRouteOf is buildRoute with the instances indexed by id (see
+// firstByID).
+func buildRouteOf(service string, ex *schema.Expose, tr Traffic, byID map[string]*Observed) targets.Route {
 	rt := targets.Route{Service: service, Backends: []targets.Backend{}, Meta: map[string]string{MetaTraffic: encodeTraffic(tr)}}
 	if ex == nil {
 		return rt
 	}
 	rt.Listen, rt.HAProxy = ex.Listen, ex.HAProxy
 	for _, id := range tr.Instances {
-		i := slices.IndexFunc(insts, func(o Observed) bool { return o.ID == id })
-		if i < 0 || insts[i].State == targets.Dead {
+		o, ok := byID[id]
+		if !ok || o.State == targets.Dead {
 			continue
 		}
-		if addr := insts[i].Endpoints[ex.Port]; addr != "" {
-			rt.Backends = append(rt.Backends, targets.Backend{Instance: id, Addr: addr, Generation: insts[i].Labels.SpecHash})
+		if addr := o.Endpoints[ex.Port]; addr != "" {
+			rt.Backends = append(rt.Backends, targets.Backend{Instance: id, Addr: addr, Generation: o.Labels.SpecHash})
 		}
 	}
 	canaryWeights(tr, rt.Backends)

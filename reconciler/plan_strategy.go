@@ -30,12 +30,10 @@ func (s *servicePlanner) rolling(inRollout bool) {
 	if s.desired.Rollback {
 		minHealthy = 0
 	}
-	stable := func(o Observed) bool {
-		return o.Health == Healthy && !o.HealthySince.After(s.now.Add(-minHealthy))
-	}
+	stable := func(o *Observed) bool { return s.stableFor(o, minHealthy) }
 	rollout := h != s.traffic.Active && !s.desired.Rollback
 
-	var fresh, old, sick []Observed
+	var fresh, old, sick []*Observed
 	for _, o := range s.alive(desired) {
 		if o.Health == Unhealthy {
 			sick = append(sick, o)
@@ -56,7 +54,7 @@ func (s *servicePlanner) rolling(inRollout bool) {
 	// Replacements outside rollouts: drifted instances, instances whose
 	// liveness check fails, and instances older than recycle.maxAge (inside
 	// its window) are replaced one at a time, a new one first.
-	var over []Observed
+	var over []*Observed
 	why := map[string]Reason{}
 	detail := map[string]string{}
 	if !inRollout {
@@ -76,7 +74,7 @@ func (s *servicePlanner) rolling(inRollout bool) {
 			}
 		}
 	}
-	isOver := func(o Observed) bool { return why[o.ID] != "" }
+	isOver := func(o *Observed) bool { return why[o.ID] != "" }
 	rebalancing := "" // what a rebalance across engines waits for
 
 	if len(fresh) > r && len(over) > 0 {
@@ -90,14 +88,14 @@ func (s *servicePlanner) rolling(inRollout bool) {
 		}
 		if proven {
 			s.retire(over[0], why[over[0].ID], detail[over[0].ID])
-			fresh = slices.DeleteFunc(fresh, func(x Observed) bool { return x.ID == over[0].ID })
+			fresh = slices.DeleteFunc(fresh, func(x *Observed) bool { return x.ID == over[0].ID })
 			over = over[1:]
 		} else {
 			s.wait(WaitReplacement, fmt.Sprintf("waiting for the replacement of %s (%s) to be healthy", over[0].ID, why[over[0].ID].Text()))
 		}
 	} else if len(fresh) > r && len(s.engines()) > 1 {
 		// Scale down keeping the spread over the engines (placement.go).
-		var surplus []Observed
+		var surplus []*Observed
 		fresh, surplus, rebalancing = s.keepSpread(fresh, r, r+surge, stable)
 		for _, o := range surplus {
 			s.retire(o, ReasonScaleDown, "from engine "+o.Engine)
@@ -135,7 +133,7 @@ func (s *servicePlanner) rolling(inRollout bool) {
 	// replacement is healthy, or at once when no replacement can be made
 	// while it lives.
 	total := len(fresh) + len(old) + len(sick)
-	var kept []Observed
+	var kept []*Observed
 	for _, o := range sick {
 		switch {
 		case available >= r:
@@ -298,7 +296,7 @@ func (s *servicePlanner) blueGreen() {
 	}
 	ready := 0
 	for _, o := range fresh {
-		if o.Health == Healthy && !o.HealthySince.After(s.now.Add(-spec.Rollout.MinHealthyFor)) {
+		if s.stableFor(o, spec.Rollout.MinHealthyFor) {
 			ready++
 		}
 	}

@@ -16,14 +16,34 @@ import (
 // the counts that turn results into a verdict (healthyThreshold,
 // unhealthyThreshold, start grace). It starts no goroutine of its own
 // outside Observe; its zero value is not usable: use NewProber.
+//
+// A readiness check that has reached no verdict yet (a new instance) is
+// probed at the start cadence: StartCadence after the first probe, then
+// doubling up to its interval, so that an instance probed before it
+// listens turns healthy within a few milliseconds of listening rather than
+// a whole interval later. healthyThreshold keeps its meaning (that many
+// consecutive successful probes; a span of proven health is what
+// minHealthyFor is for), and so does unhealthyThreshold: before the first
+// verdict a failure counts only an interval or more after the last one
+// that counted, so that the fast probes of a slow starter never fail it
+// sooner than the interval-spaced probes did.
 type Prober struct {
 	// Eager probes every instance on every Observe, whatever its check's
 	// interval: a one-off plan uses it to reach verdicts in a few rounds.
 	Eager  bool
 	client *http.Client
-	mu     sync.Mutex
-	state  map[string]*probeState
+	// probe runs one check (nil: check); tests replace it.
+	probe   func(ctx context.Context, inst targets.Instance, hc schema.Health) error
+	changed chan struct{}
+	mu      sync.Mutex
+	state   map[string]*probeState
+	next    time.Time // when the earliest check of the last Observe's instances is due
 }
+
+// StartCadence is the pause after the first probe of a readiness check
+// that has no verdict yet; it doubles after every probe, up to the check's
+// interval.
+const StartCadence = 2 * time.Millisecond
 
 type probeState struct {
 	last      time.Time
@@ -31,6 +51,19 @@ type probeState struct {
 	failures  int
 	health    Health
 	since     time.Time
+	start     bool          // a readiness check: probed at the start cadence until its first verdict
+	verdict   bool          // it reached a verdict once
+	pause     time.Duration // the start cadence's next pause
+	counted   time.Time     // the last failure that counted before the first verdict
+	interval  time.Duration // the check's interval
+}
+
+// wait is the pause between two probes of the check.
+func (st *probeState) wait(interval time.Duration) time.Duration {
+	if st.start && !st.verdict && st.pause < interval {
+		return st.pause
+	}
+	return interval
 }
 
 // NewProber returns a prober with its own HTTP client (no keep-alive: a
@@ -39,7 +72,27 @@ func NewProber() *Prober {
 	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
 	return &Prober{client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
-	}}, state: map[string]*probeState{}}
+	}}, state: map[string]*probeState{}, changed: make(chan struct{}, 1)}
+}
+
+// Changed is signalled (without blocking: one signal stands for any number)
+// whenever an Observe changes a verdict, so that a waiting pass can plan
+// on it at once.
+func (p *Prober) Changed() <-chan struct{} { return p.changed }
+
+// Next is when the earliest check of the instances of the last Observe is
+// due (zero: none has a check).
+func (p *Prober) Next() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.next
+}
+
+func (p *Prober) signal() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Observe probes every running instance whose checks are due (by their
@@ -57,24 +110,28 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 	var jobs []job
 	p.mu.Lock()
 	seen := map[string]bool{}
-	due := func(i int, key string, hc schema.Health) {
+	changed := false
+	var checked []*probeState // the running instances' checks
+	due := func(i int, key string, hc schema.Health, start bool) {
 		seen[key] = true
 		st := p.state[key]
 		if st == nil {
-			st = &probeState{}
+			st = &probeState{start: start, pause: StartCadence}
 			p.state[key] = st
 		}
 		if hc.HTTP == nil && hc.TCP == nil {
 			if st.health != Healthy {
 				st.health, st.since = Healthy, now // no check: healthy once running
+				changed = true
 			}
 			return
 		}
-		interval := hc.Interval
-		if interval <= 0 {
-			interval = 2 * time.Second
-		}
-		if st.last.IsZero() || now.Sub(st.last) >= interval || p.Eager {
+		st.interval = interval(hc)
+		checked = append(checked, st)
+		if st.last.IsZero() || now.Sub(st.last) >= st.wait(st.interval) || p.Eager {
+			if !st.last.IsZero() && st.start && !st.verdict {
+				st.pause *= 2
+			}
 			st.last = now
 			jobs = append(jobs, job{i, key, hc})
 		}
@@ -87,12 +144,12 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 		}
 		svc := spec(inst.Labels.Service)
 		if svc == nil {
-			due(i, inst.ID, schema.Health{})
+			due(i, inst.ID, schema.Health{}, true)
 			continue
 		}
-		due(i, inst.ID, svc.Health)
+		due(i, inst.ID, svc.Health, true)
 		if svc.Liveness != nil {
-			due(i, inst.ID+"#live", *svc.Liveness)
+			due(i, inst.ID+"#live", *svc.Liveness, false) // it gates nothing: no start cadence
 		}
 	}
 	for key := range p.state {
@@ -101,6 +158,10 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 		}
 	}
 	p.mu.Unlock()
+	probe := p.probe
+	if probe == nil {
+		probe = p.check
+	}
 
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
@@ -111,13 +172,18 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[k] = p.check(ctx, insts[j.i], j.hc)
+			results[k] = probe(ctx, insts[j.i], j.hc)
 		}()
 	}
 	wg.Wait()
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() {
+		if changed {
+			p.signal()
+		}
+	}()
 	for k, j := range jobs {
 		inst := insts[j.i]
 		st := p.state[j.key]
@@ -128,7 +194,7 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 			st.failures = 0
 			st.successes++
 			if st.successes >= max(1, j.hc.HealthyThreshold) && st.health != Healthy {
-				st.health, st.since = Healthy, now
+				st.health, st.since, st.verdict, changed = Healthy, now, true, true
 			}
 			continue
 		}
@@ -136,9 +202,22 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 		if now.Before(inst.Labels.CreatedAt.Add(j.hc.Grace)) {
 			continue // inside the start grace: failures do not count
 		}
+		if !st.verdict && !st.counted.IsZero() && now.Sub(st.counted) < st.interval {
+			continue // a probe at the start cadence: failures count an interval apart
+		}
+		st.counted = now
 		st.failures++
 		if st.failures >= max(1, j.hc.UnhealthyThreshold) {
-			st.health, st.since = Unhealthy, time.Time{}
+			if st.health != Unhealthy {
+				changed = true
+			}
+			st.health, st.since, st.verdict = Unhealthy, time.Time{}, true
+		}
+	}
+	p.next = time.Time{}
+	for _, st := range checked {
+		if at := st.last.Add(st.wait(st.interval)); p.next.IsZero() || at.Before(p.next) {
+			p.next = at
 		}
 	}
 	for i, inst := range insts {
@@ -156,6 +235,14 @@ func (p *Prober) Observe(ctx context.Context, now time.Time, insts []targets.Ins
 		}
 	}
 	return out
+}
+
+// interval is the pause between two probes of a check with a verdict.
+func interval(hc schema.Health) time.Duration {
+	if hc.Interval <= 0 {
+		return 2 * time.Second
+	}
+	return hc.Interval
 }
 
 // check runs one probe.

@@ -83,16 +83,16 @@ func (p Plan) WriteText(w io.Writer) error {
 // WriteMarkdown prints the plan as a pull-request comment body.
 func (p Plan) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### molt plan for `%s` at `%s`\n\n", p.Fleet, ShortRevision(p.Revision))
+	fmt.Fprintf(&b, "### molt plan for %s at %s\n\n", inlineCode(p.Fleet), inlineCode(ShortRevision(p.Revision)))
 	if !p.Changes() {
 		b.WriteString("No change: every service is already as this revision says.\n")
 	} else {
 		b.WriteString("| service | strategy | generation | + provision | − retire | notes |\n")
 		b.WriteString("|---|---|---|---:|---:|---|\n")
 		for _, sp := range p.Services {
-			gen := "`" + short(sp.To) + "`"
+			gen := inlineCode(short(sp.To))
 			if sp.From != sp.To {
-				gen = "`" + orNone(short(sp.From)) + "` → `" + orNone(short(sp.To)) + "`"
+				gen = inlineCode(orNone(short(sp.From))) + " → " + inlineCode(orNone(short(sp.To)))
 			}
 			var notes []string
 			if !sp.Changes() {
@@ -117,8 +117,8 @@ func (p Plan) WriteMarkdown(w io.Writer) error {
 				notes = append(notes, fmt.Sprintf("%s (%s): %s", j.Verdict, j.Finding, j.Message))
 			}
 			notes = append(notes, sp.Notes...)
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", sp.Service, orNone(string(sp.Strategy)), gen,
-				sp.Provision, sp.Retire, strings.ReplaceAll(strings.Join(notes, "; "), "|", "\\|"))
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", tableCell(sp.Service), tableCell(orNone(string(sp.Strategy))), tableCell(gen),
+				sp.Provision, sp.Retire, tableCell(strings.Join(notes, "; ")))
 		}
 	}
 	b.WriteString("\n<details><summary>Raw plan</summary>\n\n```\n")
@@ -214,6 +214,30 @@ func ShortRevision(rev string) string {
 		return rev
 	}
 	return rev[:i+5+12]
+}
+
+// inlineCode renders s on one line as a Markdown code span, with a run of
+// backticks longer than any inside it (names and revisions come from the
+// repository); "(none)" when s is empty, which no code span can show.
+func inlineCode(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if s == "" {
+		return "(none)"
+	}
+	ticks := "`"
+	for strings.Contains(s, ticks) {
+		ticks += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return ticks + s + ticks
+}
+
+// tableCell keeps s inside one cell of a Markdown table row: on one line,
+// its pipes escaped (GitHub splits cells on them even in code spans).
+func tableCell(s string) string {
+	return strings.ReplaceAll(strings.Join(strings.Fields(s), " "), "|", "\\|")
 }
 
 func orNone(s string) string {

@@ -20,10 +20,18 @@ import (
 // rollback falls back to the serving generation as the live fleet shows
 // it). A file that cannot be read is moved aside, with a warning, and the
 // record starts afresh: it never blocks a reconcile.
+//
+// With a WriteReporter (ReportWrites), a record that cannot be written
+// is kept in memory and written at its next use; without one, the write
+// error is returned.
 type Revisions struct {
 	path string
 	log  *slog.Logger
 	mu   sync.Mutex
+
+	write   writeFunc
+	report  WriteReporter
+	unsaved *revisionsFile // what could not be written yet; nil when the file holds it all
 }
 
 // Failure is one recorded failed rollout.
@@ -72,13 +80,25 @@ func NewRevisions(dir string, log *slog.Logger) *Revisions {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Revisions{path: filepath.Join(dir, "revisions.json"), log: log}
+	return &Revisions{path: filepath.Join(dir, "revisions.json"), log: log, write: writeState}
 }
+
+// ReportWrites makes the record go on from memory when its file cannot
+// be written, and tells fn the outcome of every write (see
+// WriteReporter). Call it before the record is used.
+func (r *Revisions) ReportWrites(fn WriteReporter) { r.report = fn }
 
 // dir is the directory the record is kept in.
 func (r *Revisions) dir() string { return filepath.Dir(r.path) }
 
+// read returns the record: what could not be written yet (written now
+// when it can be), or the file's content; r.mu is held.
 func (r *Revisions) read() (*revisionsFile, error) {
+	if r.unsaved != nil {
+		f := r.unsaved
+		r.save(f)
+		return f, nil
+	}
 	f := &revisionsFile{}
 	ok, err := readState(r.path, "revision record", r.log, f, func() bool { return f.Format == revisionsFormat })
 	if err != nil {
@@ -198,5 +218,21 @@ func (r *Revisions) update(fn func(*revisionsFile) bool) error {
 	if !fn(f) {
 		return nil
 	}
-	return writeState(r.path, "revision record", f)
+	if r.report == nil {
+		return r.write(r.path, "revision record", f)
+	}
+	r.save(f)
+	return nil
+}
+
+// save writes f, or keeps it to write at the next use; r.mu is held and
+// r.report is set.
+func (r *Revisions) save(f *revisionsFile) {
+	err := r.write(r.path, "revision record", f)
+	r.report(r.path, err)
+	if err != nil {
+		r.unsaved = f
+		return
+	}
+	r.unsaved = nil
 }

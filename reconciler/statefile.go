@@ -34,11 +34,25 @@ func readState(path, what string, log *slog.Logger, v any, valid func() bool) (b
 	}
 	aside := fmt.Sprintf("%s.unreadable-%d", path, time.Now().Unix())
 	if err := os.Rename(path, aside); err != nil {
-		return false, fmt.Errorf("move unreadable %s aside: %w", what, err)
+		// A directory that cannot be written: the record is unknown,
+		// which means nothing failed; it is moved aside once it can be.
+		log.Warn(what+" unreadable and cannot be moved aside: starting afresh", "path", path, "error", err)
+		return false, nil
 	}
 	log.Warn(what+" unreadable: moved aside, starting afresh", "path", path, "moved-to", aside)
 	return false, nil
 }
+
+// WriteReporter hears the outcome of a write of a state file: path is
+// the file's, err nil when it was written. A record given one goes on
+// from memory when its file cannot be written (a read-only or full state
+// directory): the write is reported, not returned, and tried again at the
+// record's next use, until it succeeds. It is called with the record's
+// lock held: it must be quick and must not call the record.
+type WriteReporter func(path string, err error)
+
+// writeFunc writes a record (writeState; tests inject failures).
+type writeFunc func(path, what string, v any) error
 
 // writeState replaces the record at path with v: a temporary file in the
 // same directory, fsynced, renamed over it.
