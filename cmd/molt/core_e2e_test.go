@@ -451,9 +451,16 @@ type coreResult struct {
 // directory against the state directory.
 func (f *coreFleet) molt(args ...string) coreResult {
 	f.t.Helper()
+	return f.moltEnv(nil, args...)
+}
+
+// moltEnv is molt with extra environment.
+func (f *coreFleet) moltEnv(env []string, args ...string) coreResult {
+	f.t.Helper()
 	var out, errb bytes.Buffer
 	c := exec.Command("molt", append(args, "--state-dir", f.state)...)
 	c.Dir = f.work
+	c.Env = append(os.Environ(), env...)
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()
 	code := 0

@@ -80,17 +80,19 @@ other fleets. On a terminal it asks first, unless --yes is given.`,
 			if err != nil {
 				return err
 			}
-			n := 0
+			var ids []string
 			for _, in := range insts {
-				if !owned(in, fleet, known) {
-					continue
+				if owned(in, fleet, known) {
+					ids = append(ids, in.ID)
 				}
-				if err := w.target.Retire(ctx, in.ID); err != nil {
-					return err
-				}
-				n++
 			}
+			// In parallel, bounded; one that fails leaves the others to go
+			// and the fleets recorded, so that down can be run again.
+			n, err := retireAll(ctx, w.target, ids, retireBound)
 			fmt.Fprintf(e.stdout, "retired %d instance(s)\n", n)
+			if err != nil {
+				return err
+			}
 			// Nothing of these fleets runs any more: a later apply starts
 			// afresh (a failed first rollout then rolls back to nothing,
 			// not to what ran before down).

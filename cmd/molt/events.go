@@ -58,6 +58,10 @@ type eventStore struct {
 	lines  int        // lines in the file
 	next   int64
 	subs   []func(apiEvent)
+
+	// onWrite hears the outcome of every write of the file (nil: a
+	// failed one is logged); set before the store is used.
+	onWrite func(path string, err error)
 }
 
 // openEvents opens (creating it when needed) the store of stateDir for
@@ -151,8 +155,9 @@ func newestFirst(evs []apiEvent, n int) []apiEvent {
 }
 
 // append stores ev with the next id (and the time now, when it has none)
-// and hands it to every subscriber. A failed write is logged and the
-// event is dropped: history never stops a reconcile.
+// and hands it to every subscriber. An event that cannot be written to
+// the file (a read-only or full state directory) is kept in memory only,
+// and reported (or logged): history never stops a reconcile.
 func (s *eventStore) append(ev apiEvent) apiEvent {
 	s.mu.Lock()
 	ev.ID = s.next
@@ -160,19 +165,28 @@ func (s *eventStore) append(ev apiEvent) apiEvent {
 		ev.Time = time.Now().UTC()
 	}
 	line, err := json.Marshal(ev)
-	if err == nil {
-		line = append(line, '\n')
-		err = s.write(line)
-	}
 	if err != nil {
 		s.mu.Unlock()
 		s.log.Warn("events: cannot record an event", "kind", ev.Kind, "service", ev.Service, "error", err)
 		return ev
 	}
+	line = append(line, '\n')
+	werr := s.write(line)
+	switch {
+	case s.onWrite != nil:
+		s.onWrite(s.path, werr)
+	case werr != nil:
+		s.log.Warn("events: cannot write an event to the file: kept in memory only", "kind", ev.Kind, "service", ev.Service, "error", werr)
+	}
 	s.next++
 	s.events = append(s.events, ev)
-	s.size += int64(len(line))
-	s.lines++
+	if werr == nil {
+		s.size += int64(len(line))
+		s.lines++
+	}
+	if len(s.events) > 2*maxEvents { // the file could not be compacted: memory stays bounded
+		s.events = slices.Clone(s.events[len(s.events)-maxEvents:])
+	}
 	if s.lines > maxEvents+maxEvents/2 || s.size > maxEventBytes {
 		if err := s.compact(); err != nil {
 			s.log.Warn("events: cannot compact the store", "error", err)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/molt-dev/molt/reconciler"
+	"github.com/molt-dev/molt/schema"
 
 	"github.com/spf13/cobra"
 )
@@ -49,6 +50,9 @@ func (e *exitError) Unwrap() error { return e.err }
 // 1 failure (or invalid input), 2 for `molt plan` when something would
 // change, 64 for a usage error.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == evalCommand {
+		return schema.RunChild(stdin, stdout, stderr) // a child of molt (evaluate.go)
+	}
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)

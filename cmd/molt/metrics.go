@@ -30,6 +30,8 @@ import (
 type serveMetrics struct {
 	reg *prometheus.Registry
 	now func() time.Time
+	// onFetch, when set, hears of every fetch (serve's /readyz).
+	onFetch func(at time.Time, err error)
 
 	reconciles        *prometheus.CounterVec
 	reconcileDuration *prometheus.HistogramVec
@@ -136,6 +138,9 @@ func (m *serveMetrics) fetched(took time.Duration, err error) {
 	m.fetchDuration.Observe(took.Seconds())
 	if err != nil {
 		m.fetchErrors.Inc()
+	}
+	if m.onFetch != nil {
+		m.onFetch(time.Now(), err)
 	}
 }
 

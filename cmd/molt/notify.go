@@ -103,6 +103,7 @@ type notifier struct {
 
 	fileMu  sync.Mutex
 	written int64
+	onWrite func(path string, err error) // nil: a failed save is logged; set before run
 }
 
 // newNotifier checks urls and loads the pending events of stateDir's
@@ -442,10 +443,15 @@ func (n *notifier) save(gen int64, data []byte) {
 	if err == nil {
 		err = os.Rename(tmp, n.path)
 	}
+	if n.onWrite != nil {
+		n.onWrite(n.path, err) // says it once, not at every save
+	}
 	if err != nil {
 		os.Remove(tmp)
-		n.log.Warn("cannot save the notification queue", "err", err)
-		return
+		if n.onWrite == nil {
+			n.log.Warn("cannot save the notification queue", "err", err)
+		}
+		return // the queue goes on in memory; the next change saves it
 	}
 	n.written = gen
 }

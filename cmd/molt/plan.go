@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,7 @@ fleet prints its errors as FILE:LINE:COL: message), 64 usage error.`,
 				if cmd.Flags().Changed("repo") || cmd.Flags().Changed("ref") || cmd.Flags().Changed("path") {
 					return &usageError{errors.New("plan takes a DIR or --repo/--ref/--path, not both")}
 				}
-				d, err = loadWorkingTree(args[0])
+				d, err = loadWorkingTree(ctx, src.eval, args[0], log)
 			} else {
 				d, err = loadDesired(ctx, src, filepath.Join(stateDir, "git"), log)
 				if err == nil && output == "text" {
@@ -103,7 +104,11 @@ func subject(msg string) string {
 // loadWorkingTree validates the fleet in dir as it is on disk. Its
 // revision names the directory: it is no commit, so nothing can be read
 // back from it later.
-func loadWorkingTree(dir string) (desiredState, error) {
+func loadWorkingTree(ctx context.Context, ev evalFlags, dir string, log *slog.Logger) (desiredState, error) {
+	ld, err := ev.loader(log)
+	if err != nil {
+		return desiredState{}, err
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return desiredState{}, err
@@ -111,7 +116,7 @@ func loadWorkingTree(dir string) (desiredState, error) {
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
 		return desiredState{}, &usageError{fmt.Errorf("%s is not a directory", dir)}
 	}
-	fleet, err := schema.Load(os.DirFS(abs), ".")
+	fleet, err := ld.LoadContext(ctx, os.DirFS(abs), ".")
 	if err != nil {
 		return desiredState{}, err
 	}

@@ -169,10 +169,11 @@ func (r *reporter) onPullRequest(ev github.Event) {
 
 // planner plans pull-request heads against the live fleet, read-only.
 type prPlanner struct {
-	repo  *git.Repo // a cache of its own: the loop's is not shared
-	path  string
-	world *world
-	log   *slog.Logger
+	repo   *git.Repo // a cache of its own: the loop's is not shared
+	path   string
+	world  *world
+	log    *slog.Logger
+	loader schema.Loader // evaluates in a child under limits: heads of forks are hostile
 }
 
 // runPullRequests plans queued pull requests until ctx is done.
@@ -196,6 +197,10 @@ func (r *reporter) runPullRequests(ctx context.Context, p *prPlanner) {
 			r.queue.Enqueue(github.Report{Plan: &in})
 			st := github.Status{SHA: ev.HeadSHA, Context: github.ContextPlan, State: github.StateSuccess, LinkPlan: ev.PRNumber}
 			switch {
+			case len(in.Issues) == 1 && in.Issues[0].File == "":
+				// One reason for the whole fleet (an evaluation stopped at
+				// a limit, a cap): the status says it.
+				st.State, st.Description = github.StateFailure, in.Issues[0].Message
 			case len(in.Issues) > 0:
 				st.State, st.Description = github.StateFailure, fmt.Sprintf("%d validation error(s)", len(in.Issues))
 			case in.Error != "":
@@ -235,7 +240,7 @@ func (p *prPlanner) plan(ctx context.Context, ev github.Event) (github.PlanInput
 	}
 	c.Ref = ev.HeadRef
 	in.Revision = c.Revision()
-	d, err := snapshotAt(ctx, p.repo, c.Hash, p.path)
+	d, err := snapshotAt(ctx, p.loader, p.repo, c.Hash, p.path)
 	var inv *schema.InvalidError
 	if errors.As(err, &inv) {
 		prefix := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(p.path)), ".")

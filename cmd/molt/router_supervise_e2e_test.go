@@ -1,10 +1,8 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,23 +11,12 @@ import (
 	"github.com/molt-dev/molt/targets/targetstest"
 )
 
-// routerPID finds the pid of the molt router of a state directory.
+// routerPID finds the pid of the live molt router of a state directory
+// (0 when none runs).
 func routerPID(t *testing.T, state string) int {
 	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) >= 4 && args[1] == "router" && args[2] == "--state-dir" && args[3] == state {
-			return pid
-		}
+	if pids := routerPIDs(t, state); len(pids) > 0 {
+		return pids[0]
 	}
 	return 0
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
@@ -33,6 +32,7 @@ type serveFlags struct {
 	webhookSecretFile  string
 	genericTokenFile   string
 	maxBody            int64
+	hookLimits         hookLimitFlags // see the webhook flags below
 	timeout, stopGrace time.Duration
 	fetchTimeout       time.Duration
 	level              string
@@ -76,12 +76,17 @@ SERVICE it acts on every paused service. molt replies on the pull request
 either way; a refused comment changes nothing.
 
 Between changes every tick still reconciles: dead or unhealthy instances
-are replaced. A remote that cannot be reached keeps the fleet as it is and
+are replaced. They are also replaced without waiting for a tick: serve
+reconciles when an instance's process exits (or its container dies), and
+when a health check, probed at its interval between reconciles, changes
+its verdict. A remote that cannot be reached keeps the fleet as it is and
 is retried with backoff. SIGTERM lets the step in progress finish and exits;
 the instances and the router keep running.
 
 Endpoints: GET /healthz (alive), GET /readyz (fetched once, not stuck, the
-router answering: serve starts it again within a second when it dies),
+router answering: serve starts it again within a second when it dies, and
+waits for one it did not start; it says the router's state, the last fetch
+and the last reconcile, as JSON with ?format=json),
 GET /metrics (Prometheus: reconciles, rollouts, instances by generation
 and health, revisions, fetches, webhooks, the GitHub queue, and the
 router's requests by service, generation and status class with their
@@ -90,7 +95,19 @@ serves no metrics of its own; see the README's Metrics), GET /api/v1/status
 (what runs and rolls out, as molt status -o json prints it), GET
 /api/v1/events?limit=N (the newest events, as molt history -o json; kept in
 the state directory, bounded). With --webhook-listen the webhooks (POST
-/hooks/*) are served there only, so that --listen can stay private.`,
+/hooks/*) are served there only, so that --listen can stay private.
+
+The webhooks are bounded, so that a flood of slow or large requests
+cannot take serve's memory or starve its other endpoints: at most
+--webhook-max-requests (256) are read at once, more are answered 503 with
+Retry-After at once; their bodies together hold at most
+--webhook-max-inflight (16 MiB), reserved as the bytes arrive (a request
+holds what it sent, not the length it claims), past which a request is
+answered 503; a body must arrive within --webhook-body-timeout (10s,
+GitHub's own limit) or is answered 408; headers within
+--webhook-header-timeout (5s); an idle connection is closed after
+--webhook-idle-timeout (60s). /healthz, /readyz, /metrics and the
+dashboard are never refused for the webhooks' load.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return serve(cmd.Context(), e, f) },
 	}
@@ -105,6 +122,7 @@ the state directory, bounded). With --webhook-listen the webhooks (POST
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the GitHub webhook secret (or MOLT_WEBHOOK_SECRET)")
 	fl.StringVar(&f.genericTokenFile, "generic-token-file", "", "file holding the bearer token of /hooks/generic (or MOLT_GENERIC_TOKEN)")
 	f.src.creds.register(fl)
+	f.src.eval.register(fl)
 	fl.StringVar(&f.githubRepo, "github-repo", "", "owner/name of the repository on GitHub (webhooks for others are ignored)")
 	fl.StringVar(&f.githubTokenFile, "github-token-file", "", "file holding a GitHub token for comments and statuses (or MOLT_GITHUB_TOKEN); without one molt logs what it would post")
 	fl.StringVar(&f.githubAPIURL, "github-api-url", "", "GitHub API root; derived only for a github.com repository, required for any other host (GitHub Enterprise: e.g. https://ghe.example.com/api/v3/), https unless on this machine")
@@ -118,6 +136,7 @@ the state directory, bounded). With --webhook-listen the webhooks (POST
 	registerHAProxy(fl, &f.haproxy)
 	fl.StringArrayVar(&f.notifyURLs, "notify-url", nil, "post every event to this URL as JSON, or as a Slack message for hooks.slack.com or a slack+https:// URL; retried until delivered, in order (repeatable)")
 	fl.Int64Var(&f.maxBody, "webhook-max-body", 1<<20, "largest webhook body accepted, in bytes")
+	f.hookLimits.register(fl)
 	fl.DurationVar(&f.timeout, "reconcile-timeout", 15*time.Minute, "bound on one reconcile")
 	fl.DurationVar(&f.fetchTimeout, "fetch-timeout", time.Minute, "bound on one fetch of the repository")
 	fl.DurationVar(&f.stopGrace, "stop-grace", 30*time.Second, "on SIGTERM, how long the step in progress may go on")
@@ -134,6 +153,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	if err != nil {
 		return &usageError{fmt.Errorf("--poll %q: %w", f.poll, err)}
 	}
+	if err := f.hookLimits.validate(); err != nil {
+		return &usageError{err}
+	}
 	hookSecret, err := secret(f.webhookSecretFile, "MOLT_WEBHOOK_SECRET")
 	if err != nil {
 		return err
@@ -143,6 +165,10 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		return err
 	}
 	gopts, err := f.src.gitOptions(filepath.Join(f.stateDir, "git"), log)
+	if err != nil {
+		return err
+	}
+	ld, err := f.src.eval.loader(log) // every fleet is evaluated in a child (evaluate.go)
 	if err != nil {
 		return err
 	}
@@ -195,6 +221,14 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}
 	m.githubQueue(rep.queue)
 	m.routerCounts(w.router)
+	// A state directory that cannot be written (read-only, full) is said
+	// once, counted and shown on /readyz, and serve goes on from memory
+	// (statewrites.go).
+	writes := newStateWrites(w.stateDir, log)
+	writes.register(reg)
+	w.exec.Revisions.ReportWrites(writes.report)
+	w.exec.Decisions.ReportWrites(writes.report)
+	rep.queue.ReportWrites(writes.report)
 	// The loop's first reconcile fetches: an unreachable remote at start is
 	// a fault like any other, retried with backoff. Only a bad URL stops here.
 	repo, err := git.Open(ctx, gopts)
@@ -204,6 +238,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}
 	src := &gitSource{repo: repo, opts: gopts, branch: f.branch, path: f.src.path, fetchTimeout: f.fetchTimeout, stateDir: f.stateDir, metrics: m,
 		source: fleetSource(f.src.repo, f.src.path),
+		loader: ld,
 		prune:  func(ctx context.Context, names []string) error { return pruneRenamed(ctx, w, f.stateDir, names, nil) }}
 	defer func() { src.repo.Close() }()
 	var comments *commentHandler
@@ -212,6 +247,8 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		Source: src, Executor: w.exec, Schedule: sched, Logger: log,
 		Timeout: f.timeout, StepGrace: f.stopGrace,
 		OnResult: obs.onResult,
+		// An instance that turns unhealthy between polls is replaced then.
+		WatchHealth: true,
 	}
 	var pulls pullFinder
 	if client != nil {
@@ -238,6 +275,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		ln.Close()
 		return err
 	}
+	events.onWrite, notify.onWrite = writes.report, writes.report
 	events.subscribe(notify.enqueue)
 	rec := newEventRecorder(events, rep.repo, func(rev string) (git.Commit, bool) {
 		c, err := src.repo.Resolve(ctx, sha(rev)) // the cache only, on the reconcile's goroutine as src is
@@ -277,27 +315,25 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		hooks = http.NewServeMux()
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	var routerDown atomic.Pointer[error] // set by the router's supervision
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := loop.Status()
-		switch {
-		case routerDown.Load() != nil:
-			http.Error(w, "not ready: "+(*routerDown.Load()).Error(), http.StatusServiceUnavailable)
-		case !st.Fetched && st.LastErr != nil:
-			http.Error(w, "not ready: "+st.LastErr.Error(), http.StatusServiceUnavailable)
-		case !st.Fetched:
-			http.Error(w, "not ready: the repository has not been fetched yet", http.StatusServiceUnavailable)
-		case !st.Running.IsZero() && time.Since(st.Running) > f.timeout:
-			http.Error(w, "not ready: a reconcile is stuck since "+st.Running.Format(time.RFC3339), http.StatusServiceUnavailable)
-		default:
-			fmt.Fprintf(w, "ready: %s\n", st.Revision)
-		}
-	})
+	// /readyz (readyz.go): the loop, the router's checks, the last fetch
+	// and the last reconcile.
+	ready := &readiness{loop: loop.Status, router: w.health.get, timeout: f.timeout, state: writes.problem}
+	m.onFetch = ready.fetched
+	obs.onResultDo(ready.onResult)
+	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// One gate bounds every webhook route together (limits.go of
+	// sources/github); the other routes are outside it.
+	gate, err := f.hookLimits.gate(log, reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	if hookSecret != nil {
 		recv, err := github.NewReceiver(github.ReceiverOptions{
 			Secret: hookSecret, Repo: f.githubRepo, Branch: f.branch, MaxBody: f.maxBody, Logger: log,
 			DedupFile:     filepath.Join(f.stateDir, "github-deliveries"), // a redelivery after a restart is still one
+			OnWrite:       writes.report,
 			OnPush:        func(github.Event) { loop.Trigger("push") },
 			OnPullRequest: rep.onPullRequest,
 			OnComment:     comments.onComment,
@@ -307,7 +343,7 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			return err
 		}
 		m.webhookCounts("github", recv.EventCounts)
-		hooks.Handle("POST /hooks/github", recv)
+		hooks.Handle("POST /hooks/github", gate.Wrap(recv))
 	} else {
 		log.Warn("no webhook secret: /hooks/github is disabled (set --webhook-secret-file or MOLT_WEBHOOK_SECRET)")
 	}
@@ -318,9 +354,9 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 			ln.Close()
 			return err
 		}
-		hooks.Handle("POST /hooks/generic", gen)
+		hooks.Handle("POST /hooks/generic", gate.Wrap(gen))
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	srv := f.hookLimits.server(mux)
 	srv.RegisterOnShutdown(dash.close) // the dashboard's streams never go idle by themselves
 	propts := gopts
 	propts.CacheDir = filepath.Join(f.stateDir, "git-pr")
@@ -343,20 +379,14 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	}()
 	go func() {
 		defer wg.Done()
-		rep.runPullRequests(bg, &prPlanner{repo: prRepo, path: f.src.path, world: w, log: log})
+		rep.runPullRequests(bg, &prPlanner{repo: prRepo, path: f.src.path, world: w, log: log, loader: ld})
 	}()
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		// A router that died is started again at once, not at the next
 		// reconcile (nor never, as before).
-		w.superviseRouter(bg, time.Second, log, func(err error) {
-			if err == nil {
-				routerDown.Store(nil)
-			} else {
-				routerDown.Store(&err)
-			}
-		})
+		w.superviseRouter(bg, time.Second, log)
 	}()
 	go func() {
 		defer wg.Done()
@@ -369,11 +399,29 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// A dead instance is replaced on its exit, not at the next poll.
+		_ = w.process.WatchExits(bg, func(ids []string) { loop.Exited(ids...) })
+	}()
+	if w.docker != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = w.docker.WatchExits(bg, func(ids []string) { loop.Exited(ids...) })
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		writes.run(bg, 2*time.Second) // a probe: sees a read-only or full state directory when nothing else writes
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "error", err)
 		}
 	}()
-	hookSrv := &http.Server{Handler: hooks, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	hookSrv := f.hookLimits.server(hooks)
 	if separate {
 		hln, err := net.Listen("tcp", f.webhookListen)
 		if err != nil {
@@ -420,6 +468,7 @@ type gitSource struct {
 	fetchTimeout time.Duration
 	stateDir     string
 	metrics      *serveMetrics
+	loader       schema.Loader
 	broken       bool // the last attempt failed: reopen (and so check) the cache first
 
 	hash string
@@ -463,7 +512,7 @@ func (s *gitSource) latest(ctx context.Context) (reconciler.Snapshot, error) {
 	if c.Hash == s.hash {
 		return s.snap, s.err
 	}
-	d, err := snapshotAt(ctx, s.repo, c.Hash, s.path)
+	d, err := snapshotAt(ctx, s.loader, s.repo, c.Hash, s.path)
 	var inv *schema.InvalidError
 	if err != nil && !errors.As(err, &inv) {
 		return reconciler.Snapshot{}, err // transient: do not remember

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ type sourceFlags struct {
 	ref   string
 	path  string
 	creds gitCreds
+	eval  evalFlags // bounds of loading the fleet (evaluate.go)
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet, repoDefault string) {
@@ -27,6 +29,7 @@ func (f *sourceFlags) register(fs *pflag.FlagSet, repoDefault string) {
 	fs.StringVar(&f.ref, "ref", "", "branch, tag or commit to read (default: the remote's default branch)")
 	fs.StringVar(&f.path, "path", ".", "sub-directory of the repository that holds the fleet")
 	f.creds.register(fs)
+	f.eval.register(fs)
 }
 
 // gitOptions are the options of the repository's cache under cacheDir,
@@ -65,12 +68,17 @@ func sha(revision string) string {
 	return revision
 }
 
-// openRepo opens the cache of the repository under cacheDir and fetches it.
+// openRepo opens the cache of the repository under cacheDir and fetches
+// it. A one-shot command (validate, plan, apply) reads one commit, and
+// maybe a few older ones: a cache it creates is fetched shallow, without
+// history, and resolveDeep deepens it when a commit is not there; serve,
+// opening the same cache, deepens it at its first fetch.
 func openRepo(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (*git.Repo, error) {
 	opts, err := f.gitOptions(cacheDir, log)
 	if err != nil {
 		return nil, err
 	}
+	opts.Shallow = true
 	repo, err := git.Open(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -96,43 +104,65 @@ func repoURL(raw string) string {
 // loadDesired fetches the repository, resolves the ref and validates the
 // fleet at that commit.
 func loadDesired(ctx context.Context, f sourceFlags, cacheDir string, log *slog.Logger) (desiredState, error) {
+	ld, err := f.eval.loader(log)
+	if err != nil {
+		return desiredState{}, err
+	}
 	repo, err := openRepo(ctx, f, cacheDir, log)
 	if err != nil {
 		return desiredState{}, err
 	}
-	return snapshotAt(ctx, repo, f.ref, f.path)
+	return snapshotAt(ctx, ld, repo, f.ref, f.path)
 }
 
 // snapshotAt resolves ref in the (fetched) cache and validates the fleet
-// at that commit.
-func snapshotAt(ctx context.Context, repo *git.Repo, ref, path string) (desiredState, error) {
-	c, err := repo.Resolve(ctx, ref)
+// at that commit with ld (and so do its specs, for older revisions).
+func snapshotAt(ctx context.Context, ld schema.Loader, repo *git.Repo, ref, path string) (desiredState, error) {
+	c, err := resolveDeep(ctx, repo, ref)
 	if err != nil {
 		return desiredState{}, err
 	}
-	fleet, err := loadCommit(ctx, repo, c, path)
+	fleet, err := loadCommit(ctx, ld, repo, c, path)
 	if err != nil {
-		return desiredState{}, err
+		return desiredState{commit: c}, err // (the commit names where it failed)
 	}
 	specs := func(ctx context.Context, revision string) (*schema.Fleet, error) {
 		if !strings.Contains(revision, "sha1:") {
 			return nil, fmt.Errorf("revision %q names no commit", revision)
 		}
-		old, err := repo.Resolve(ctx, sha(revision))
+		old, err := resolveDeep(ctx, repo, sha(revision))
 		if err != nil {
 			return nil, err
 		}
-		return loadCommit(ctx, repo, old, path)
+		return loadCommit(ctx, ld, repo, old, path)
 	}
 	return desiredState{fleet: fleet, commit: c, revision: labelRevision(c), specs: specs}, nil
 }
 
-func loadCommit(ctx context.Context, repo *git.Repo, c git.Commit, path string) (*schema.Fleet, error) {
+// resolveDeep resolves ref in the cache and, when it is not there and
+// repo was opened shallow (openRepo) on a shallow cache, deepens the cache
+// and tries again: a hash may name a commit of the history a shallow
+// fetch left out. Any other Repo (status reads the cache without a
+// fetch) resolves from the cache only.
+func resolveDeep(ctx context.Context, repo *git.Repo, ref string) (git.Commit, error) {
+	c, err := repo.Resolve(ctx, ref)
+	if !errors.Is(err, git.ErrRefNotFound) {
+		return c, err
+	}
+	if err := repo.Deepen(ctx); err != nil {
+		return git.Commit{}, fmt.Errorf("resolve %q in the whole history: %w", ref, err)
+	}
+	return repo.Resolve(ctx, ref)
+}
+
+// loadCommit loads the fleet at path of commit c with ld. The commit's
+// tree is the only file system: a symlink blob is never followed.
+func loadCommit(ctx context.Context, ld schema.Loader, repo *git.Repo, c git.Commit, path string) (*schema.Fleet, error) {
 	fsys, err := repo.Snapshot(ctx, c, path)
 	if err != nil {
 		return nil, err
 	}
-	return schema.Load(fsys, ".")
+	return ld.LoadContext(ctx, fsys, ".")
 }
 
 // stateDirDefault is where molt keeps its state when --state-dir is not

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -103,6 +106,10 @@ type world struct {
 	stateDir  string
 	haproxy   *haproxy.Front // nil without --haproxy
 	exec      *reconciler.Executor
+	// health is what the last check of the router found (for /readyz);
+	// checkMu serializes the checks of serve's ticker and of the passes.
+	health  routerHealth
+	checkMu sync.Mutex
 }
 
 func (w *world) close() {
@@ -144,9 +151,16 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 		}
 		w.routerCmd = []string{exe, "router", "--state-dir", abs}
 		started, err := router.EnsureRunning(ctx, abs, w.routerCmd, log)
-		if err != nil {
+		switch {
+		case errors.Is(err, router.ErrExternal):
+			// Not molt's to start: every pass waits for it (supervisedRouter).
+			log.Warn("the router is run by someone else and does not answer; waiting for it", "error", err)
+			w.health.set(err, time.Now())
+		case err != nil:
 			w.close()
 			return nil, fmt.Errorf("start router: %w", err)
+		default:
+			w.health.set(nil, time.Now())
 		}
 		if started {
 			log.Info("router started", "state-dir", abs)
@@ -154,13 +168,17 @@ func openWorld(ctx context.Context, o worldOptions) (*world, error) {
 	}
 	w.router = router.NewClient(abs)
 	w.stateDir = abs
+	var front reconciler.Front = w.router
+	if len(w.routerCmd) > 0 {
+		front = supervisedRouter{w: w, log: log}
+	}
 	if w.haproxy, err = openHAProxy(o.haproxy, abs, o); err != nil {
 		w.close()
 		return nil, err
 	}
 	w.exec = &reconciler.Executor{
 		Target:    w.target,
-		Front:     trafficFront{router: w.router, haproxy: w.haproxy},
+		Front:     trafficFront{router: front, haproxy: w.haproxy},
 		Prober:    reconciler.NewProber(),
 		Revisions: reconciler.NewRevisions(abs, log),
 		Decisions: reconciler.NewDecisions(abs, log),
@@ -210,10 +228,9 @@ func yes(e *env, question string) bool {
 
 // superviseRouter checks every interval, until ctx ends, that the router
 // of the state directory answers, and starts it again at once when it does
-// not (its table comes back from STATE/router/routes.json, and the next
-// reconcile sets the fleet's routes again). A router of another molt
-// version is left to the next apply. up is told each verdict, for /readyz.
-func (w *world) superviseRouter(ctx context.Context, interval time.Duration, log *slog.Logger, up func(error)) {
+// not (see checkRouter). Every pass of the executor checks it too
+// (supervisedRouter), so apply does without this ticker.
+func (w *world) superviseRouter(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	if len(w.routerCmd) == 0 {
 		return
 	}
@@ -225,24 +242,188 @@ func (w *world) superviseRouter(ctx context.Context, interval time.Duration, log
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := w.router.Ping(pctx)
-		cancel()
-		if err == nil || errors.Is(err, router.ErrProtocol) || ctx.Err() != nil {
-			up(nil)
-			continue
+		_ = w.checkRouter(ctx, log)
+	}
+}
+
+// checkRouter pings the router and, when it does not answer, has
+// router.EnsureRunning start it again at once: its table comes back from
+// STATE/router/routes.json, or, when that is lost, from the live fleet at
+// the next pass (which sets the fleet's routes again). A router molt did
+// not start is never stopped or replaced: the error wraps
+// router.ErrExternal, and molt waits for it. A router of another molt
+// version counts as answering (the next apply replaces it). The verdict
+// goes to w.health, and to the log when it changes.
+func (w *world) checkRouter(ctx context.Context, log *slog.Logger) error {
+	if len(w.routerCmd) == 0 {
+		return nil
+	}
+	w.checkMu.Lock()
+	defer w.checkMu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := w.router.Ping(pctx)
+	cancel()
+	if err == nil || errors.Is(err, router.ErrProtocol) {
+		if w.health.set(nil, time.Now()) {
+			log.Info("the router answers again", "state-dir", w.stateDir)
 		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !w.health.isExternal() {
 		log.Warn("the router does not answer; starting it again", "error", err)
-		started, serr := router.EnsureRunning(ctx, w.stateDir, w.routerCmd, log)
-		switch {
-		case serr != nil:
-			log.Error("cannot start the router", "error", serr)
-			up(fmt.Errorf("the router does not answer and cannot be started: %w", serr))
-		case started:
-			log.Info("router started again", "state-dir", w.stateDir)
-			up(nil)
-		default:
-			up(nil)
+		w.health.set(fmt.Errorf("the router does not answer: %w", err), time.Now())
+	}
+	started, serr := router.EnsureRunning(ctx, w.stateDir, w.routerCmd, log)
+	switch {
+	case errors.Is(serr, router.ErrExternal):
+		if w.health.set(serr, time.Now()) {
+			log.Warn("the router is not molt's to start or replace and does not answer; waiting for it", "error", serr)
+		}
+	case serr != nil:
+		log.Error("cannot start the router", "error", serr)
+		w.health.set(fmt.Errorf("the router does not answer and cannot be started: %w", serr), time.Now())
+	case started:
+		log.Info("router started again", "state-dir", w.stateDir)
+		w.health.set(nil, time.Now())
+	default:
+		w.health.set(nil, time.Now())
+	}
+	return serr
+}
+
+// externalWait is how often a pass looks again for a router that molt may
+// not start while it does not answer, and externalPatience how long one
+// pass waits for it before it fails (serve's loop retries it with backoff;
+// a pass that waited longer would hold up serve's stop).
+const (
+	externalWait     = time.Second
+	externalPatience = 10 * time.Second
+)
+
+// supervisedRouter is the executor's router: before each pass reads the
+// fleet's routes (the first thing a pass asks of its front) it checks that
+// the router answers, starting it again at once when it does not, so that
+// apply heals a dead router on its next pass, not only serve's ticker. A
+// router molt may not replace (router.ErrExternal) is waited for, for up
+// to externalPatience per pass.
+type supervisedRouter struct {
+	w   *world
+	log *slog.Logger
+}
+
+func (s supervisedRouter) Routes(ctx context.Context, fleet string) ([]targets.Route, error) {
+	wctx, cancel := context.WithTimeout(ctx, externalPatience)
+	defer cancel()
+	for {
+		err := s.w.checkRouter(ctx, s.log)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, router.ErrExternal) {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+		select {
+		case <-time.After(externalWait):
+		case <-wctx.Done():
+			return nil, fmt.Errorf("router: %w", err)
 		}
 	}
+	var out []targets.Route
+	err := s.again(ctx, func() error {
+		var err error
+		out, err = s.w.router.Routes(ctx, fleet)
+		return err
+	})
+	return out, err
+}
+
+func (s supervisedRouter) SetRoutes(ctx context.Context, fleet string, routes []targets.Route) error {
+	return s.again(ctx, func() error { return s.w.router.SetRoutes(ctx, fleet, routes) })
+}
+
+// again calls fn, and once more after checking the router (which starts
+// it again) when fn found no router or lost it mid-call (the connection
+// reset or cut: it died while it answered): one that died between the
+// pass's check and its call is not a failed pass. Both calls are
+// idempotent (a read, a whole table set).
+func (s supervisedRouter) again(ctx context.Context, fn func() error) error {
+	err := fn()
+	if !routerLost(err) || ctx.Err() != nil {
+		return err
+	}
+	s.log.Warn("the router went away during the pass; starting it again", "error", err)
+	if cerr := s.w.checkRouter(ctx, s.log); cerr != nil {
+		return fmt.Errorf("%w (and the router cannot be started: %v)", err, cerr)
+	}
+	return fn()
+}
+
+// routerLost reports whether err says that the router was not there, or
+// went away during the call: the call failed on its connection (reset,
+// cut, closed before the answer: net/http says "server closed idle
+// connection" then), not by a refusal the router answered.
+func routerLost(err error) bool {
+	var ue *url.Error
+	return errors.Is(err, router.ErrNotRunning) || errors.As(err, &ue) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+func (s supervisedRouter) Drain(ctx context.Context, addrs []string) error {
+	return s.w.router.Drain(ctx, addrs)
+}
+
+func (s supervisedRouter) Counts(ctx context.Context, fleet string, since time.Time) (map[string]map[string]targets.Counts, time.Time, error) {
+	return s.w.router.Counts(ctx, fleet, since)
+}
+
+var (
+	_ reconciler.Front   = supervisedRouter{}
+	_ reconciler.Counter = supervisedRouter{}
+)
+
+// routerHealth is the router's state as the checks found it.
+type routerHealth struct {
+	mu       sync.Mutex
+	checked  bool
+	err      error     // nil: the router answers
+	external bool      // err wraps router.ErrExternal
+	since    time.Time // when it last changed between up and down
+}
+
+// set records a verdict (nil: up) and reports whether it changed the
+// state (up, down, external and down).
+func (h *routerHealth) set(err error, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ext := errors.Is(err, router.ErrExternal)
+	changed := !h.checked || (h.err == nil) != (err == nil) || h.external != ext
+	if changed {
+		h.since = now
+	}
+	h.checked, h.err, h.external = true, err, ext
+	return changed
+}
+
+func (h *routerHealth) isExternal() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.external
+}
+
+// routerState is a copy of the last verdict.
+type routerState struct {
+	Checked  bool // false before the first check
+	Err      error
+	External bool
+	Since    time.Time
+}
+
+func (h *routerHealth) get() routerState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return routerState{Checked: h.checked, Err: h.err, External: h.external, Since: h.since}
 }

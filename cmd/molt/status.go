@@ -597,7 +597,7 @@ func cachedFleet(ctx context.Context, stateDir, source, revision string, log *sl
 		log.Debug("status: no Git cache", "error", err)
 		return desiredState{}, nil, false
 	}
-	d, err = snapshotAt(ctx, repo, sha(revision), path)
+	d, err = snapshotAt(ctx, defaultLoader(log), repo, sha(revision), path)
 	if err != nil {
 		repo.Close()
 		log.Debug("status: cannot read the fleet back", "revision", revision, "error", err)

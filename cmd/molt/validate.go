@@ -57,7 +57,11 @@ or for an invalid fleet the error document {"error": {"message",
 				if st, serr := os.Stat(dir); serr != nil || !st.IsDir() {
 					return fmt.Errorf("%s is not a directory", dir)
 				}
-				fleet, err = schema.Load(os.DirFS(dir), ".")
+				ld, lerr := src.eval.loader(logger(e, "warn"))
+				if lerr != nil {
+					return lerr
+				}
+				fleet, err = ld.LoadContext(cmd.Context(), os.DirFS(dir), ".")
 				where = dir
 			}
 			var inv *schema.InvalidError
