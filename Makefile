@@ -8,7 +8,7 @@ IMAGE   ?= molt
 SOURCE  ?= https://github.com/molt-dev/molt
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 
-.PHONY: all build demo test vet fmt-check race bench image clean
+.PHONY: all build demo test vet fmt-check race reliability bench bench-tools gobench fuzz image clean
 
 all: build
 
@@ -23,8 +23,9 @@ demo: build
 	BIN=$(BIN) bash testdata/demo/demo.sh
 
 # vet, formatting, then every test with the race detector (the CLI scripts
-# under cmd/molt/testdata/script run as part of `go test`).
-test: vet fmt-check race
+# under cmd/molt/testdata/script run as part of `go test`), the crash and
+# fault tests last, with their figures printed.
+test: vet fmt-check race reliability
 
 vet:
 	$(GO) vet ./...
@@ -33,12 +34,63 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The reliability tests run apart (below), so that their figures are shown.
+RELIABILITY = ^(TestCrashAtEveryPoint|TestRandomKills|TestFaultsUnderLoad)$$
 race:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -skip '$(RELIABILITY)' ./...
 
-# Benchmarks are run by hand, never in CI.
+# Crash at every crash point under each strategy, 30 random kills of serve,
+# every fault of the fault-injecting target under load: the figures (points
+# x strategies, kills, requests, failures, faults) are the lines printed.
+reliability:
+	@mkdir -p $(BIN); rc=0; \
+	$(GO) test -race -count=1 -timeout 15m -v -run '$(RELIABILITY)' ./cmd/molt ./targets/faults >$(BIN)/reliability.log 2>&1 || rc=$$?; \
+	$(GO) test -race -count=1 -v -run '^TestFault' ./reconciler >>$(BIN)/reliability.log 2>&1 || rc=$$?; \
+	grep -E '^(crash points|random kills|faults injected)|^(--- FAIL|FAIL|ok|panic)' $(BIN)/reliability.log; \
+	if [ $$rc -ne 0 ]; then echo "== the reliability tests failed; the end of $(BIN)/reliability.log:"; tail -200 $(BIN)/reliability.log; fi; \
+	exit $$rc
+
+# Benchmarks are run by hand, never in CI. `make bench` runs every
+# comparison of molt with what a user would otherwise run (nginx, cue vet,
+# git clone) or with the ideal, both sides in the same run, alternating,
+# BENCH_ROUNDS rounds, and writes bench/RESULTS.md (about 12 minutes on 2
+# cores). It needs nginx, wrk and the cue CLI: `make bench-tools` installs
+# them (Debian's packages, and cue into bin/tools); `.ci/run bench` does
+# both. `make gobench` runs every Go benchmark of the tree.
+BENCH_ROUNDS ?= 5
 bench:
+	PATH="$(BIN)/tools:$$PATH" $(GO) run ./bench -rounds $(BENCH_ROUNDS) -out bench/RESULTS.md
+
+bench-tools:
+	bash .ci/bench-tools
+
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Fuzzing: each target of FUZZ_TARGETS (package:FuzzName) in turn, for
+# FUZZTIME each (CI runs the default; longer by hand: make fuzz
+# FUZZTIME=10m). Their seed corpora, PKG/testdata/fuzz/FuzzName, run as
+# ordinary tests in `make test`; an input that fails is written there.
+FUZZTIME ?= 30s
+# How long each new interesting input is minimized (Go's default, 60s,
+# can take a whole FUZZTIME on the large webhook bodies).
+FUZZMINIMIZETIME ?= 5s
+FUZZ_TARGETS = \
+	sources/github:FuzzVerifySignature \
+	sources/github:FuzzParseEvent \
+	sources/github:FuzzReceiver \
+	sources/github:FuzzPlanComment \
+	sources/github:FuzzOutcomeComment \
+	schema:FuzzLoad \
+	reconciler:FuzzPlanRender \
+	targets/router:FuzzAdmin \
+	targets/router:FuzzLane
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "== $$name ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg; \
+	done
 
 # molt's own image, FROM scratch, from a static binary built here (no pull).
 # bin/image is the build context: the binary, the CA bundle, and the
