@@ -18,10 +18,19 @@ const PlanMarker = "<!-- molt:plan -->"
 
 // OutcomeMarker is the hidden first line of the comment that tells a
 // pull request what became of one of its commits: one per commit and
-// kind of outcome ("success", "failure").
+// kind of outcome ("success", "failure"). A sha that is not a commit
+// id (4 to 64 hexadecimal digits) is not written into the marker, where
+// a line feed or a "-->" of it would end the hidden line and show the
+// rest as Markdown: the marker says "not-a-commit", which CommentOutcome
+// refuses.
 func OutcomeMarker(sha string, kind OutcomeKind) string {
+	if !commitIDRE.MatchString(sha) {
+		sha = "not-a-commit"
+	}
 	return "<!-- molt:deploy:" + sha + ":" + string(kind) + " -->"
 }
+
+var commitIDRE = regexp.MustCompile(`^[0-9a-fA-F]{4,64}$`)
 
 var outcomeMarkerRE = regexp.MustCompile(`^<!-- molt:deploy:([0-9a-fA-F]{4,64}):([a-z-]+) -->`)
 

@@ -215,6 +215,23 @@ func TestOutcomeCommentMarker(t *testing.T) {
 	}
 }
 
+// TestOutcomeMarkerHoldsOnlyACommit: a sha that is not a commit id (a
+// line feed, a code fence, "-->") is kept out of the hidden marker line,
+// which stays one line, opens no code fence and hides nothing more; the
+// comment of such a marker is refused. Found by FuzzOutcomeComment.
+func TestOutcomeMarkerHoldsOnlyACommit(t *testing.T) {
+	for _, sha := range []string{"\n```", "abcd --> **shown**", "", "abc", strings.Repeat("a", 65)} {
+		body := OutcomeComment(Outcome{SHA: sha, Kind: OutcomeSuccess})
+		first, _, _ := strings.Cut(body, "\n")
+		if first != "<!-- molt:deploy:not-a-commit:success -->" {
+			t.Errorf("sha %q: first line %q", sha, first)
+		}
+		if outcomeMarkerRE.MatchString(body) {
+			t.Errorf("sha %q: the marker of a comment that is not a commit's is found as one", sha)
+		}
+	}
+}
+
 func TestCutText(t *testing.T) {
 	tests := []struct {
 		in   string
