@@ -28,7 +28,12 @@ import (
 // looks at every Provision and Retire and at every RotateLogs (molt serve
 // calls it periodically, see RunLogRotation). Lines written between the
 // copy and the truncate (a few microseconds) are lost; that is the known
-// price of copy-truncate.
+// price of copy-truncate. A follower (Logs with Follow, in this process
+// or another) reads each of its steps under a shared flock of the log,
+// which a rotation takes exclusively: a rotation comes between two steps,
+// and the follower knows it by log.1 being a new file, so it reads every
+// line once. (A rotation waits at most rotateLockWait for a step; past
+// that it goes on, and that follower may miss what it moved.)
 //
 // Retire keeps the log: it moves log and log.1 into Dir/.logs/<id>/ with
 // retired.json (id, labels, when it was retired and when its log goes).
@@ -47,6 +52,9 @@ const (
 	logPoll          = 250 * time.Millisecond
 	maxLine          = 64 << 10 // a longer line is cut into pieces of this size
 	rotateTempSuffix = ".tmp"
+	// rotateLockWait bounds how long a rotation waits for the followers
+	// of the log to finish the step they are reading.
+	rotateLockWait = 2 * time.Second
 )
 
 var _ targets.LogReader = (*Target)(nil)
@@ -130,6 +138,9 @@ func rotate(path string) error {
 		return err
 	}
 	defer src.Close()
+	// Between two steps of a follower (see loglock_unix.go).
+	unlock, _ := lockExclusive(src, rotateLockWait)
+	defer unlock()
 	tmp := path + ".1" + rotateTempSuffix
 	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -286,14 +297,24 @@ func (t *Target) Logs(ctx context.Context, id string, opts targets.LogOptions, e
 		defer cur.Close()
 	}
 	out := &lineSink{emit: emit, tail: opts.Tail}
-	if err := readSince(files[0], opts.Since, out); err != nil {
-		return fmt.Errorf("logs of %s: %w", id, err)
-	}
-	var off int64
+	// Each step reads under the log's shared lock, so that a rotation
+	// comes between two steps, never inside one; log.1 is then a new file
+	// (rotate renames a new copy over it), which holds from off what the
+	// last step had not read yet.
+	unlock := func() {}
 	if cur != nil {
-		if off, err = readFrom(cur, 0, opts.Since, out); err != nil {
-			return fmt.Errorf("logs of %s: %w", id, err)
-		}
+		unlock = lockShared(cur)
+	}
+	old := statLog(files[0])
+	err = readSince(files[0], opts.Since, out)
+	logsHook("after-old")
+	var off int64
+	if err == nil && cur != nil {
+		off, err = readFrom(cur, 0, opts.Since, out)
+	}
+	unlock()
+	if err != nil {
+		return fmt.Errorf("logs of %s: %w", id, err)
 	}
 	if err := out.flushTail(); err != nil {
 		return err
@@ -304,25 +325,12 @@ func (t *Target) Logs(ctx context.Context, id string, opts targets.LogOptions, e
 	tick := time.NewTicker(logPoll)
 	defer tick.Stop()
 	for {
-		_, gone := os.Stat(dir)
-		fi, err := cur.Stat()
+		var gone bool
+		off, old, gone, err = followStep(dir, files[0], cur, off, old, out)
 		if err != nil {
 			return fmt.Errorf("logs of %s: %w", id, err)
 		}
-		if fi.Size() < off { // rotated: the rest is at the same offset in log.1
-			if old, err := os.Open(files[0]); err == nil {
-				_, err = readFrom(old, off, time.Time{}, out)
-				old.Close()
-				if err != nil {
-					return fmt.Errorf("logs of %s: %w", id, err)
-				}
-			}
-			off = 0
-		}
-		if off, err = readFrom(cur, off, time.Time{}, out); err != nil {
-			return fmt.Errorf("logs of %s: %w", id, err)
-		}
-		if gone != nil { // retired: nothing more will come
+		if gone { // retired: nothing more will come
 			return out.flushPartial()
 		}
 		select {
@@ -331,6 +339,52 @@ func (t *Target) Logs(ctx context.Context, id string, opts targets.LogOptions, e
 		case <-tick.C:
 		}
 	}
+}
+
+// logsHook is called between the steps of Logs' first read (tests).
+var logsHook = func(string) {}
+
+// followStep is one step of a follower that has read cur up to off and
+// saw log.1 as old: it reads what came since, across a rotation, under
+// the log's shared lock. It returns the new offset and log.1, and gone
+// when the instance's directory was gone before the step (retired:
+// nothing more will come).
+func followStep(dir, log1 string, cur *os.File, off int64, old os.FileInfo, out *lineSink) (_ int64, _ os.FileInfo, gone bool, _ error) {
+	unlock := lockShared(cur)
+	defer unlock()
+	_, err := os.Stat(dir)
+	gone = err != nil
+	fi, err := cur.Stat()
+	if err != nil {
+		return off, old, gone, err
+	}
+	now := statLog(log1)
+	switch {
+	case now != nil && (old == nil || !os.SameFile(old, now)):
+		// Rotated since the last step: the rest of what was read is in
+		// log.1 from off, and log starts anew.
+		if f, err := os.Open(log1); err == nil {
+			_, err = readFrom(f, off, time.Time{}, out)
+			f.Close()
+			if err != nil {
+				return off, now, gone, err
+			}
+		}
+		off = 0
+	case fi.Size() < off: // truncated, not by a rotation
+		off = 0
+	}
+	off, err = readFrom(cur, off, time.Time{}, out)
+	return off, now, gone, err
+}
+
+// statLog returns the file at path, nil when there is none.
+func statLog(path string) os.FileInfo {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	return fi
 }
 
 // readSince reads the file at path (unless it was last modified before

@@ -188,6 +188,140 @@ func TestLogRotation(t *testing.T) {
 	}
 }
 
+// follower follows the log of inst from its start and collects its lines.
+type follower struct {
+	mu    sync.Mutex
+	lines []string
+	stop  context.CancelFunc
+	done  chan error
+}
+
+func follow(t *testing.T, tgt *Target, id string) *follower {
+	t.Helper()
+	ctx, stop := context.WithCancel(t.Context())
+	f := &follower{stop: stop, done: make(chan error, 1)}
+	go func() {
+		f.done <- tgt.Logs(ctx, id, targets.LogOptions{Follow: true}, func(l targets.LogLine) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.lines = append(f.lines, l.Text)
+			return nil
+		})
+	}()
+	return f
+}
+
+// waitFor waits until the follower has read line, then stops it and
+// returns every line it read.
+func (f *follower) waitFor(t *testing.T, line string) []string {
+	t.Helper()
+	eventually(t, "the follower to read "+line[:min(len(line), 10)], func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return slices.Contains(f.lines, line)
+	})
+	f.stop()
+	if err := <-f.done; err != nil {
+		t.Errorf("following: %v", err)
+	}
+	return f.lines
+}
+
+// linesDiff says how got differs from want, each line once in order.
+func linesDiff(got, want []string) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	at := func(l []string) string {
+		if i < len(l) {
+			return fmt.Sprintf("%.60q", l[i])
+		}
+		return "nothing"
+	}
+	return fmt.Sprintf("%d lines, want %d, each once in order: line %d is %s, want %s", len(got), len(want), i, at(got), at(want))
+}
+
+// A rotation that comes while a follower reads its first step (log.1,
+// then log) waits for the step to end: the lines it moves to log.1 are
+// neither lost (read from the old log.1, then from the truncated log)
+// nor read twice. Without the lock between readers and rotation, the 100
+// lines written before were lost.
+func TestLogFollowRotationDuringFirstRead(t *testing.T) {
+	tgt := newLogTarget(t, -1)
+	s := stepper{t, t.TempDir()}
+	inst := provision(t, tgt, stepService(s.dir))
+	s.step(1)
+	path := tgt.LogPath(inst.ID)
+	rotated := make(chan error, 1)
+	var once sync.Once
+	logsHook = func(stage string) {
+		if stage != "after-old" {
+			return
+		}
+		once.Do(func() {
+			go func() { rotated <- rotate(path) }()
+			// Let the rotation run now if nothing holds it back.
+			select {
+			case err := <-rotated:
+				rotated <- err
+			case <-time.After(300 * time.Millisecond):
+			}
+		})
+	}
+	t.Cleanup(func() { logsHook = func(string) {} })
+	f := follow(t, tgt, inst.ID)
+	if err := <-rotated; err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if fi, err := os.Stat(path + ".1"); err != nil || fi.Size() == 0 {
+		t.Fatalf("log.1 after the rotation: %v, %v", fi, err)
+	}
+	s.step(2)
+	if got, want := f.waitFor(t, "step 2"), wantLines("step 2"); !slices.Equal(got, want) {
+		t.Errorf("the follower read %s", linesDiff(got, want))
+	}
+}
+
+// A rotation after which the log grows past where a follower was before
+// it looks again is still seen as a rotation (log.1 is a new file): the
+// follower reads the rest of log.1 and the new log from its start. By
+// size alone (the log shorter than where it was), it read on from the old
+// offset in the new log: the start of the new lines was lost.
+func TestLogFollowRotationThenGrowth(t *testing.T) {
+	tgt := newLogTarget(t, -1)
+	s := stepper{t, t.TempDir()}
+	inst := provision(t, tgt, stepService(s.dir))
+	s.step(1)
+	path := tgt.LogPath(inst.ID)
+	f := follow(t, tgt, inst.ID)
+	eventually(t, "the follower to read the first lines", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.lines) == 100
+	})
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Between two of the follower's looks (it looks every 250ms): rotated,
+	// then a line longer than the log was.
+	if err := rotate(path); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("y", int(before.Size())+1000)
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "%s\n", long)
+	w.Close()
+	s.step(2)
+	if got, want := f.waitFor(t, "step 2"), wantLines(long, "step 2"); !slices.Equal(got, want) {
+		t.Errorf("the follower read %s", linesDiff(got, want))
+	}
+}
+
 // Retire keeps the log of the instance for KeepLogs: LogInstances lists it
 // as retired, Logs still reads it, and it is pruned once expired.
 func TestRetiredLogKept(t *testing.T) {
