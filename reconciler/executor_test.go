@@ -75,6 +75,19 @@ func (m *memTarget) Retire(_ context.Context, id string) error {
 	return nil
 }
 
+// made counts the instances of spec hash hash that Provision made.
+func (m *memTarget) made(hash string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.specs {
+		if s.Labels.SpecHash == hash {
+			n++
+		}
+	}
+	return n
+}
+
 // running counts the live instances of a fleet's service.
 func (m *memTarget) running(fleet, service string) int {
 	insts, _ := m.List(context.Background())

@@ -64,7 +64,11 @@ func TestRetireWaitsForMemberOutlivingLeader(t *testing.T) {
 			tgt := newTarget(t, t.TempDir())
 			scratch := t.TempDir()
 			ready, done := filepath.Join(scratch, "ready"), filepath.Join(scratch, "done")
-			child := `'trap "" TERM; echo > "$READY"; sleep 0.3; echo > "$DONE"'`
+			// The child ignores SIGTERM and ends 0.3 s after its leader
+			// has died (it is reparented then, even before the leader is
+			// reaped): never before the stop began, however slow the
+			// machine.
+			child := `'trap "" TERM; leader=$PPID; echo > "$READY"; while [ "$(cut -d" " -f4 /proc/$$/stat)" = "$leader" ]; do sleep 0.02; done; sleep 0.3; echo > "$DONE"'`
 			inst := provision(t, tgt, &schema.Service{
 				Name:      "lingering",
 				Process:   &schema.Process{Command: []string{"sh", "-c", tc.spawn + " " + child + " & wait"}},
