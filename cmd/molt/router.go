@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/molt-dev/molt/targets/router"
 	"github.com/spf13/cobra"
 )
@@ -22,6 +24,9 @@ requests finish.`,
 			if err != nil {
 				return err
 			}
+			// Started by molt, its output is STATE/router/router.log:
+			// reopened when the file goes, moved aside when it grows.
+			go router.KeepLog(cmd.Context(), stateDir, 10*time.Second, router.DefaultLogMax)
 			return srv.Run(cmd.Context())
 		},
 	}
