@@ -23,7 +23,7 @@ type apiFleet struct {
 	// CommitURL links to the commit on the forge, when molt knows it.
 	CommitURL     string       `json:"commitURL,omitempty"`
 	LastReconcile *time.Time   `json:"lastReconcile,omitempty"`
-	LastResult    string       `json:"lastResult,omitempty"` // converged, failed, degraded, paused, error, ...
+	LastResult    string       `json:"lastResult,omitempty"` // converged, failed, held, degraded, paused, error, ...
 	LastError     string       `json:"lastError,omitempty"`
 	Services      []apiService `json:"services"`
 }

@@ -53,7 +53,7 @@ type serveMetrics struct {
 
 // The label values that can appear, each initialised at zero.
 var (
-	reconcileResults = []string{"converged", "degraded", "paused", "deferred", "idle", "preempted", "failed", "error"}
+	reconcileResults = []string{"converged", "degraded", "held", "paused", "deferred", "idle", "preempted", "failed", "error"}
 	rolloutResults   = []string{"converged", "rolled_back", "aborted", "superseded"}
 	healthValues     = []string{"healthy", "unhealthy", "unknown", "dead"}
 	revisionRoles    = []string{"desired", "live"}
@@ -90,7 +90,7 @@ func newServeMetrics(reg *prometheus.Registry) *serveMetrics {
 		reg: reg,
 		now: time.Now,
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "molt_reconciles_total",
-			Help: "Reconciles by fleet and result (converged, degraded, paused, deferred, idle, preempted, failed, error)."},
+			Help: "Reconciles by fleet and result (converged, degraded, held, paused, deferred, idle, preempted, failed, error)."},
 			[]string{"fleet", "result"}),
 		reconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "molt_reconcile_duration_seconds",
 			Help:    "How long reconciles took, by fleet and result.",
@@ -358,6 +358,10 @@ func reconcileResult(o reconciler.Outcome) string {
 		return "preempted"
 	case len(o.Result.Degraded) > 0:
 		return "degraded"
+	case len(o.Result.Held) > 0:
+		// The desired revision failed before (maybe before a restart of
+		// molt): its services serve their rollback. Not "converged".
+		return "held"
 	case len(o.Result.Paused) > 0:
 		return "paused"
 	case !o.Result.Deferred.IsZero():

@@ -35,11 +35,14 @@ type readyFetch struct {
 }
 
 type readyReconcile struct {
-	Time     time.Time  `json:"time"`
-	Revision string     `json:"revision,omitempty"`
-	Outcome  string     `json:"outcome"` // one of reconcileResults
-	Error    string     `json:"error,omitempty"`
-	Running  *time.Time `json:"running,omitempty"` // when the reconcile in progress started
+	Time     time.Time `json:"time"`
+	Revision string    `json:"revision,omitempty"`
+	Outcome  string    `json:"outcome"` // one of reconcileResults
+	Error    string    `json:"error,omitempty"`
+	// Reason says why a reconcile is "held": the recorded failure of
+	// each service that serves its rollback.
+	Reason  string     `json:"reason,omitempty"`
+	Running *time.Time `json:"running,omitempty"` // when the reconcile in progress started
 }
 
 type readyRouter struct {
@@ -81,6 +84,13 @@ func (r *readiness) onResult(o reconciler.Outcome) {
 	r.reconcile = readyReconcile{Time: o.Finished, Revision: o.Revision, Outcome: reconcileResult(o)}
 	if o.Err != nil {
 		r.reconcile.Error = o.Err.Error()
+	}
+	if r.reconcile.Outcome == "held" {
+		var why []string
+		for _, f := range o.Result.Held {
+			why = append(why, f.Service+": "+f.Reason)
+		}
+		r.reconcile.Reason = "this revision failed and was rolled back (" + strings.Join(why, "; ") + "); a new commit is tried"
 	}
 }
 
@@ -200,6 +210,9 @@ func (d readyDoc) text() string {
 		fmt.Fprintf(&b, "reconcile: %s %s", d.Reconcile.Time.Format(time.RFC3339), d.Reconcile.Outcome)
 		if d.Reconcile.Error != "" {
 			fmt.Fprintf(&b, ": %s", d.Reconcile.Error)
+		}
+		if d.Reconcile.Reason != "" {
+			fmt.Fprintf(&b, ": %s", d.Reconcile.Reason)
 		}
 		if d.Reconcile.Running != nil {
 			fmt.Fprintf(&b, " (another running since %s)", d.Reconcile.Running.Format(time.RFC3339))

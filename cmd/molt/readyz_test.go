@@ -48,6 +48,12 @@ func TestReadyz(t *testing.T) {
 			reconciler.Outcome{Finished: at, Err: errors.New("read routes: refused")},
 			503, []string{"not ready: the router does not answer: refused", "router: down since 2026-05-01T12:00:00Z: the router does not answer: refused",
 				"fetch: 2026-05-01T12:00:00Z failed: no route to host", "reconcile: 2026-05-01T12:00:00Z error: read routes: refused"}, "down"},
+		// A revision that failed before (a restart of serve since): its
+		// services serve their rollback; said so, never "converged".
+		{"held", routerState{Checked: true, Since: at}, nil,
+			reconciler.Outcome{Finished: at, Revision: "main@sha1:bad", Result: reconciler.Result{Converged: true,
+				Held: []reconciler.Failure{{Service: "web", Revision: "main@sha1:bad", Reason: "instance web-1 failed its health check"}}}},
+			200, []string{"reconcile: 2026-05-01T12:00:00Z held: this revision failed and was rolled back (web: instance web-1 failed its health check); a new commit is tried"}, "up"},
 		{"external", routerState{Checked: true, Since: at, External: true, Err: fmt.Errorf("%w: pid 7", router.ErrExternal)}, nil,
 			reconciler.Outcome{Finished: at, Result: reconciler.Result{Converged: true}},
 			503, []string{"router: not started by molt, not answering since 2026-05-01T12:00:00Z (molt waits for it)"}, "external-down"},
