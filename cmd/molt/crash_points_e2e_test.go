@@ -312,9 +312,9 @@ func TestCrashAtEveryPoint(t *testing.T) {
 				s := f.serve()
 				if broken {
 					// A restart that finds the failure recorded rolls back
-					// without failing again: its reconcile converges (to
-					// the last good generation, which wantOnly checks).
-					s.settled(t, rev, "failed", "converged")
+					// without failing again: its reconcile is held on the
+					// last good generation (which wantOnly checks).
+					s.settled(t, rev, "failed", "held")
 				} else {
 					s.settled(t, rev, "converged")
 					good = version

@@ -501,7 +501,7 @@ func resultClass(r string) string {
 	switch r {
 	case "converged", "deploy", "promote":
 		return "good"
-	case "failed", "error", "rolled-back", "rollback", "failure", "abort":
+	case "failed", "held", "error", "rolled-back", "rollback", "failure", "abort":
 		return "bad"
 	case "degraded", "paused", "deferred", "drift", "selfheal", "recycle":
 		return "warn"
