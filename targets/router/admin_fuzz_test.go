@@ -256,3 +256,26 @@ func TestAdminRefusesUncleanPaths(t *testing.T) {
 		t.Errorf("clean path: status %d, want 200", rec.Code)
 	}
 }
+
+// TestAdminRefusesFleetNamesNotUTF8: a fleet name that is not valid UTF-8
+// (only a path can carry one: JSON strings are always valid) is refused
+// with 400. It was set, and saved with U+FFFD in its place, so the routes
+// file named another fleet than the table did. Found by FuzzAdmin.
+func TestAdminRefusesFleetNamesNotUTF8(t *testing.T) {
+	s, err := NewServer(Options{StateDir: shortDir(t), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.adminHandler()
+	for _, p := range []string{"/fleets/%FF/routes", "/fleets/a%C3/routes"} {
+		if rec := adminDo(t, h, http.MethodPut, p, `[{"service":"w"}]`); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "not valid UTF-8") {
+			t.Errorf("PUT %s: %d %q, want 400 naming UTF-8", p, rec.Code, rec.Body)
+		}
+	}
+	if v := s.current.Load().table.Version; v != 0 {
+		t.Errorf("table version %d after refused names, want 0", v)
+	}
+	if rec := adminDo(t, h, http.MethodPut, "/fleets/caf%C3%A9/routes", `[{"service":"w"}]`); rec.Code != http.StatusOK {
+		t.Errorf("a valid UTF-8 name: status %d, want 200", rec.Code)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/molt-dev/molt/targets"
 )
@@ -177,6 +178,10 @@ func checkFleetName(fleet string) error {
 		return fmt.Errorf("fleet name %q contains a slash", fleet)
 	case fleet == "." || fleet == "..":
 		return fmt.Errorf("fleet name %q is not a name", fleet)
+	case !utf8.ValidString(fleet):
+		// JSON would save it with U+FFFD in place of its bad bytes: a
+		// name the routes file then holds for another fleet.
+		return fmt.Errorf("fleet name %q is not valid UTF-8", fleet)
 	}
 	return nil
 }
