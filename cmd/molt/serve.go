@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/sources/git"
 	"github.com/molt-dev/molt/sources/github"
+	"github.com/molt-dev/molt/targets"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
@@ -320,6 +322,14 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 	ready := &readiness{loop: loop.Status, router: w.health.get, timeout: f.timeout, state: writes.problem}
 	m.onFetch = ready.fetched
 	obs.onResultDo(ready.onResult)
+	// The fleet this serve manages, once a reconcile named it: the
+	// engine's deaths of other fleets' containers wake no reconcile.
+	var fleetName atomic.Pointer[string]
+	obs.onResultDo(func(o reconciler.Outcome) {
+		if o.Fleet != "" {
+			fleetName.Store(&o.Fleet)
+		}
+	})
 	mux.Handle("GET /readyz", ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// One gate bounds every webhook route together (limits.go of
@@ -406,7 +416,11 @@ func serve(ctx context.Context, e *env, f serveFlags) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = w.docker.WatchExits(bg, func(ids []string) { loop.Exited(ids...) })
+			ours := func(l targets.Labels) bool {
+				name := fleetName.Load()
+				return name == nil || l.Fleet == *name // before the first reconcile: every fleet's
+			}
+			_ = w.docker.WatchExitsOf(bg, ours, func(ids []string) { loop.Exited(ids...) })
 		}()
 	}
 	wg.Add(1)

@@ -60,6 +60,13 @@ func (t *Target) wasExpected(id string) bool {
 // are not reported. notify runs on WatchExits's goroutine and should not
 // block.
 func (t *Target) WatchExits(ctx context.Context, notify func(ids []string)) error {
+	return t.WatchExitsOf(ctx, nil, notify)
+}
+
+// WatchExitsOf is WatchExits for the containers whose labels keep
+// accepts (nil: every container of molt's): an engine's event stream
+// tells of every fleet's containers, those of other molts included.
+func (t *Target) WatchExitsOf(ctx context.Context, keep func(targets.Labels) bool, notify func(ids []string)) error {
 	var (
 		mu   sync.Mutex
 		ids  []string
@@ -80,7 +87,7 @@ func (t *Target) WatchExits(ctx context.Context, notify func(ids []string)) erro
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for _, e := range t.engines {
-		wg.Go(func() { t.follow(ctx, e, died) })
+		wg.Go(func() { t.follow(ctx, e, keep, died) })
 	}
 	return targets.Batches(ctx, wake, exitSettle, func() []string {
 		mu.Lock()
@@ -92,8 +99,8 @@ func (t *Target) WatchExits(ctx context.Context, notify func(ids []string)) erro
 }
 
 // follow reads engine e's die events of molt's containers until ctx
-// ends, calling died with each instance id.
-func (t *Target) follow(ctx context.Context, e *engine, died func(id string)) {
+// ends, calling died with the instance id of each that keep accepts.
+func (t *Target) follow(ctx context.Context, e *engine, keep func(targets.Labels) bool, died func(id string)) {
 	backoff := time.Duration(0)
 	var since time.Time // when the last stream broke: what died meanwhile is replayed
 	for ctx.Err() == nil {
@@ -109,7 +116,7 @@ func (t *Target) follow(ctx context.Context, e *engine, died func(id string)) {
 				Add("event", string(events.ActionDie)).
 				Add("label", LabelFleet),
 		})
-		err := t.read(ctx, res, e, died)
+		err := t.read(ctx, res, e, keep, died)
 		if ctx.Err() != nil {
 			return
 		}
@@ -128,7 +135,7 @@ func (t *Target) follow(ctx context.Context, e *engine, died func(id string)) {
 }
 
 // read reads one event stream until it ends, and returns why.
-func (t *Target) read(ctx context.Context, res client.EventsResult, e *engine, died func(id string)) error {
+func (t *Target) read(ctx context.Context, res client.EventsResult, e *engine, keep func(targets.Labels) bool, died func(id string)) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -142,8 +149,9 @@ func (t *Target) read(ctx context.Context, res client.EventsResult, e *engine, d
 			if m.Type != events.ContainerEventType || m.Action != events.ActionDie || m.Actor.ID == "" {
 				continue
 			}
-			if _, ok := labelsOf(m.Actor.Attributes); !ok {
-				continue // not all of molt's labels
+			l, ok := labelsOf(m.Actor.Attributes)
+			if !ok || (keep != nil && !keep(l)) {
+				continue // not all of molt's labels, or not a container asked for
 			}
 			died(instanceID(e.Name, m.Actor.ID))
 		}

@@ -1,12 +1,14 @@
 package docker_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/docker"
 	"github.com/molt-dev/molt/targets/targetstest"
 )
@@ -64,4 +66,54 @@ func TestWatchExits(t *testing.T) {
 		t.Fatalf("reported again: %v", ids)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// WatchExitsOf reports only the containers its filter keeps: serve keeps
+// its own fleet's, so that the deaths of other fleets' containers on the
+// same engine (other molts, other tests) wake no reconcile of its own.
+func TestWatchExitsOfFleet(t *testing.T) {
+	e := setup(t)
+	tgt := newTarget(t, docker.Options{})
+	mine, other := fleetName(), fleetName()
+	a := provision(t, tgt, spec(t, tgt, mine, service("web", e.ref, nil), false))
+	b := provision(t, tgt, spec(t, tgt, other, service("web", e.ref, nil), false))
+	got := make(chan []string, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- tgt.WatchExitsOf(ctx, func(l targets.Labels) bool { return l.Fleet == mine }, func(ids []string) { got <- ids })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	cid := func(id string) string { _, c, _ := strings.Cut(id, "/"); return c }
+	// Nothing tells when the stream is open: both are killed, the other
+	// fleet's first, until a death is reported; it must be a's alone.
+	for range 10 {
+		for _, id := range []string{b.ID, a.ID} {
+			if _, err := e.api.ContainerKill(t.Context(), cid(id), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case ids := <-got:
+			if !slices.Equal(ids, []string{a.ID}) {
+				t.Fatalf("reported %v, want [%s] only (%s is another fleet's)", ids, a.ID, b.ID)
+			}
+			select {
+			case ids := <-got:
+				t.Fatalf("reported again: %v (another fleet's death)", ids)
+			case <-time.After(300 * time.Millisecond):
+			}
+			return
+		case <-time.After(2 * time.Second):
+			for _, id := range []string{b.ID, a.ID} {
+				if _, err := e.api.ContainerStart(t.Context(), cid(id), client.ContainerStartOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	t.Fatal("no death reported")
 }
