@@ -70,6 +70,17 @@ func stepService(dir string) *schema.Service {
 	}
 }
 
+// stepInstance provisions the step script on a target that rotates
+// nothing by itself, and lets it write its first 100 lines.
+func stepInstance(t *testing.T) (*Target, stepper, targets.Instance) {
+	t.Helper()
+	tgt := newLogTarget(t, -1)
+	s := stepper{t, t.TempDir()}
+	inst := provision(t, tgt, stepService(s.dir))
+	s.step(1)
+	return tgt, s, inst
+}
+
 // readLog returns the lines Logs emits for id.
 func readLog(t *testing.T, tgt *Target, id string, opts targets.LogOptions) []string {
 	t.Helper()
@@ -97,10 +108,7 @@ func wantLines(extra ...string) []string {
 // truncated file, Logs reads log.1 then log as one log, at most two files
 // are kept, and a follower reads on across a rotation.
 func TestLogRotation(t *testing.T) {
-	tgt := newLogTarget(t, -1)
-	s := stepper{t, t.TempDir()}
-	inst := provision(t, tgt, stepService(s.dir))
-	s.step(1)
+	tgt, s, inst := stepInstance(t)
 	tgt.logMax = 4096 // from now on: Provision itself may rotate
 	path := tgt.LogPath(inst.ID)
 
@@ -248,10 +256,7 @@ func linesDiff(got, want []string) string {
 // nor read twice. Without the lock between readers and rotation, the 100
 // lines written before were lost.
 func TestLogFollowRotationDuringFirstRead(t *testing.T) {
-	tgt := newLogTarget(t, -1)
-	s := stepper{t, t.TempDir()}
-	inst := provision(t, tgt, stepService(s.dir))
-	s.step(1)
+	tgt, s, inst := stepInstance(t)
 	path := tgt.LogPath(inst.ID)
 	rotated := make(chan error, 1)
 	var once sync.Once
@@ -289,10 +294,7 @@ func TestLogFollowRotationDuringFirstRead(t *testing.T) {
 // size alone (the log shorter than where it was), it read on from the old
 // offset in the new log: the start of the new lines was lost.
 func TestLogFollowRotationThenGrowth(t *testing.T) {
-	tgt := newLogTarget(t, -1)
-	s := stepper{t, t.TempDir()}
-	inst := provision(t, tgt, stepService(s.dir))
-	s.step(1)
+	tgt, s, inst := stepInstance(t)
 	path := tgt.LogPath(inst.ID)
 	f := follow(t, tgt, inst.ID)
 	eventually(t, "the follower to read the first lines", func() bool {
