@@ -28,55 +28,15 @@ func PlanFleet(in Input) Plan { return planFleet(in, true) }
 // planned by the steady shortcut (see plan_steady.go; the tests compare
 // both ways).
 func planFleet(in Input, shortcut bool) Plan {
-	groups, slot := groupByService(in)
-	if shortcut {
-		// What steady must see of each service's instances is checked as
-		// they are grouped, in the order of Input.Instances.
-		need, addrs := 0, 0
-		for i := range groups {
-			g := &groups[i]
-			sp := newServicePlanner(in, g.name)
-			c := sp.steadyHead(cap(g.insts), in.Routes == nil && sp.known)
-			if c.ok {
-				need += len(c.ids)
-				if c.route && c.exposed {
-					addrs += len(c.ids)
-				}
-			}
-			g.steady = c
-		}
-		seen, addr := make([]bool, need), make([]string, addrs)
-		for i := range groups {
-			if c := &groups[i].steady; c.ok {
-				n := len(c.ids)
-				c.seen, seen = seen[:n:n], seen[n:]
-				if c.route && c.exposed {
-					c.addrs, addr = addr[:n:n], addr[n:]
-				}
-			}
-		}
-	}
-	for i, g := range slot {
-		if g > 0 {
-			o := &in.Instances[i]
-			groups[g-1].insts = append(groups[g-1].insts, o)
-			groups[g-1].steady.see(o, in.Now)
-		}
-	}
-	// (A group is large: sort their positions, not the groups.)
-	order := make([]int32, len(groups))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(groups[a].name, groups[b].name) })
-
-	p := Plan{Fleet: in.Fleet, Revision: in.Revision, Services: make([]ServicePlan, 0, len(groups))}
-	for _, i := range order {
-		g := &groups[i]
-		if g.steady.ok && g.steady.done() {
+	groups := groupByService(in, shortcut)
+	p := Plan{Fleet: in.Fleet, Revision: in.Revision, Services: make([]ServicePlan, 0, len(groups.all))}
+	for _, i := range byName(groups.all) {
+		g := &groups.all[i]
+		if g.steady.done() {
 			p.Services = append(p.Services, g.steady.plan(g.name))
 			continue
 		}
+		groups.fill(in)
 		sp := newServicePlanner(in, g.name)
 		sp.insts = g.insts
 		if in.Routes == nil && sp.known {
@@ -119,58 +79,149 @@ func newServicePlanner(in Input, name string) servicePlanner {
 // serviceGroup is a service to plan and its instances, by reference into
 // Input.Instances (in their order there).
 type serviceGroup struct {
+	steady steadyCheck // (first: see reads it for every instance)
 	name   string
-	insts  []*Observed
-	steady steadyCheck
+	count  int
+	insts  []*Observed // (once filled)
+}
+
+// serviceGroups are the services of an input, by name in index.
+type serviceGroups struct {
+	all    []serviceGroup
+	index  map[string]int
+	filled bool
 }
 
 // groupByService returns every service the input names (desired,
-// observed, in the traffic records or at the front), each with room for
-// its instances, and for each instance its group + 1 (0: not ours).
-// Instances of another fleet or without a service or spec hash are not
-// ours: they are never touched.
-func groupByService(in Input) ([]serviceGroup, []int32) {
+// observed, in the traffic records or at the front). Instances of
+// another fleet or without a service or spec hash are not ours: they are
+// never touched. With shortcut, what steady must see of each instance is
+// checked as it is grouped, in the order of Input.Instances; the groups'
+// lists of instances are made only when a service needs them (fill).
+//
+// The services the maps name are grouped first, each named by a copy of
+// its name (see arena), then the instances: the input's own names are
+// spread over the heap, one cache miss each time a lookup compares
+// against one, and the copies are read from a few cache lines.
+func groupByService(in Input, shortcut bool) *serviceGroups {
 	index := make(map[string]int, len(in.Desired))
-	groups := make([]serviceGroup, 0, len(in.Desired))
-	counts := make([]int, 0, len(in.Desired))
-	slot := make([]int32, len(in.Instances))
-	add := func(name string) int {
+	gs := &serviceGroups{all: make([]serviceGroup, 0, len(in.Desired)), index: index}
+	var copies arena
+	add := func(name string, copy bool) int {
 		i, ok := index[name]
 		if !ok {
-			i = len(groups)
+			if copy {
+				name = copies.copy(name)
+			}
+			i = len(gs.all)
 			index[name] = i
-			groups = append(groups, serviceGroup{name: name})
-			counts = append(counts, 0)
+			gs.all = append(gs.all, serviceGroup{name: name})
 		}
 		return i
 	}
-	total, last, g := 0, "", -1
+	for name, d := range in.Desired {
+		g := &gs.all[add(name, true)]
+		if shortcut {
+			g.steady = steadyHead(in, g.name, &d, true, &copies)
+		}
+	}
+	for name := range in.Traffic {
+		add(name, true)
+	}
+	for name := range in.Routes {
+		add(name, true)
+	}
+	last, g := "", -1
 	for i := range in.Instances {
 		o := &in.Instances[i]
 		if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
 			continue // not ours
 		}
 		if o.Labels.Service != last || g < 0 {
-			last, g = o.Labels.Service, add(o.Labels.Service)
+			last, g = o.Labels.Service, add(o.Labels.Service, false)
 		}
-		counts[g]++
-		slot[i] = int32(g) + 1
-		total++
+		gs.all[g].count++
+		gs.all[g].steady.see(o, in.Now)
+	}
+	return gs
+}
+
+// arena holds copies of strings next to each other, in a few strings.
+type arena struct{ b strings.Builder }
+
+// copy returns a copy of s.
+func (a *arena) copy(s string) string {
+	if a.b.Cap()-a.b.Len() < len(s) {
+		// A new string: the copies already made keep the old one's bytes,
+		// which are never written again.
+		a.b = strings.Builder{}
+		a.b.Grow(max(16<<10, len(s)))
+	}
+	start := a.b.Len()
+	a.b.WriteString(s)
+	return a.b.String()[start:]
+}
+
+// fill makes every group's list of instances (once).
+func (gs *serviceGroups) fill(in Input) {
+	if gs.filled {
+		return
+	}
+	gs.filled = true
+	total := 0
+	for i := range gs.all {
+		total += gs.all[i].count
 	}
 	backing := make([]*Observed, total)
-	for i, n := range counts {
-		groups[i].insts, backing = backing[:0:n], backing[n:]
+	for i := range gs.all {
+		n := gs.all[i].count
+		gs.all[i].insts, backing = backing[:0:n], backing[n:]
 	}
-	for n := range in.Desired {
-		add(n)
+	last, g := "", -1
+	for i := range in.Instances {
+		o := &in.Instances[i]
+		if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
+			continue // (as groupByService)
+		}
+		if o.Labels.Service != last || g < 0 {
+			last, g = o.Labels.Service, gs.index[o.Labels.Service]
+		}
+		gs.all[g].insts = append(gs.all[g].insts, o)
 	}
-	for n := range in.Traffic {
-		add(n)
+}
+
+// byName returns the positions of groups in the order of their names.
+// (A group is large: its position is sorted, not the group. The names
+// are compared by their first 8 bytes, read once each, and in full only
+// where those are the same.)
+func byName(groups []serviceGroup) []int32 {
+	type key struct {
+		head uint64 // the first 8 bytes, big-endian, 0 past the end
+		i    int32
 	}
-	for n := range in.Routes {
-		add(n)
+	keys := make([]key, len(groups))
+	for i := range groups {
+		var h uint64
+		name := groups[i].name
+		for j := range 8 {
+			h <<= 8
+			if j < len(name) {
+				h |= uint64(name[j])
+			}
+		}
+		keys[i] = key{h, int32(i)}
 	}
-	return groups, slot
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.head, b.head); c != 0 {
+			return c
+		}
+		return strings.Compare(groups[a.i].name, groups[b.i].name)
+	})
+	order := make([]int32, len(keys))
+	for i, k := range keys {
+		order[i] = k.i
+	}
+	return order
 }
 
 // class is what an instance is to its service's plan. Every instance is

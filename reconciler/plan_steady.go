@@ -1,7 +1,8 @@
 package reconciler
 
 import (
-	"slices"
+	"hash/maphash"
+	"math/bits"
 	"time"
 
 	"github.com/molt-dev/molt/schema"
@@ -33,70 +34,125 @@ import (
 //   - the route at the front is the one buildRoute would give.
 //
 // A backoff is ignored: it only holds back provisions, and there are none.
+//
+// The instances are compared with the record as multisets: the sum of a
+// seeded 64-bit hash of each instance's id must be the sum over the
+// record's ids, and the sum over (id, address) of each exposed instance
+// the sum over the route's backends (see steadyBackend). The record's ids
+// are sorted and unique, so equal sums say that the instances are exactly
+// the record's, each once. Looking each instance up in its record instead
+// costs a cache miss or more each in a large fleet (the record is far
+// from the instances in memory and read in another order): the sums read
+// the instances once, in their order, and the record once, in its. Two
+// different multisets have the same sum with a probability of about
+// 2^-64 (the seed is drawn once per process): then a service that is not
+// converged is taken for converged for as long as its instances and
+// record stay as they are. Every other check is exact.
 
-// steadyCheck is what steady proves of a service: steadyHead what holds
-// of the service, see each instance as it is grouped, done the rest.
-type steadyCheck struct {
-	ok       bool
-	spec     *schema.Service
-	hash     string
-	revision string
-	ids      []string         // the record's instances
-	pos      map[string]int32 // position in ids, for a large record
-	seen     []bool           // by position in ids: its instance was seen
-	addrs    []string         // by position in ids: its instance's address, when compared
-	next     int              // the position after the last seen
-	maxAge   time.Duration    // recycle.maxAge, 0 without
-	port     string           // the exposed port, with expose
-	exposed  bool
-	route    bool // the backends are to be compared
-	backends []targets.Backend
+// steadySeed seeds the hashes of the sums.
+var steadySeed = maphash.MakeSeed()
+
+// steadyID is an instance id's term in a steady sum.
+func steadyID(id string) uint64 { return maphash.String(steadySeed, id) }
+
+// steadyBackend is the term of a backend: an instance's id (of term idTerm)
+// and address. (The two strings' hashes are mixed by the high and low
+// halves of their product, which no sum of other such terms undoes: two
+// instances trading addresses change the sum.)
+func steadyBackend(idTerm uint64, addr string) uint64 {
+	hi, lo := bits.Mul64(idTerm^0x9e3779b97f4a7c15, maphash.String(steadySeed, addr)^0xd6e8feb86659fd93)
+	return hi ^ lo
 }
 
-// steadyHead checks what steady proves of the service itself, which has
-// count instances; routeFromRecord says that the route at the front is
-// the one built from the record (Input.Routes nil).
-func (s *servicePlanner) steadyHead(count int, routeFromRecord bool) steadyCheck {
-	d := &s.desired
+// steadyCheck is what steady proves of a service: steadyHead what holds
+// of the service, see each instance as it is grouped, done the rest. What
+// see reads comes first (it is read for every instance, in no order).
+type steadyCheck struct {
+	ok      bool
+	exposed bool
+	route   bool          // the backends are to be compared
+	hash    string        // the desired generation (a copy: see steadyHead)
+	port    string        // the exposed port, with expose (a copy)
+	maxAge  time.Duration // recycle.maxAge, 0 without
+
+	// The sums (and counts) of the instances seen, then those the record
+	// and route give.
+	seen, seenBackends    int32
+	idSum, backendSum     uint64
+	ids, backends         int32
+	wantIDs, wantBackends uint64
+	spec                  *schema.Service
+	revision              string
+}
+
+// steadyHead checks what steady proves of the service name, desired as d
+// (with wanted), itself (done checks its count of instances). The strings
+// see compares every instance with are copied into copies, next to other
+// services' (the input's own are spread over the heap).
+func steadyHead(in Input, name string, d *Desired, wanted bool, copies *arena) steadyCheck {
 	spec := d.Spec
-	tr := &s.traffic
 	switch {
-	case !s.wanted || spec == nil || d.Hash == "" || d.Stalled != "" || d.Rollback,
-		s.stalled != "" || s.decision != nil,
-		!s.known || tr.Active != d.Hash || tr.Previous != "" || !tr.PreviousSince.IsZero(),
+	case !wanted || spec == nil || d.Hash == "" || d.Stalled != "" || d.Rollback,
+		spec.Docker != nil && len(in.Engines) > 1,
+		len(in.Stalled) > 0 && in.Stalled[name] != "":
+		return steadyCheck{}
+	}
+	if len(in.Decisions) > 0 {
+		if dec, ok := in.Decisions[name]; ok && (dec.Hash == "" || dec.Hash == d.Hash) {
+			return steadyCheck{} // (as newServicePlanner takes it)
+		}
+	}
+	tr, known := in.Traffic[name]
+	switch {
+	case !known || tr.Active != d.Hash || tr.Previous != "" || !tr.PreviousSince.IsZero(),
 		tr.Canary != nil || tr.Verify != nil,
-		spec.Docker != nil && len(s.allEngines) > 1,
-		count != spec.Replicas || len(tr.Instances) != count:
+		len(tr.Instances) != spec.Replicas:
 		return steadyCheck{}
 	}
 	ids := tr.Instances
-	for i := 1; i < len(ids); i++ {
-		if ids[i-1] >= ids[i] {
+	c := steadyCheck{ok: true, spec: spec, revision: d.Revision, ids: int32(len(ids))}
+	for i, id := range ids {
+		if i > 0 && ids[i-1] >= id {
 			return steadyCheck{} // unsorted or repeated: finish would change it
 		}
+		c.wantIDs += steadyID(id)
 	}
-	c := steadyCheck{ok: true, spec: spec, hash: d.Hash, revision: d.Revision, ids: ids}
 	if spec.Recycle != nil && spec.Recycle.MaxAge > 0 {
 		c.maxAge = spec.Recycle.MaxAge
 	}
 	ex := exposeOf(*d)
 	if ex != nil {
-		c.exposed, c.port = true, ex.Port
+		c.exposed = true
 	}
-	if !routeFromRecord {
-		if !s.steadyRouteHead(ex) {
+	if in.Routes != nil {
+		rt, has := in.Routes[name]
+		if !has || !steadyRouteHead(&rt, name, ex, tr) {
 			return steadyCheck{}
 		}
-		c.route, c.backends = true, s.route.Backends
+		bs := rt.Backends
+		if len(bs) > 0 && !c.exposed {
+			return steadyCheck{} // buildRoute gives none
+		}
+		for i := range bs {
+			// As buildRoute gives them: in the order of the record (which
+			// is the instances' ids'), each of the active generation and
+			// with an address.
+			b := &bs[i]
+			if b.Generation != d.Hash || b.Addr == "" || i > 0 && bs[i-1].Instance >= b.Instance {
+				return steadyCheck{}
+			}
+			c.wantBackends += steadyBackend(steadyID(b.Instance), b.Addr)
+		}
+		c.route, c.backends = true, int32(len(bs))
+	}
+	c.hash = copies.copy(d.Hash)
+	if ex != nil {
+		c.port = copies.copy(ex.Port)
 	}
 	return c
 }
 
-// steadyIndexed is the size of a record past which its positions are
-// looked up in a map rather than searched.
-const steadyIndexed = 256
-
-// see checks one instance of the service (each is seen once).
+// see checks one instance of the service.
 func (c *steadyCheck) see(o *Observed, now time.Time) {
 	if !c.ok {
 		return
@@ -108,55 +164,26 @@ func (c *steadyCheck) see(o *Observed, now time.Time) {
 		c.ok = false
 		return
 	}
-	// (Targets often list in the record's order: try the next position
-	// first.)
-	j, found := c.next, c.next < len(c.ids) && c.ids[c.next] == o.ID
-	switch {
-	case found:
-	case len(c.ids) > steadyIndexed:
-		if c.pos == nil {
-			c.pos = make(map[string]int32, len(c.ids))
-			for i, id := range c.ids {
-				c.pos[id] = int32(i)
-			}
-		}
-		var p int32
-		p, found = c.pos[o.ID]
-		j = int(p)
-	default:
-		j, found = slices.BinarySearch(c.ids, o.ID)
-	}
-	if !found || c.seen[j] {
-		c.ok = false // not routed, or routed twice
-		return
-	}
-	c.seen[j], c.next = true, j+1
+	c.seen++
+	id := steadyID(o.ID)
+	c.idSum += id
 	if c.route && c.exposed {
-		c.addrs[j] = o.Endpoints[c.port]
+		if addr := o.Endpoints[c.port]; addr != "" {
+			c.seenBackends++
+			c.backendSum += steadyBackend(id, addr)
+		}
 	}
 }
 
-// done reports whether the check holds once every instance was seen (as
-// many as the record has, each at its own position: every position is
-// filled).
+// done reports whether the check holds once every instance was seen.
 func (c *steadyCheck) done() bool {
-	if !c.route {
+	switch {
+	case !c.ok || c.seen != c.ids || c.idSum != c.wantIDs:
+		return false
+	case !c.route:
 		return true
 	}
-	b := 0
-	if c.exposed {
-		for j, addr := range c.addrs {
-			if addr == "" {
-				continue
-			}
-			// (Every instance seen is of the desired generation.)
-			if b >= len(c.backends) || c.backends[b] != (targets.Backend{Instance: c.ids[j], Addr: addr, Generation: c.hash}) {
-				return false
-			}
-			b++
-		}
-	}
-	return b == len(c.backends)
+	return c.seenBackends == c.backends && c.backendSum == c.wantBackends
 }
 
 // plan is the plan of a service steady proved converged: what the stages
@@ -167,20 +194,19 @@ func (c *steadyCheck) plan(name string) ServicePlan {
 		Replicas: c.spec.Replicas, Healthy: c.spec.Replicas}
 }
 
-// steadyRouteHead reports whether the route at the front has what
-// buildRoute gives for the record but the backends: service, listen
+// steadyRouteHead reports whether the route rt at the front has what
+// buildRoute gives for the record tr but the backends: service, listen
 // address, HAProxy backend, and the record itself as its only Meta.
-func (s *servicePlanner) steadyRouteHead(ex *schema.Expose) bool {
-	rt := &s.route
+func steadyRouteHead(rt *targets.Route, name string, ex *schema.Expose, tr Traffic) bool {
 	listen, haproxy := "", ""
 	if ex != nil {
 		listen, haproxy = ex.Listen, ex.HAProxy
 	}
-	if !s.hasRoute || rt.Service != s.name || rt.Listen != listen || rt.HAProxy != haproxy || len(rt.Meta) != 1 {
+	if rt.Service != name || rt.Listen != listen || rt.HAProxy != haproxy || len(rt.Meta) != 1 {
 		return false
 	}
 	raw, ok := rt.Meta[MetaTraffic]
-	return ok && trafficEncodes(raw, s.traffic)
+	return ok && trafficEncodes(raw, tr)
 }
 
 // trafficEncodes reports whether raw is encodeTraffic(t). A record of an

@@ -219,19 +219,11 @@ func TestPlanSteadyShortcut(t *testing.T) {
 // TestPlanSteadyTaken: a converged service is planned by the shortcut
 // (the benchmark's fleet, both shapes), so its speed is the shortcut's.
 func TestPlanSteadyTaken(t *testing.T) {
-	for _, tc := range []struct{ n, per int }{{100, 10}, {100, 0}, {2 * steadyIndexed, 0}} {
+	for _, tc := range []struct{ n, per int }{{100, 10}, {100, 0}, {512, 0}} {
 		in, per := noopInput(tc.n, tc.per), tc.per
-		groups, slot := groupByService(in)
-		for gi, g := range groups {
-			sp := newServicePlanner(in, g.name)
-			c := sp.steadyHead(cap(g.insts), false)
-			c.seen, c.addrs = make([]bool, len(c.ids)), make([]string, len(c.ids))
-			for i, s := range slot {
-				if int(s)-1 == gi {
-					c.see(&in.Instances[i], in.Now)
-				}
-			}
-			if !c.ok || !c.done() {
+		groups := groupByService(in, true)
+		for _, g := range groups.all {
+			if !g.steady.done() {
 				t.Fatalf("per %d: %s is converged and not taken by the shortcut", per, g.name)
 			}
 		}
@@ -272,10 +264,9 @@ func ptrs(os []Observed) []*Observed {
 	return out
 }
 
-// TestPlanSteadyLarge: in a service too large for the draws above (its
-// record is indexed), an instance out of the record, a repeated one, an
-// unhealthy one or a wrong backend leave the shortcut, and the plan is
-// the stages'.
+// TestPlanSteadyLarge: in a service larger than the draws above, an
+// instance out of the record, a repeated one, an unhealthy one or a wrong
+// backend leave the shortcut, and the plan is the stages'.
 func TestPlanSteadyLarge(t *testing.T) {
 	for name, change := range map[string]func(in *Input){
 		"converged":  func(in *Input) {},
@@ -288,8 +279,43 @@ func TestPlanSteadyLarge(t *testing.T) {
 			rt.Backends[3].Addr = "127.0.0.1:1"
 			in.Routes["svc00000"] = rt
 		},
+		// (The sums of these hold the same terms as the converged one's,
+		// or terms of the same instances: each must still leave.)
+		"addresses swapped": func(in *Input) {
+			a, b := in.Instances[3].Endpoints, in.Instances[9].Endpoints
+			in.Instances[3].Endpoints, in.Instances[9].Endpoints = b, a
+		},
+		"backends out of order": func(in *Input) {
+			rt := in.Routes["svc00000"]
+			rt.Backends = slices.Clone(rt.Backends)
+			rt.Backends[3], rt.Backends[4] = rt.Backends[4], rt.Backends[3]
+			in.Routes["svc00000"] = rt
+		},
+		"backend repeated": func(in *Input) {
+			rt := in.Routes["svc00000"]
+			rt.Backends = slices.Clone(rt.Backends)
+			rt.Backends[4] = rt.Backends[3]
+			in.Routes["svc00000"] = rt
+		},
+		"backend missing": func(in *Input) {
+			rt := in.Routes["svc00000"]
+			rt.Backends = slices.Delete(slices.Clone(rt.Backends), 3, 4)
+			in.Routes["svc00000"] = rt
+		},
+		"backend of another generation": func(in *Input) {
+			rt := in.Routes["svc00000"]
+			rt.Backends = slices.Clone(rt.Backends)
+			rt.Backends[3].Generation = "v0"
+			in.Routes["svc00000"] = rt
+		},
+		"instance without an address": func(in *Input) { in.Instances[7].Endpoints = nil },
+		"one repeated, one missing, ids summing alike": func(in *Input) {
+			// (Two instances trade ids: the multiset is the same, each
+			// instance's address is now another id's.)
+			in.Instances[3].ID, in.Instances[9].ID = in.Instances[9].ID, in.Instances[3].ID
+		},
 	} {
-		in := noopInput(2*steadyIndexed+1, 0)
+		in := noopInput(512+1, 0)
 		change(&in)
 		fast, slow := planFleet(in, true), planFleet(in, false)
 		if diff := cmp.Diff(slow, fast); diff != "" {
