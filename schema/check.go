@@ -20,22 +20,39 @@ type checker struct {
 // `cue vet -c` would. A valid result is read once, field by field, and
 // the rules written in Go are applied to it (see read.go). Otherwise, or
 // when the reader meets something it cannot read, checkEach takes over.
-func check(data, def cue.Value) (*Fleet, []Issue) {
+//
+// lean (the lean schema's #Fleet, see lean.go) is tried first: a fleet it
+// accepts is valid, with the values def gives it, and is read from it;
+// any other is checked against def.
+func check(data, def, lean cue.Value) (*Fleet, []Issue) {
+	if lean.Exists() {
+		if v := data.Unify(lean); v.Validate(cue.Concrete(true)) == nil {
+			if rf, raw, ok := read(v); ok {
+				c := &checker{data: data, unified: v}
+				return c.fleet(rf, raw)
+			}
+		}
+	}
 	v := data.Unify(def)
 	c := &checker{data: data, unified: v}
 	err := v.Validate(cue.Concrete(true))
 	if err == nil {
 		if rf, raw, ok := read(v); ok {
-			f := &Fleet{Name: rf.Name, Services: make(map[string]*Service, len(raw))}
-			f.DeployWindows = c.windows([]string{"deployWindows"}, rf.DeployWindows)
-			for name, rs := range raw {
-				f.Services[name] = c.service(name, rs)
-			}
-			c.listenClashes(f)
-			return f, c.issues
+			return c.fleet(rf, raw)
 		}
 	}
 	return c.checkEach(def, err)
+}
+
+// fleet applies the rules written in Go to a valid fleet as read.
+func (c *checker) fleet(rf rawFleet, raw map[string]rawService) (*Fleet, []Issue) {
+	f := &Fleet{Name: rf.Name, Services: make(map[string]*Service, len(raw))}
+	f.DeployWindows = c.windows([]string{"deployWindows"}, rf.DeployWindows)
+	for name, rs := range raw {
+		f.Services[name] = c.service(name, rs)
+	}
+	c.listenClashes(f)
+	return f, c.issues
 }
 
 // checkEach reports the error of validation (err, nil when there is none)

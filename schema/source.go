@@ -29,6 +29,7 @@ func Source() []byte {
 var compiled struct {
 	once  sync.Once
 	fleet cue.Value // #Fleet
+	lean  cue.Value // #Fleet of the lean schema (see lean.go)
 	err   error
 }
 
@@ -36,6 +37,13 @@ var compiled struct {
 // context of its own. Values of different contexts may be unified, and a
 // cue.Value is safe for concurrent use.
 func fleetDef() (cue.Value, error) {
+	full, _, err := fleetDefs()
+	return full, err
+}
+
+// fleetDefs returns the #Fleet definitions of the schema and of the lean
+// schema.
+func fleetDefs() (full, lean cue.Value, err error) {
 	compiled.once.Do(func() {
 		ctx := newContext()
 		v := ctx.CompileBytes(source, cue.Filename(schemaFile))
@@ -43,10 +51,25 @@ func fleetDef() (cue.Value, error) {
 			compiled.err = fmt.Errorf("compile schema: %s", cueerrors.Details(err, nil))
 			return
 		}
-		compiled.fleet = v.LookupPath(cue.MakePath(cue.Def("#Fleet")))
-		compiled.err = compiled.fleet.Err()
+		def := cue.MakePath(cue.Def("#Fleet"))
+		compiled.fleet = v.LookupPath(def)
+		if compiled.err = compiled.fleet.Err(); compiled.err != nil {
+			return
+		}
+		f, err := leanSource(source)
+		if err != nil {
+			compiled.err = fmt.Errorf("lean schema: %w", err)
+			return
+		}
+		lv := ctx.BuildFile(f)
+		if err := lv.Validate(); err != nil {
+			compiled.err = fmt.Errorf("compile lean schema: %s", cueerrors.Details(err, nil))
+			return
+		}
+		compiled.lean = lv.LookupPath(def)
+		compiled.err = compiled.lean.Err()
 	})
-	return compiled.fleet, compiled.err
+	return compiled.fleet, compiled.lean, compiled.err
 }
 
 // newContext returns a CUE context whose results do not depend on the

@@ -1,0 +1,250 @@
+package schema
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/format"
+	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
+)
+
+// TestLeanSchemaDropsOnlyMessages: the lean schema is the schema but for
+// the error(...) elements of its disjunctions; every other error(...)
+// stays.
+func TestLeanSchemaDropsOnlyMessages(t *testing.T) {
+	f, err := leanSource(source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := format.Node(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lean := string(out)
+	full := string(source)
+	if got, want := strings.Count(lean, "error("), strings.Count(full, "error(")-43; got != want {
+		t.Errorf("%d error(...) left, want %d", got, want)
+	}
+	for _, line := range []string{
+		`replicas: *1 | int & >=0` + "\n",
+		`maxSurge:       *1 | int & >=0 | =~#PercentPattern` + "\n",
+		`kind!:     "allow" | "deny"` + "\n",
+		`#Name:        =~#NamePattern` + "\n",
+		`[!~#NamePattern]: error("service name " + #NameMessage)`,
+		`docker?: error("set exactly one of process and docker, not both")`,
+	} {
+		if !strings.Contains(lean, line) {
+			t.Errorf("lean schema lacks %q", line)
+		}
+	}
+	if strings.Contains(lean, "| error(") {
+		t.Errorf("lean schema keeps an error(...) element:\n%s", lean)
+	}
+}
+
+// TestLeanSchemaAgrees: the lean schema accepts a fleet exactly when the
+// schema does, and gives it the same values. The fleets are random
+// services whose fields each take a value the schema accepts, one it
+// refuses, or none (its default).
+func TestLeanSchemaAgrees(t *testing.T) {
+	full, lean, err := fleetDefs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each pool: the values the schema accepts, then after "|" one it
+	// refuses.
+	var (
+		durations = []string{`"0s"`, `"30s"`, `"1m30s"`, `"1.5h"`, "|", `"10"`, `"x"`, `5`, `""`}
+		names     = []string{`"http"`, `"web-1"`, "|", `"Web"`, `"-a"`, `""`, `3`}
+		counts    = []string{`1`, `3`, "|", `-1`, `2.5`, `"3"`} // (0 is refused where >= 1)
+		fractions = []string{`0`, `0.5`, `1`, "|", `1.5`, `-0.1`, `"0.5"`}
+		percents  = []string{`0`, `2`, `"25%"`, `"100%"`, "|", `"101%"`, `-1`, `"x"`}
+		bools     = []string{`true`, `false`, "|", `"true"`}
+		crons     = []string{`"0 9 * * 1-5"`, `"@daily"`, `"TZ=UTC 0 3 * * *"`, "|", `"bad"`}
+		ports     = []string{`0`, `80`, `65535`, "|", `65536`, `-1`, `"80"`}
+	)
+	valid, total := 0, 0
+	rapid.Check(t, func(t *rapid.T) {
+		var b strings.Builder
+		// Half the fleets draw only what the schema accepts, one field at
+		// a time; the others, now and then, what it refuses.
+		clean := rapid.Bool().Draw(t, "clean")
+		// value draws from pool: a value it refuses once in 50 draws.
+		value := func(label string, pool []string) string {
+			accepted, refused := pool, []string(nil)
+			if bar := slices.Index(pool, "|"); bar >= 0 {
+				accepted, refused = pool[:bar], pool[bar+1:]
+			}
+			if len(refused) == 0 || len(accepted) > 0 && (clean || rapid.IntRange(0, 49).Draw(t, label+" refused") > 0) {
+				return rapid.SampledFrom(accepted).Draw(t, label)
+			}
+			return rapid.SampledFrom(refused).Draw(t, label)
+		}
+		field := func(indent, name string, pool []string) {
+			if rapid.Bool().Draw(t, name) {
+				fmt.Fprintf(&b, "%s%s: %s\n", indent, name, value(name, pool))
+			}
+		}
+		// rare says yes once in 20 draws: a field the schema requires is
+		// missing, or fields it allows one of are set together.
+		rare := func(label string) bool { return !clean && rapid.IntRange(0, 19).Draw(t, label) == 0 }
+		required := func(indent, name string, pool []string) {
+			if !rare(name + " missing") {
+				fmt.Fprintf(&b, "%s%s: %s\n", indent, name, value(name, pool))
+			}
+		}
+		block := func(indent, name string, body func(indent string)) {
+			if rapid.Bool().Draw(t, name) {
+				fmt.Fprintf(&b, "%s%s: {\n", indent, name)
+				body(indent + "\t")
+				fmt.Fprintf(&b, "%s}\n", indent)
+			}
+		}
+		field("", "name", []string{`"prod"`, "|", `"Prod"`, `1`})
+		for i := range rapid.IntRange(1, 2).Draw(t, "services") {
+			fmt.Fprintf(&b, "services: %s: {\n", value("service", []string{fmt.Sprintf("s%d", i), "|", fmt.Sprintf(`"S%d"`, i)}))
+			switch r := rapid.IntRange(0, 9).Draw(t, "runs"); {
+			case r < 5:
+				b.WriteString("\tprocess: command: " + value("command", []string{`["./app"]`, `["./app", ""]`, "|", `[]`, `[""]`, `"./app"`}) + "\n")
+				field("\tprocess: ", "sha256", []string{`"` + strings.Repeat("a", 64) + `"`, "|", `"abc"`})
+			case r < 9:
+				b.WriteString("\tdocker: image: " + value("image", []string{`"img"`, "|", `""`, `3`}) + "\n")
+				field("\tdocker: ", "memory", []string{`"512m"`, `"1g"`, "|", `"12x"`})
+				field("\tdocker: ", "cpus", []string{`1`, `0.5`, "|", `0`, `-1`})
+				field("\tdocker: ", "readOnlyRootfs", bools)
+			case rare("both"):
+				b.WriteString("\tprocess: command: [\"./app\"]\n\tdocker: image: \"img\"\n")
+			}
+			field("\t", "replicas", counts)
+			field("\t", "stopGrace", durations)
+			block("\t", "ports", func(in string) {
+				field(in, "http", ports)
+				field(in, "admin", ports)
+				if rare("bad port name") {
+					field(in, "Admin", ports)
+				}
+			})
+			block("\t", "env", func(in string) {
+				field(in, "A", []string{`"1"`, "|", `1`})
+				if rare("bad name") {
+					field(in, `"1A"`, []string{"|", `"x"`})
+				}
+			})
+			block("\t", "secretEnv", func(in string) {
+				block(in, "S", func(in string) {
+					file := rapid.Bool().Draw(t, "file")
+					if file || rare("file and env") {
+						field(in, "file", []string{`"/s"`, "|", `""`})
+					}
+					if !file || rare("env and file") {
+						field(in, "env", []string{`"E"`, "|", `"1E"`})
+					}
+				})
+			})
+			for _, h := range []string{"health", "liveness"} {
+				block("\t", h, func(in string) {
+					check := rapid.IntRange(0, 2).Draw(t, "check")
+					if check == 1 || rare("http too") {
+						fmt.Fprintf(&b, "%shttp: {\n", in)
+						field(in+"\t", "path", []string{`"/"`, `"/h"`, "|", `"h"`})
+						field(in+"\t", "port", names)
+						field(in+"\t", "status", []string{`100`, `204`, `599`, "|", `600`, `99`})
+						fmt.Fprintf(&b, "%s}\n", in)
+					}
+					if check == 2 || rare("tcp too") {
+						fmt.Fprintf(&b, "%stcp: {\n", in)
+						required(in+"\t", "port", names)
+						fmt.Fprintf(&b, "%s}\n", in)
+					}
+					field(in, "interval", durations)
+					field(in, "timeout", durations)
+					field(in, "healthyThreshold", counts)
+					field(in, "unhealthyThreshold", counts)
+					field(in, "grace", durations)
+				})
+			}
+			block("\t", "rollout", func(in string) {
+				strategy := value("strategy", []string{`"rolling"`, `"blue-green"`, `"canary"`, "|", `"red"`})
+				if strategy != `"rolling"` || rapid.Bool().Draw(t, "strategy set") {
+					fmt.Fprintf(&b, "%sstrategy: %s\n", in, strategy)
+				}
+				field(in, "maxSurge", percents)
+				field(in, "maxUnavailable", percents)
+				field(in, "minHealthyFor", durations)
+				field(in, "progressDeadline", durations)
+				field(in, "keepPrevious", durations)
+				field(in, "verifyFor", durations)
+				field(in, "maxErrorRate", fractions)
+				field(in, "pause", bools)
+				if (strategy == `"canary"`) != rare("canary flipped") {
+					fmt.Fprintf(&b, "%scanary: {\n", in)
+					in := in + "\t"
+					field(in, "count", counts)
+					field(in, "weight", []string{`1`, `10`, `100`, "|", `0`, `101`})
+					field(in, "duration", durations)
+					field(in, "maxErrorRate", fractions)
+					field(in, "then", []string{`"rolling"`, `"blue-green"`, "|", `"canary"`})
+					field(in, "minRequests", counts)
+					field(in, "maxLatencyRatio", []string{`2`, `0.5`, "|", `0`, `-1`})
+					field(in, "onInsufficientTraffic", []string{`"rollback"`, `"promote"`, "|", `"wait"`})
+					fmt.Fprintf(&b, "%s}\n", in[:len(in)-1])
+				}
+			})
+			block("\t", "expose", func(in string) {
+				field(in, "listen", []string{`":8080"`, `"127.0.0.1:9000"`, "|", `"bad"`, `"a b:1"`})
+				field(in, "port", names)
+				block(in, "haproxy", func(in string) { required(in, "backend", []string{`"be_1"`, "|", `"bad name"`}) })
+			})
+			block("\t", "recycle", func(in string) {
+				required(in, "maxAge", durations)
+				field(in, "window", crons)
+			})
+			if rapid.Bool().Draw(t, "deployWindows") {
+				fmt.Fprintf(&b, "\tdeployWindows: [{kind: %s, schedule: %s, duration: %s}]\n",
+					value("kind", []string{`"allow"`, `"deny"`, "|", `"maybe"`}),
+					value("schedule", crons), value("window duration", durations))
+			}
+			b.WriteString("}\n")
+		}
+		src := b.String()
+		snap, err := Loader{}.readSnapshot(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, issues := snap.instance()
+		if inst == nil {
+			t.Fatalf("instance: %v\n%s", issues, src)
+		}
+		data := newContext().BuildInstance(inst)
+		vf, vl := data.Unify(full), data.Unify(lean)
+		ef, el := vf.Validate(cue.Concrete(true)), vl.Validate(cue.Concrete(true))
+		if (ef == nil) != (el == nil) {
+			t.Fatalf("the schema says %v, the lean schema %v, of\n%s", ef, el, src)
+		}
+		total++
+		if ef != nil {
+			return
+		}
+		valid++
+		ff, fs, okf := read(vf)
+		lf, ls, okl := read(vl)
+		if okf != okl {
+			t.Fatalf("read: %v from the schema, %v from the lean schema, of\n%s", okf, okl, src)
+		}
+		if d := cmp.Diff(ff, lf); d != "" {
+			t.Fatalf("fleet (-schema +lean):\n%s\nof\n%s", d, src)
+		}
+		if d := cmp.Diff(fs, ls); d != "" {
+			t.Fatalf("services (-schema +lean):\n%s\nof\n%s", d, src)
+		}
+	})
+	t.Logf("%d of %d fleets valid", valid, total)
+	if valid == 0 || valid == total {
+		t.Fatalf("%d of %d fleets valid: the draw covers one side only", valid, total)
+	}
+}
