@@ -16,28 +16,35 @@ type checker struct {
 	issues  []Issue
 }
 
-// check unifies data with def (#Fleet) and validates the result as
+// check unifies data with #Fleet and validates the result as
 // `cue vet -c` would. A valid result is read once, field by field, and
 // the rules written in Go are applied to it (see read.go). Otherwise, or
 // when the reader meets something it cannot read, checkEach takes over.
 //
-// lean (the lean schema's #Fleet, see lean.go) is tried first: a fleet it
-// accepts is valid, with the values def gives it, and is read from it;
-// any other is checked against def.
-func check(data, def, lean cue.Value) (*Fleet, []Issue) {
-	if lean.Exists() {
-		if v := data.Unify(lean); v.Validate(cue.Concrete(true)) == nil {
-			if rf, raw, ok := read(v); ok {
+// The lean and light schemas (see lean.go) are tried first: a fleet the
+// light schema accepts (light says that the fleet is one it stands for)
+// or else the lean one accepts is valid, with the values the schema gives
+// it, and is read from it; any other is checked against the schema. (No
+// fleet is evaluated more than twice.)
+func check(data cue.Value, d defs, light bool) (*Fleet, []Issue) {
+	fast, moved := d.lean, map[string]map[string]string(nil)
+	if light && d.light.Exists() {
+		fast, moved = d.light, d.moved
+	}
+	if fast.Exists() {
+		if v := data.Unify(fast); v.Validate(cue.Concrete(true)) == nil {
+			if rf, raw, ok := read(v, moved); ok {
 				c := &checker{data: data, unified: v}
 				return c.fleet(rf, raw)
 			}
 		}
 	}
+	def := d.full
 	v := data.Unify(def)
 	c := &checker{data: data, unified: v}
 	err := v.Validate(cue.Concrete(true))
 	if err == nil {
-		if rf, raw, ok := read(v); ok {
+		if rf, raw, ok := read(v, nil); ok {
 			return c.fleet(rf, raw)
 		}
 	}

@@ -48,14 +48,19 @@ func TestLeanSchemaDropsOnlyMessages(t *testing.T) {
 }
 
 // TestLeanSchemaAgrees: the lean schema accepts a fleet exactly when the
-// schema does, and gives it the same values. The fleets are random
-// services whose fields each take a value the schema accepts, one it
-// refuses, or none (its default).
+// schema does, and gives it the same values; checking a fleet the fast
+// way (the light schema or the lean one first) gives the fleet and the
+// issues that the schema alone gives. The fleets are random services
+// whose fields each take a value the schema accepts, one it refuses, or
+// none (its default), now and then reached in a way the light schema
+// cannot stand for.
 func TestLeanSchemaAgrees(t *testing.T) {
-	full, lean, err := fleetDefs()
+	d, err := fleetDefs()
 	if err != nil {
 		t.Fatal(err)
 	}
+	full, lean := d.full, d.lean
+	lightTaken := 0
 	// Each pool: the values the schema accepts, then after "|" one it
 	// refuses.
 	var (
@@ -209,6 +214,17 @@ func TestLeanSchemaAgrees(t *testing.T) {
 					value("kind", []string{`"allow"`, `"deny"`, "|", `"maybe"`}),
 					value("schedule", crons), value("window duration", durations))
 			}
+			if rapid.IntRange(0, 3).Draw(t, "twisted") == 0 {
+				// A field reached other than by setting it.
+				b.WriteString("\t" + rapid.SampledFrom([]string{
+					`replicas?: 3`, `stopGrace?: "5s"`, `health: grace?: ">=1"`, `replicas?: >=2`,
+					`[=~"^rep"]: 2`, `health: [=~"val$"]: "7s"`,
+					`replicas: *2 | int`, `stopGrace: *"10s" | string`, `rollout: pause: *true | bool`,
+					`stopGrace: rollout.keepPrevious`, `health: interval: health.timeout`,
+					`replicas: _r`, `_r: *4 | int`, `rollout: maxSurge: rollout.maxUnavailable`,
+					`health: http: status: *204 | 200`, `env: X?: "x"`, `ports: http!: 80`,
+				}).Draw(t, "twist") + "\n")
+			}
 			b.WriteString("}\n")
 		}
 		src := b.String()
@@ -221,6 +237,23 @@ func TestLeanSchemaAgrees(t *testing.T) {
 			t.Fatalf("instance: %v\n%s", issues, src)
 		}
 		data := newContext().BuildInstance(inst)
+		// The whole check: the fast way, and the schema's alone.
+		fastFleet, fastIssues := check(data, d, lightFleet(inst))
+		slowFleet, slowIssues := check(data, defs{full: full}, false)
+		if diff := cmp.Diff(slowFleet, fastFleet); diff != "" {
+			t.Fatalf("fleet (-schema +fast):\n%s\nof\n%s", diff, src)
+		}
+		// (As Load reports them: sorted, once each.)
+		if diff := cmp.Diff(invalid(slowIssues), invalid(fastIssues)); diff != "" {
+			t.Fatalf("issues (-schema +fast):\n%s\nof\n%s", diff, src)
+		}
+		if lightFleet(inst) {
+			if v := data.Unify(d.light); v.Validate(cue.Concrete(true)) == nil {
+				if _, _, ok := read(v, d.moved); ok {
+					lightTaken++
+				}
+			}
+		}
 		vf, vl := data.Unify(full), data.Unify(lean)
 		ef, el := vf.Validate(cue.Concrete(true)), vl.Validate(cue.Concrete(true))
 		if (ef == nil) != (el == nil) {
@@ -231,8 +264,8 @@ func TestLeanSchemaAgrees(t *testing.T) {
 			return
 		}
 		valid++
-		ff, fs, okf := read(vf)
-		lf, ls, okl := read(vl)
+		ff, fs, okf := read(vf, nil)
+		lf, ls, okl := read(vl, nil)
 		if okf != okl {
 			t.Fatalf("read: %v from the schema, %v from the lean schema, of\n%s", okf, okl, src)
 		}
@@ -243,8 +276,8 @@ func TestLeanSchemaAgrees(t *testing.T) {
 			t.Fatalf("services (-schema +lean):\n%s\nof\n%s", d, src)
 		}
 	})
-	t.Logf("%d of %d fleets valid", valid, total)
-	if valid == 0 || valid == total {
-		t.Fatalf("%d of %d fleets valid: the draw covers one side only", valid, total)
+	t.Logf("%d of %d fleets valid, %d taken by the light schema", valid, total, lightTaken)
+	if valid == 0 || valid == total || lightTaken == 0 || lightTaken == valid {
+		t.Fatalf("%d of %d fleets valid, %d taken by the light schema: the draw covers one side only", valid, total, lightTaken)
 	}
 }

@@ -146,7 +146,7 @@ func (l Loader) LoadContext(ctx context.Context, fsys fs.FS, dir string) (*Fleet
 // evaluate unifies the snapshot with the schema and checks it, in this
 // process.
 func (s *snapshot) evaluate() (*Fleet, error) {
-	def, lean, err := fleetDefs()
+	d, err := fleetDefs()
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (s *snapshot) evaluate() (*Fleet, error) {
 	if err := data.Err(); err != nil {
 		return nil, invalid(cueIssues(err, data))
 	}
-	f, issues := check(data, def, lean)
+	f, issues := check(data, d, lightFleet(inst))
 	if err := invalid(issues); err != nil {
 		return nil, err
 	}

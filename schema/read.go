@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/literal"
 )
 
 // This file reads a value that CUE has validated into the raw types of
@@ -18,11 +19,36 @@ import (
 
 // reader reads one value; ok turns false at the first thing it cannot
 // read, and everything after that is skipped.
-type reader struct{ ok bool }
+type reader struct {
+	ok bool
+	// moved holds the defaults that the light schema left to the reader,
+	// by definition and field (nil reading any other), and def is the
+	// definition of the struct being read. A moved field that is absent
+	// takes its default; one whose value is a default is given up on
+	// (see lightSource).
+	moved map[string]map[string]string
+	def   string
+}
 
-// read reads the fleet and its services from v, the whole unified value.
-func read(v cue.Value) (rawFleet, map[string]rawService, bool) {
-	r := &reader{ok: true}
+// in makes def the definition being read, until the returned func.
+func (r *reader) in(def string) (out func()) {
+	prev := r.def
+	r.def = def
+	return func() { r.def = prev }
+}
+
+// dflt returns the literal default that the light schema moved from the
+// field name of the definition being read.
+func (r *reader) dflt(name string) (string, bool) {
+	lit, ok := r.moved[r.def][name]
+	return lit, ok
+}
+
+// read reads the fleet and its services from v, the whole unified value;
+// moved are the defaults the light schema moved, when v is of it.
+func read(v cue.Value, moved map[string]map[string]string) (rawFleet, map[string]rawService, bool) {
+	r := &reader{ok: true, moved: moved}
+	defer r.in("#Fleet")()
 	var f rawFleet
 	r.str(v, "name", &f.Name)
 	f.DeployWindows = r.windows(v)
@@ -78,6 +104,12 @@ func (r *reader) field(v cue.Value, name string) (cue.Value, bool) {
 	if !f.Exists() {
 		return cue.Value{}, false
 	}
+	if _, moved := r.dflt(name); moved {
+		if _, isDefault := f.Default(); isDefault {
+			r.ok = false // (the fleet's own, or another field's)
+			return cue.Value{}, false
+		}
+	}
 	return r.concrete(f)
 }
 
@@ -126,23 +158,28 @@ func (r *reader) check(err error) bool {
 	return r.ok
 }
 
-// scalar reads field name of v, when it is there, into dst with get.
-func scalar[T any](r *reader, v cue.Value, name string, dst *T, get func(cue.Value) (T, error)) {
+// scalar reads field name of v, when it is there, into dst with get, or
+// else its moved default with parse.
+func scalar[T any](r *reader, v cue.Value, name string, dst *T, get func(cue.Value) (T, error), parse func(string) (T, error)) {
 	if f, ok := r.field(v, name); ok {
 		x, err := get(f)
+		r.check(err)
+		*dst = x
+		return
+	}
+	if lit, ok := r.dflt(name); ok && r.ok {
+		x, err := parse(lit)
 		r.check(err)
 		*dst = x
 	}
 }
 
 func (r *reader) str(v cue.Value, name string, dst *string) {
-	scalar(r, v, name, dst, cue.Value.String)
+	scalar(r, v, name, dst, cue.Value.String, literal.Unquote)
 }
 
 func (r *reader) int(v cue.Value, name string, dst *int) {
-	if f, ok := r.field(v, name); ok {
-		*dst = r.intOf(f)
-	}
+	scalar(r, v, name, dst, func(f cue.Value) (int, error) { return r.intOf(f), nil }, strconv.Atoi)
 }
 
 // intOf reads an int as Decode does: an int64 that must fit an int.
@@ -155,10 +192,12 @@ func (r *reader) intOf(v cue.Value) int {
 }
 
 func (r *reader) float(v cue.Value, name string, dst *float64) {
-	scalar(r, v, name, dst, cue.Value.Float64)
+	scalar(r, v, name, dst, cue.Value.Float64, func(lit string) (float64, error) { return strconv.ParseFloat(lit, 64) })
 }
 
-func (r *reader) bool(v cue.Value, name string, dst *bool) { scalar(r, v, name, dst, cue.Value.Bool) }
+func (r *reader) bool(v cue.Value, name string, dst *bool) {
+	scalar(r, v, name, dst, cue.Value.Bool, strconv.ParseBool)
+}
 
 // strings reads a list of strings. A list that is set is never nil, as
 // with Decode: an empty command differs from none in a spec hash.
@@ -191,6 +230,13 @@ func (r *reader) strings(v cue.Value, name string, dst *[]string) {
 func (r *reader) intOrPercent(v cue.Value, name string, dst *rawIntOrPercent) {
 	f, ok := r.field(v, name)
 	if !ok {
+		if lit, ok := r.dflt(name); ok && r.ok {
+			// (An int is kept as its digits, a string unquoted.)
+			if s, err := literal.Unquote(lit); err == nil {
+				lit = s
+			}
+			*dst = rawIntOrPercent(lit)
+		}
 		return
 	}
 	switch f.Kind() {
@@ -206,6 +252,7 @@ func (r *reader) intOrPercent(v cue.Value, name string, dst *rawIntOrPercent) {
 }
 
 func (r *reader) service(v cue.Value) rawService {
+	defer r.in("#Service")()
 	var s rawService
 	r.int(v, "replicas", &s.Replicas)
 	if p, ok := r.structAt(v, "process"); ok {
@@ -232,6 +279,7 @@ func (r *reader) service(v cue.Value) rawService {
 				r.ok = false
 				return
 			}
+			defer r.in("#Secret")()
 			var sec Secret
 			r.str(e, "file", &sec.File)
 			r.str(e, "env", &sec.Env)
@@ -255,6 +303,7 @@ func (r *reader) service(v cue.Value) rawService {
 		s.Rollout = r.rollout(ro)
 	}
 	if e, ok := r.structAt(v, "expose"); ok {
+		leave := r.in("#Expose")
 		s.Expose = &rawExpose{}
 		r.str(e, "listen", &s.Expose.Listen)
 		if h, ok := r.structAt(e, "haproxy"); ok {
@@ -262,11 +311,14 @@ func (r *reader) service(v cue.Value) rawService {
 			r.str(h, "backend", &s.Expose.HAProxy.Backend)
 		}
 		r.str(e, "port", &s.Expose.Port)
+		leave()
 	}
 	if rc, ok := r.structAt(v, "recycle"); ok {
+		leave := r.in("#Recycle")
 		s.Recycle = &rawRecycle{}
 		r.str(rc, "maxAge", &s.Recycle.MaxAge)
 		r.str(rc, "window", &s.Recycle.Window)
+		leave()
 	}
 	r.str(v, "stopGrace", &s.StopGrace)
 	s.DeployWindows = r.windows(v)
@@ -274,6 +326,7 @@ func (r *reader) service(v cue.Value) rawService {
 }
 
 func (r *reader) docker(v cue.Value) *rawDocker {
+	defer r.in("#Docker")()
 	d := &rawDocker{}
 	r.str(v, "image", &d.Image)
 	r.strings(v, "command", &d.Command)
@@ -289,16 +342,21 @@ func (r *reader) docker(v cue.Value) *rawDocker {
 }
 
 func (r *reader) health(v cue.Value) rawHealth {
+	defer r.in("#Health")()
 	var h rawHealth
 	if c, ok := r.structAt(v, "http"); ok {
+		leave := r.in("#HTTPCheck")
 		h.HTTP = &rawHTTPCheck{}
 		r.str(c, "path", &h.HTTP.Path)
 		r.str(c, "port", &h.HTTP.Port)
 		r.int(c, "status", &h.HTTP.Status)
+		leave()
 	}
 	if c, ok := r.structAt(v, "tcp"); ok {
+		leave := r.in("#TCPCheck")
 		h.TCP = &rawTCPCheck{}
 		r.str(c, "port", &h.TCP.Port)
+		leave()
 	}
 	r.str(v, "interval", &h.Interval)
 	r.str(v, "timeout", &h.Timeout)
@@ -309,6 +367,7 @@ func (r *reader) health(v cue.Value) rawHealth {
 }
 
 func (r *reader) rollout(v cue.Value) rawRollout {
+	defer r.in("#Rollout")()
 	var ro rawRollout
 	r.str(v, "strategy", &ro.Strategy)
 	r.intOrPercent(v, "maxSurge", &ro.MaxSurge)
@@ -320,6 +379,7 @@ func (r *reader) rollout(v cue.Value) rawRollout {
 	r.float(v, "maxErrorRate", &ro.MaxErrorRate)
 	r.bool(v, "pause", &ro.Pause)
 	if c, ok := r.structAt(v, "canary"); ok {
+		leave := r.in("#Canary")
 		k := &rawCanary{}
 		r.int(c, "count", &k.Count)
 		r.int(c, "weight", &k.Weight)
@@ -330,6 +390,7 @@ func (r *reader) rollout(v cue.Value) rawRollout {
 		r.float(c, "maxLatencyRatio", &k.MaxLatencyRatio)
 		r.str(c, "onInsufficientTraffic", &k.OnInsufficientTraffic)
 		ro.Canary = k
+		leave()
 	}
 	return ro
 }
@@ -351,10 +412,12 @@ func (r *reader) windows(v cue.Value) []rawWindow {
 			r.ok = false
 			return nil
 		}
+		leave := r.in("#Window")
 		var w rawWindow
 		r.str(e, "kind", &w.Kind)
 		r.str(e, "schedule", &w.Schedule)
 		r.str(e, "duration", &w.Duration)
+		leave()
 		out = append(out, w)
 	}
 	return out

@@ -58,7 +58,7 @@ func checkReader(t tb, v cue.Value) {
 	if err := v.LookupPath(cue.MakePath(cue.Str("services"))).Decode(&wantServices); err != nil {
 		t.Fatal(err)
 	}
-	got, gotServices, ok := read(v)
+	got, gotServices, ok := read(v, nil)
 	if !ok {
 		t.Fatal("read gave up")
 	}

@@ -26,50 +26,65 @@ func Source() []byte {
 	return bytes.Clone(source)
 }
 
+// defs are the #Fleet definitions a fleet is checked against: the
+// schema's, the lean schema's and the light schema's (see lean.go), with
+// the defaults the light schema moved to the reader.
+type defs struct {
+	full, lean, light cue.Value
+	moved             map[string]map[string]string
+}
+
 var compiled struct {
-	once  sync.Once
-	fleet cue.Value // #Fleet
-	lean  cue.Value // #Fleet of the lean schema (see lean.go)
-	err   error
+	once sync.Once
+	defs defs
+	err  error
 }
 
 // fleetDef returns the #Fleet definition, compiled once per process in a
 // context of its own. Values of different contexts may be unified, and a
 // cue.Value is safe for concurrent use.
 func fleetDef() (cue.Value, error) {
-	full, _, err := fleetDefs()
-	return full, err
+	d, err := fleetDefs()
+	return d.full, err
 }
 
-// fleetDefs returns the #Fleet definitions of the schema and of the lean
-// schema.
-func fleetDefs() (full, lean cue.Value, err error) {
+// fleetDefs returns the definitions of the schema, the lean schema and
+// the light schema.
+func fleetDefs() (defs, error) {
 	compiled.once.Do(func() {
-		ctx := newContext()
-		v := ctx.CompileBytes(source, cue.Filename(schemaFile))
-		if err := v.Validate(); err != nil {
-			compiled.err = fmt.Errorf("compile schema: %s", cueerrors.Details(err, nil))
-			return
-		}
-		def := cue.MakePath(cue.Def("#Fleet"))
-		compiled.fleet = v.LookupPath(def)
-		if compiled.err = compiled.fleet.Err(); compiled.err != nil {
-			return
-		}
-		f, err := leanSource(source)
-		if err != nil {
-			compiled.err = fmt.Errorf("lean schema: %w", err)
-			return
-		}
-		lv := ctx.BuildFile(f)
-		if err := lv.Validate(); err != nil {
-			compiled.err = fmt.Errorf("compile lean schema: %s", cueerrors.Details(err, nil))
-			return
-		}
-		compiled.lean = lv.LookupPath(def)
-		compiled.err = compiled.lean.Err()
+		compiled.defs, compiled.err = compileDefs()
 	})
-	return compiled.fleet, compiled.lean, compiled.err
+	return compiled.defs, compiled.err
+}
+
+func compileDefs() (defs, error) {
+	var d defs
+	ctx := newContext()
+	def := cue.MakePath(cue.Def("#Fleet"))
+	compile := func(what string, v cue.Value) (cue.Value, error) {
+		if err := v.Validate(); err != nil {
+			return cue.Value{}, fmt.Errorf("compile %s: %s", what, cueerrors.Details(err, nil))
+		}
+		f := v.LookupPath(def)
+		return f, f.Err()
+	}
+	var err error
+	if d.full, err = compile("schema", ctx.CompileBytes(source, cue.Filename(schemaFile))); err != nil {
+		return d, err
+	}
+	lean, err := leanSource(source)
+	if err != nil {
+		return d, fmt.Errorf("lean schema: %w", err)
+	}
+	if d.lean, err = compile("lean schema", ctx.BuildFile(lean)); err != nil {
+		return d, err
+	}
+	light, _ := leanSource(source)
+	d.moved = lightSource(light)
+	if d.light, err = compile("light schema", ctx.BuildFile(light)); err != nil {
+		return d, err
+	}
+	return d, nil
 }
 
 // newContext returns a CUE context whose results do not depend on the
