@@ -8,8 +8,10 @@ import (
 	"testing/fstest"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/format"
 	"github.com/google/go-cmp/cmp"
+	"github.com/rogpeppe/go-internal/txtar"
 	"pgregory.net/rapid"
 )
 
@@ -280,4 +282,49 @@ func TestLeanSchemaAgrees(t *testing.T) {
 	if valid == 0 || valid == total || lightTaken == 0 || lightTaken == valid {
 		t.Fatalf("%d of %d fleets valid, %d taken by the light schema: the draw covers one side only", valid, total, lightTaken)
 	}
+}
+
+// TestLightFleet: a fleet that writes an optional or required field, a
+// pattern constraint or a default, in its own files or in a package it
+// imports, is not checked against the light schema.
+func TestLightFleet(t *testing.T) {
+	const module = "-- cue.mod/module.cue --\nmodule: \"example.com/fleet\"\nlanguage: version: \"v0.12.0\"\n"
+	for src, want := range map[string]bool{
+		"services: web: {process: command: [\"./app\"], replicas: 2 * 3}":            true,
+		"services: web: process: command: [\"./app\"]\nx: [1, 2]\ny: x[0]":           true,
+		"services: web: {process: command: [\"./app\"], replicas?: 3}":               false,
+		"services: web: {process: command: [\"./app\"], ports: http!: 80}":           false,
+		"services: [string]: replicas: 2\nservices: web: {}":                         false,
+		"services: web: {process: command: [\"./app\"], [=~\"^rep\"]: 2}":            false,
+		"services: web: {process: command: [\"./app\"], replicas: *2 | int}":         false,
+		"_r: *4 | int\nservices: web: {process: command: [\"./app\"], replicas: _r}": false,
+	} {
+		archive := "-- fleet.cue --\npackage fleet\n" + src + "\n"
+		if got := lightFleet(instanceOf(t, archive)); got != want {
+			t.Errorf("lightFleet(%q) = %v, want %v", src, got, want)
+		}
+	}
+	imported := module + "-- fleet.cue --\npackage fleet\nimport \"example.com/fleet/base\"\nservices: web: base.#Web\n" +
+		"-- base/base.cue --\npackage base\n#Web: {process: command: [\"./app\"], replicas?: 2}\n"
+	if lightFleet(instanceOf(t, imported)) {
+		t.Error("lightFleet is true of a fleet whose imported package has an optional field")
+	}
+}
+
+// instanceOf returns the build instance of the fleet in a txtar archive.
+func instanceOf(t *testing.T, archive string) *build.Instance {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for _, f := range txtar.Parse([]byte(archive)).Files {
+		fsys[f.Name] = &fstest.MapFile{Data: f.Data}
+	}
+	snap, err := Loader{}.readSnapshot(fsys, ".")
+	if err != nil || len(snap.issues) > 0 {
+		t.Fatalf("read snapshot: %v %v", err, snap.issues)
+	}
+	inst, issues := snap.instance()
+	if inst == nil {
+		t.Fatalf("instance: %v", issues)
+	}
+	return inst
 }
