@@ -25,14 +25,18 @@ type checker struct {
 // light schema accepts (light says that the fleet is one it stands for)
 // or else the lean one accepts is valid, with the values the schema gives
 // it, and is read from it; any other is checked against the schema. (No
-// fleet is evaluated more than twice.)
-func check(data cue.Value, d defs, light bool) (*Fleet, []Issue) {
+// fleet is evaluated more than twice.) beforeRead, when not nil, is
+// called once the value to read is evaluated and valid.
+func check(data cue.Value, d defs, light bool, beforeRead func()) (*Fleet, []Issue) {
 	fast, moved := d.lean, map[string]map[string]string(nil)
 	if light && d.light.Exists() {
 		fast, moved = d.light, d.moved
 	}
 	if fast.Exists() {
 		if v := data.Unify(fast); v.Validate(cue.Concrete(true)) == nil {
+			if beforeRead != nil {
+				beforeRead()
+			}
 			if rf, raw, ok := read(v, moved); ok {
 				c := &checker{data: data, unified: v}
 				return c.fleet(rf, raw)
@@ -44,6 +48,9 @@ func check(data cue.Value, d defs, light bool) (*Fleet, []Issue) {
 	c := &checker{data: data, unified: v}
 	err := v.Validate(cue.Concrete(true))
 	if err == nil {
+		if beforeRead != nil {
+			beforeRead()
+		}
 		if rf, raw, ok := read(v, nil); ok {
 			return c.fleet(rf, raw)
 		}

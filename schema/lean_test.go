@@ -240,8 +240,8 @@ func TestLeanSchemaAgrees(t *testing.T) {
 		}
 		data := newContext().BuildInstance(inst)
 		// The whole check: the fast way, and the schema's alone.
-		fastFleet, fastIssues := check(data, d, lightFleet(inst))
-		slowFleet, slowIssues := check(data, defs{full: full}, false)
+		fastFleet, fastIssues := check(data, d, lightFleet(inst), nil)
+		slowFleet, slowIssues := check(data, defs{full: full}, false, nil)
 		if diff := cmp.Diff(slowFleet, fastFleet); diff != "" {
 			t.Fatalf("fleet (-schema +fast):\n%s\nof\n%s", diff, src)
 		}

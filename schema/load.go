@@ -145,7 +145,11 @@ func (l Loader) LoadContext(ctx context.Context, fsys fs.FS, dir string) (*Fleet
 
 // evaluate unifies the snapshot with the schema and checks it, in this
 // process.
-func (s *snapshot) evaluate() (*Fleet, error) {
+func (s *snapshot) evaluate() (*Fleet, error) { return s.evaluateThen(nil) }
+
+// evaluateThen is evaluate that calls beforeRead once the value to read
+// is evaluated (see check).
+func (s *snapshot) evaluateThen(beforeRead func()) (*Fleet, error) {
 	d, err := fleetDefs()
 	if err != nil {
 		return nil, err
@@ -158,7 +162,7 @@ func (s *snapshot) evaluate() (*Fleet, error) {
 	if err := data.Err(); err != nil {
 		return nil, invalid(cueIssues(err, data))
 	}
-	f, issues := check(data, d, lightFleet(inst))
+	f, issues := check(data, d, lightFleet(inst), beforeRead)
 	if err := invalid(issues); err != nil {
 		return nil, err
 	}
