@@ -3,9 +3,11 @@ package reconciler
 import (
 	"cmp"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/molt-dev/molt/schema"
@@ -32,7 +34,7 @@ func planFleet(in Input, shortcut bool) Plan {
 	p := Plan{Fleet: in.Fleet, Revision: in.Revision, Services: make([]ServicePlan, 0, len(groups.all))}
 	for _, i := range byName(groups.all) {
 		g := &groups.all[i]
-		if g.steady.done() {
+		if g.steady.done(&g.tally) {
 			p.Services = append(p.Services, g.steady.plan(g.name))
 			continue
 		}
@@ -80,8 +82,8 @@ func newServicePlanner(in Input, name string) servicePlanner {
 // Input.Instances (in their order there).
 type serviceGroup struct {
 	steady steadyCheck // (first: see reads it for every instance)
+	tally  steadyTally
 	name   string
-	count  int
 	insts  []*Observed // (once filled)
 }
 
@@ -119,31 +121,96 @@ func groupByService(in Input, shortcut bool) *serviceGroups {
 		}
 		return i
 	}
-	for name, d := range in.Desired {
-		g := &gs.all[add(name, true)]
-		if shortcut {
-			g.steady = steadyHead(in, g.name, &d, true, &copies)
-		}
+	for name := range in.Desired {
+		add(name, true)
 	}
+	wanted := len(gs.all) // (the groups of Desired come first)
 	for name := range in.Traffic {
 		add(name, true)
 	}
 	for name := range in.Routes {
 		add(name, true)
 	}
-	last, g := "", -1
-	for i := range in.Instances {
-		o := &in.Instances[i]
-		if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
-			continue // not ours
+	workers := 1
+	if len(in.Instances) >= parallelFrom {
+		workers = min(runtime.GOMAXPROCS(0), maxWorkers)
+	}
+	if shortcut {
+		split(wanted, workers, func(_, lo, hi int) {
+			var copies arena
+			for i := lo; i < hi; i++ {
+				g := &gs.all[i]
+				d := in.Desired[g.name]
+				g.steady = steadyHead(in, g.name, &d, true, &copies)
+			}
+		})
+	}
+	// Each part of the instances is tallied apart, then the tallies are
+	// added. (An instance of a service no map names is left for after:
+	// the index grows one name at a time.)
+	tallies := make([][]steadyTally, workers)
+	later := make([][]int, workers)
+	split(len(in.Instances), workers, func(w, lo, hi int) {
+		tally := make([]steadyTally, len(gs.all))
+		tallies[w] = tally
+		last, g := "", -1
+		for i := lo; i < hi; i++ {
+			o := &in.Instances[i]
+			if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
+				continue // not ours
+			}
+			if o.Labels.Service != last || g < 0 {
+				var ok bool
+				if g, ok = index[o.Labels.Service]; !ok {
+					later[w] = append(later[w], i)
+					g = -1
+					continue
+				}
+				last = o.Labels.Service
+			}
+			t := &tally[g]
+			t.count++
+			if shortcut {
+				gs.all[g].steady.see(t, o, in.Now)
+			}
 		}
-		if o.Labels.Service != last || g < 0 {
-			last, g = o.Labels.Service, add(o.Labels.Service, false)
+	})
+	for _, tally := range tallies {
+		for g := range tally {
+			gs.all[g].tally.add(&tally[g])
 		}
-		gs.all[g].count++
-		gs.all[g].steady.see(o, in.Now)
+	}
+	for _, is := range later {
+		for _, i := range is {
+			gs.all[add(in.Instances[i].Labels.Service, false)].tally.count++ // (not wanted: no steady)
+		}
 	}
 	return gs
+}
+
+// A plan of parallelFrom instances or more groups them in up to
+// maxWorkers parts side by side (one per core): most of the time of a
+// large converged fleet's plan is spent waiting for memory, which cores
+// do side by side.
+const (
+	parallelFrom = 8192
+	maxWorkers   = 4
+)
+
+// split calls fn for parts of [0, n), about n/parts each, side by side
+// when there are several, and returns when every call has.
+func split(n, parts int, fn func(part, lo, hi int)) {
+	if parts <= 1 {
+		fn(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	size := (n + parts - 1) / parts
+	for p := range parts {
+		lo, hi := min(p*size, n), min((p+1)*size, n)
+		wg.Go(func() { fn(p, lo, hi) })
+	}
+	wg.Wait()
 }
 
 // arena holds copies of strings next to each other, in a few strings.
@@ -170,11 +237,11 @@ func (gs *serviceGroups) fill(in Input) {
 	gs.filled = true
 	total := 0
 	for i := range gs.all {
-		total += gs.all[i].count
+		total += int(gs.all[i].tally.count)
 	}
 	backing := make([]*Observed, total)
 	for i := range gs.all {
-		n := gs.all[i].count
+		n := int(gs.all[i].tally.count)
 		gs.all[i].insts, backing = backing[:0:n], backing[n:]
 	}
 	last, g := "", -1

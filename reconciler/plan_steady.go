@@ -65,8 +65,10 @@ func steadyBackend(idTerm uint64, addr string) uint64 {
 }
 
 // steadyCheck is what steady proves of a service: steadyHead what holds
-// of the service, see each instance as it is grouped, done the rest. What
-// see reads comes first (it is read for every instance, in no order).
+// of the service, see each instance as it is grouped (into a tally), done
+// the rest. What see reads comes first (it is read for every instance,
+// in no order); once made, a check is only read (instances may be seen
+// side by side, each into a tally of its own, and the tallies added).
 type steadyCheck struct {
 	ok      bool
 	exposed bool
@@ -75,14 +77,29 @@ type steadyCheck struct {
 	port    string        // the exposed port, with expose (a copy)
 	maxAge  time.Duration // recycle.maxAge, 0 without
 
-	// The sums (and counts) of the instances seen, then those the record
-	// and route give.
-	seen, seenBackends    int32
-	idSum, backendSum     uint64
+	// The counts and sums the record and route give.
 	ids, backends         int32
 	wantIDs, wantBackends uint64
 	spec                  *schema.Service
 	revision              string
+}
+
+// steadyTally is what a service's instances sum to (see steadyCheck).
+type steadyTally struct {
+	count              int32 // every instance of the service
+	bad                bool  // one that steady cannot take
+	seen, seenBackends int32
+	idSum, backendSum  uint64
+}
+
+// add adds the tally of other instances of the service.
+func (t *steadyTally) add(u *steadyTally) {
+	t.count += u.count
+	t.bad = t.bad || u.bad
+	t.seen += u.seen
+	t.seenBackends += u.seenBackends
+	t.idSum += u.idSum
+	t.backendSum += u.backendSum
 }
 
 // steadyHead checks what steady proves of the service name, desired as d
@@ -152,38 +169,39 @@ func steadyHead(in Input, name string, d *Desired, wanted bool, copies *arena) s
 	return c
 }
 
-// see checks one instance of the service.
-func (c *steadyCheck) see(o *Observed, now time.Time) {
-	if !c.ok {
+// see checks one instance of the service, into t.
+func (c *steadyCheck) see(t *steadyTally, o *Observed, now time.Time) {
+	if !c.ok || t.bad {
 		return
 	}
 	switch {
 	case o.State == targets.Dead || o.Labels.SpecHash != c.hash || o.Health != Healthy,
 		o.Drift != "" || o.LivenessFailed,
 		c.maxAge > 0 && now.Sub(o.Labels.CreatedAt) > c.maxAge:
-		c.ok = false
+		t.bad = true
 		return
 	}
-	c.seen++
+	t.seen++
 	id := steadyID(o.ID)
-	c.idSum += id
+	t.idSum += id
 	if c.route && c.exposed {
 		if addr := o.Endpoints[c.port]; addr != "" {
-			c.seenBackends++
-			c.backendSum += steadyBackend(id, addr)
+			t.seenBackends++
+			t.backendSum += steadyBackend(id, addr)
 		}
 	}
 }
 
-// done reports whether the check holds once every instance was seen.
-func (c *steadyCheck) done() bool {
+// done reports whether the check holds of every instance of the service,
+// whose tally is t.
+func (c *steadyCheck) done(t *steadyTally) bool {
 	switch {
-	case !c.ok || c.seen != c.ids || c.idSum != c.wantIDs:
+	case !c.ok || t.bad || t.count != c.ids || t.seen != c.ids || t.idSum != c.wantIDs:
 		return false
 	case !c.route:
 		return true
 	}
-	return c.seenBackends == c.backends && c.backendSum == c.wantBackends
+	return t.seenBackends == c.backends && t.backendSum == c.wantBackends
 }
 
 // plan is the plan of a service steady proved converged: what the stages

@@ -223,7 +223,7 @@ func TestPlanSteadyTaken(t *testing.T) {
 		in, per := noopInput(tc.n, tc.per), tc.per
 		groups := groupByService(in, true)
 		for _, g := range groups.all {
-			if !g.steady.done() {
+			if !g.steady.done(&g.tally) {
 				t.Fatalf("per %d: %s is converged and not taken by the shortcut", per, g.name)
 			}
 		}
@@ -316,6 +316,31 @@ func TestPlanSteadyLarge(t *testing.T) {
 		},
 	} {
 		in := noopInput(512+1, 0)
+		change(&in)
+		fast, slow := planFleet(in, true), planFleet(in, false)
+		if diff := cmp.Diff(slow, fast); diff != "" {
+			t.Errorf("%s: shortcut plan differs from the stages' (-stages +shortcut):\n%s", name, diff)
+		}
+		if got := fast.Converged(); got != (name == "converged") {
+			t.Errorf("%s: converged %v", name, got)
+		}
+	}
+}
+
+// TestPlanSteadyParallel: a fleet large enough to be grouped in parts
+// side by side gets the plan the stages give, converged or not, with an
+// instance of a service no map names.
+func TestPlanSteadyParallel(t *testing.T) {
+	for name, change := range map[string]func(in *Input){
+		"converged": func(in *Input) {},
+		"unhealthy": func(in *Input) { in.Instances[len(in.Instances)-1].Health = Unhealthy },
+		"unnamed service": func(in *Input) {
+			o := in.Instances[0]
+			o.ID, o.Labels.Service = "stray-1", "stray"
+			in.Instances = append(in.Instances, o)
+		},
+	} {
+		in := noopInput(2*parallelFrom, 10)
 		change(&in)
 		fast, slow := planFleet(in, true), planFleet(in, false)
 		if diff := cmp.Diff(slow, fast); diff != "" {
