@@ -317,13 +317,21 @@ func TestPlanSteadyLarge(t *testing.T) {
 	} {
 		in := noopInput(512+1, 0)
 		change(&in)
-		fast, slow := planFleet(in, true), planFleet(in, false)
-		if diff := cmp.Diff(slow, fast); diff != "" {
-			t.Errorf("%s: shortcut plan differs from the stages' (-stages +shortcut):\n%s", name, diff)
-		}
-		if got := fast.Converged(); got != (name == "converged") {
-			t.Errorf("%s: converged %v", name, got)
-		}
+		checkSteadyChange(t, name, in)
+	}
+}
+
+// checkSteadyChange checks that the shortcut plans a changed converged
+// input as the stages do, and that the plan is converged only when the
+// change is "converged".
+func checkSteadyChange(t *testing.T, name string, in Input) {
+	t.Helper()
+	fast, slow := planFleet(in, true), planFleet(in, false)
+	if diff := cmp.Diff(slow, fast); diff != "" {
+		t.Errorf("%s: shortcut plan differs from the stages' (-stages +shortcut):\n%s", name, diff)
+	}
+	if got := fast.Converged(); got != (name == "converged") {
+		t.Errorf("%s: converged %v", name, got)
 	}
 }
 
@@ -342,12 +350,6 @@ func TestPlanSteadyParallel(t *testing.T) {
 	} {
 		in := noopInput(2*parallelFrom, 10)
 		change(&in)
-		fast, slow := planFleet(in, true), planFleet(in, false)
-		if diff := cmp.Diff(slow, fast); diff != "" {
-			t.Errorf("%s: shortcut plan differs from the stages' (-stages +shortcut):\n%s", name, diff)
-		}
-		if got := fast.Converged(); got != (name == "converged") {
-			t.Errorf("%s: converged %v", name, got)
-		}
+		checkSteadyChange(t, name, in)
 	}
 }
