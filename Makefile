@@ -82,6 +82,7 @@ FUZZ_TARGETS = \
 	sources/github:FuzzPlanComment \
 	sources/github:FuzzOutcomeComment \
 	schema:FuzzLoad \
+	schema:FuzzLeanSchema \
 	reconciler:FuzzPlanRender \
 	targets/router:FuzzAdmin \
 	targets/router:FuzzLane

@@ -11,6 +11,7 @@ import (
 	"cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/format"
 	"github.com/google/go-cmp/cmp"
+	"github.com/molt-dev/molt/schema/schematest"
 	"github.com/rogpeppe/go-internal/txtar"
 	"pgregory.net/rapid"
 )
@@ -327,4 +328,50 @@ func instanceOf(t *testing.T, archive string) *build.Instance {
 		t.Fatalf("instance: %v", issues)
 	}
 	return inst
+}
+
+// FuzzLeanSchema: whatever the fleet, checking it the fast way (the light
+// or lean schema first) gives the fleet and the issues that checking it
+// against the schema alone gives.
+func FuzzLeanSchema(f *testing.F) {
+	for _, s := range loadSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte("-- fleet.cue --\n" + string(schematest.GeneratedFleet(3))))
+	for _, s := range []string{
+		"services: web: {process: command: [\"./app\"], replicas?: 3}",
+		"services: web: {process: command: [\"./app\"], stopGrace: rollout.keepPrevious}",
+		"services: web: {process: command: [\"./app\"], health: interval: health.timeout, rollout: strategy: \"canary\"}",
+		"services: [string]: {replicas: *2 | int}\nservices: web: process: command: [\"./app\"]",
+		"services: web: {docker: {image: \"i\", readOnlyRootfs: false}, expose: {}, liveness: {}}",
+	} {
+		f.Add([]byte("-- fleet.cue --\npackage fleet\n" + s + "\n"))
+	}
+	d, err := fleetDefs()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, archive []byte) {
+		tree := fuzzTree(archive)
+		snap, err := Loader{MaxFileBytes: 2 << 10, MaxTotalBytes: fuzzMaxBytes}.readSnapshot(tree, fuzzDir)
+		if err != nil || len(snap.issues) > 0 || snap.local == 0 {
+			return
+		}
+		inst, _ := snap.instance()
+		if inst == nil {
+			return
+		}
+		data := newContext().BuildInstance(inst)
+		if data.Err() != nil {
+			return
+		}
+		fastFleet, fastIssues := check(data, d, lightFleet(inst), nil)
+		slowFleet, slowIssues := check(data, defs{full: d.full}, false, nil)
+		if diff := cmp.Diff(slowFleet, fastFleet); diff != "" {
+			t.Fatalf("fleet (-schema +fast):\n%s", diff)
+		}
+		if diff := cmp.Diff(invalid(slowIssues), invalid(fastIssues)); diff != "" {
+			t.Fatalf("issues (-schema +fast):\n%s", diff)
+		}
+	})
 }
