@@ -55,12 +55,8 @@ func newServicePlanner(in Input, name string) servicePlanner {
 	tr, known := in.Traffic[name]
 	cur, hasRoute := in.Routes[name]
 	desired, wanted := in.Desired[name]
-	var dec *Decision
-	if d, ok := in.Decisions[name]; ok && (d.Hash == "" || d.Hash == desired.Hash) {
-		dec = new(d)
-	}
 	return servicePlanner{
-		decision: dec,
+		decision: decisionFor(in, name, desired.Hash),
 		name:     name,
 		now:      in.Now,
 		traffic:  tr,
@@ -76,6 +72,23 @@ func newServicePlanner(in Input, name string) servicePlanner {
 
 		allEngines: in.Engines,
 	}
+}
+
+// decisionFor returns the operator's decision recorded for the service
+// name that applies to its desired generation hash (one without a hash
+// applies to any), or nil.
+func decisionFor(in Input, name, hash string) *Decision {
+	if d, ok := in.Decisions[name]; ok && (d.Hash == "" || d.Hash == hash) {
+		return new(d)
+	}
+	return nil
+}
+
+// ours reports whether o is an instance of the input's fleet that the
+// planner may touch: one of another fleet, or without a service or spec
+// hash, is never touched.
+func ours(in *Input, o *Observed) bool {
+	return o.Labels.Fleet == in.Fleet && o.Labels.Service != "" && o.Labels.SpecHash != ""
 }
 
 // serviceGroup is a service to plan and its instances, by reference into
@@ -95,9 +108,8 @@ type serviceGroups struct {
 }
 
 // groupByService returns every service the input names (desired,
-// observed, in the traffic records or at the front). Instances of
-// another fleet or without a service or spec hash are not ours: they are
-// never touched. With shortcut, what steady must see of each instance is
+// observed, in the traffic records or at the front), and groups the
+// instances that are ours (see ours). With shortcut, what steady must see of each instance is
 // checked as it is grouped, in the order of Input.Instances; the groups'
 // lists of instances are made only when a service needs them (fill).
 //
@@ -141,7 +153,7 @@ func groupByService(in Input, shortcut bool) *serviceGroups {
 			for i := lo; i < hi; i++ {
 				g := &gs.all[i]
 				d := in.Desired[g.name]
-				g.steady = steadyHead(in, g.name, &d, true, &copies)
+				g.steady = steadyHead(in, g.name, &d, &copies)
 			}
 		})
 	}
@@ -156,8 +168,8 @@ func groupByService(in Input, shortcut bool) *serviceGroups {
 		last, g := "", -1
 		for i := lo; i < hi; i++ {
 			o := &in.Instances[i]
-			if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
-				continue // not ours
+			if !ours(&in, o) {
+				continue
 			}
 			if o.Labels.Service != last || g < 0 {
 				var ok bool
@@ -247,8 +259,8 @@ func (gs *serviceGroups) fill(in Input) {
 	last, g := "", -1
 	for i := range in.Instances {
 		o := &in.Instances[i]
-		if o.Labels.Fleet != in.Fleet || o.Labels.Service == "" || o.Labels.SpecHash == "" {
-			continue // (as groupByService)
+		if !ours(&in, o) {
+			continue
 		}
 		if o.Labels.Service != last || g < 0 {
 			last, g = o.Labels.Service, gs.index[o.Labels.Service]

@@ -102,22 +102,18 @@ func (t *steadyTally) add(u *steadyTally) {
 	t.backendSum += u.backendSum
 }
 
-// steadyHead checks what steady proves of the service name, desired as d
-// (with wanted), itself (done checks its count of instances). The strings
-// see compares every instance with are copied into copies, next to other
-// services' (the input's own are spread over the heap).
-func steadyHead(in Input, name string, d *Desired, wanted bool, copies *arena) steadyCheck {
+// steadyHead checks what steady proves of the desired service name (d)
+// itself; done checks its count of instances. The strings see compares
+// every instance with are copied into copies, next to other services'
+// (the input's own are spread over the heap).
+func steadyHead(in Input, name string, d *Desired, copies *arena) steadyCheck {
 	spec := d.Spec
 	switch {
-	case !wanted || spec == nil || d.Hash == "" || d.Stalled != "" || d.Rollback,
+	case spec == nil || d.Hash == "" || d.Stalled != "" || d.Rollback,
 		spec.Docker != nil && len(in.Engines) > 1,
-		len(in.Stalled) > 0 && in.Stalled[name] != "":
+		in.Stalled[name] != "",
+		decisionFor(in, name, d.Hash) != nil:
 		return steadyCheck{}
-	}
-	if len(in.Decisions) > 0 {
-		if dec, ok := in.Decisions[name]; ok && (dec.Hash == "" || dec.Hash == d.Hash) {
-			return steadyCheck{} // (as newServicePlanner takes it)
-		}
 	}
 	tr, known := in.Traffic[name]
 	switch {
