@@ -66,25 +66,38 @@ func importSnapshot(in *Snapshot) *snapshot {
 // and a fleet is its CUE files only.
 func (s *snapshot) externs(inst *build.Instance) []Issue {
 	var issues []Issue
+	eachFile(inst, func(f *ast.File) bool {
+		for _, d := range f.Decls {
+			a, ok := d.(*ast.Attribute)
+			if !ok {
+				continue
+			}
+			if name, _ := a.Split(); name != "extern" {
+				continue
+			}
+			is := Issue{Message: fmt.Sprintf("%s is refused: a fleet is its CUE files, nothing is embedded or read from outside them", a.Text)}
+			setPos(&is, a.Pos())
+			issues = append(issues, is)
+		}
+		return true
+	})
+	return issues
+}
+
+// eachFile calls fn with each file of inst and of the packages it
+// imports, each package once, until fn returns false.
+func eachFile(inst *build.Instance, fn func(*ast.File) bool) {
 	seen := map[*build.Instance]bool{}
+	more := true
 	var walk func(*build.Instance)
 	walk = func(inst *build.Instance) {
-		if inst == nil || seen[inst] {
+		if inst == nil || seen[inst] || !more {
 			return
 		}
 		seen[inst] = true
 		for _, f := range inst.Files {
-			for _, d := range f.Decls {
-				a, ok := d.(*ast.Attribute)
-				if !ok {
-					continue
-				}
-				if name, _ := a.Split(); name != "extern" {
-					continue
-				}
-				is := Issue{Message: fmt.Sprintf("%s is refused: a fleet is its CUE files, nothing is embedded or read from outside them", a.Text)}
-				setPos(&is, a.Pos())
-				issues = append(issues, is)
+			if more = fn(f); !more {
+				return
 			}
 		}
 		for _, imp := range inst.Imports {
@@ -92,7 +105,6 @@ func (s *snapshot) externs(inst *build.Instance) []Issue {
 		}
 	}
 	walk(inst)
-	return issues
 }
 
 // evalResult is what a Child writes on its stdout: exactly one of the

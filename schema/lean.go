@@ -187,32 +187,21 @@ func literalDefault(x ast.Expr) (lit string, rest ast.Expr, ok bool) {
 // optional or required field, a pattern constraint, a default.
 func lightFleet(inst *build.Instance) bool {
 	light := true
-	seen := map[*build.Instance]bool{}
-	var walk func(*build.Instance)
-	walk = func(inst *build.Instance) {
-		if inst == nil || seen[inst] || !light {
-			return
-		}
-		seen[inst] = true
-		for _, f := range inst.Files {
-			ast.Walk(f, func(n ast.Node) bool {
-				switch n := n.(type) {
-				case *ast.Field:
-					if _, pattern := n.Label.(*ast.ListLit); pattern || n.Constraint != token.ILLEGAL {
-						light = false
-					}
-				case *ast.UnaryExpr:
-					if n.Op == token.MUL {
-						light = false
-					}
+	eachFile(inst, func(f *ast.File) bool {
+		ast.Walk(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.Field:
+				if _, pattern := n.Label.(*ast.ListLit); pattern || n.Constraint != token.ILLEGAL {
+					light = false
 				}
-				return light
-			}, nil)
-		}
-		for _, imp := range inst.Imports {
-			walk(imp)
-		}
-	}
-	walk(inst)
+			case *ast.UnaryExpr:
+				if n.Op == token.MUL {
+					light = false
+				}
+			}
+			return light
+		}, nil)
+		return light
+	})
 	return light
 }
