@@ -13,6 +13,7 @@ import (
 type checker struct {
 	data    cue.Value
 	unified cue.Value // data & #Fleet
+	invalid error     // unified's validation error (see readValid)
 	issues  []Issue
 }
 
@@ -26,47 +27,53 @@ type checker struct {
 // or else the lean one accepts is valid, with the values the schema gives
 // it, and is read from it; any other is checked against the schema. (No
 // fleet is evaluated more than twice.) beforeRead, when not nil, is
-// called once the value to read is evaluated and valid.
-func check(data cue.Value, d defs, light bool, beforeRead func()) (*Fleet, []Issue) {
-	fast, moved := d.lean, map[string]map[string]string(nil)
-	if light && d.light.Exists() {
-		fast, moved = d.light, d.moved
+// called once the value to read is evaluated and valid. The error is a
+// schema's that does not compile.
+func check(data cue.Value, d defs, light bool, beforeRead func()) (*Fleet, []Issue, error) {
+	fast, moved, err := d.fast(light)
+	if err != nil {
+		return nil, nil, err
 	}
 	if fast.Exists() {
-		if v := data.Unify(fast); v.Validate(cue.Concrete(true)) == nil {
-			if beforeRead != nil {
-				beforeRead()
-			}
-			if rf, raw, ok := read(v, moved); ok {
-				c := &checker{data: data, unified: v}
-				return c.fleet(rf, raw)
-			}
+		c := &checker{data: data, unified: data.Unify(fast)}
+		if f, ok := c.readValid(moved, beforeRead); ok {
+			return f, c.issues, nil
 		}
 	}
-	def := d.full
-	v := data.Unify(def)
-	c := &checker{data: data, unified: v}
-	err := v.Validate(cue.Concrete(true))
-	if err == nil {
-		if beforeRead != nil {
-			beforeRead()
-		}
-		if rf, raw, ok := read(v, nil); ok {
-			return c.fleet(rf, raw)
-		}
+	def, err := d.full()
+	if err != nil {
+		return nil, nil, err
 	}
-	return c.checkEach(def, err)
+	c := &checker{data: data, unified: data.Unify(def)}
+	if f, ok := c.readValid(nil, beforeRead); ok {
+		return f, c.issues, nil
+	}
+	f, issues := c.checkEach(def, c.invalid)
+	return f, issues, nil
 }
 
-// fleet applies the rules written in Go to a valid fleet as read.
-func (c *checker) fleet(rf rawFleet, raw map[string]rawService) (*Fleet, []Issue) {
+// readValid validates c.unified as `cue vet -c` would (its error is kept
+// in c.invalid) and reads a valid one, moved being the defaults its
+// schema left to the reader, and applies the rules written in Go to it.
+// It is false when the value is invalid or the reader gives up.
+func (c *checker) readValid(moved map[string]map[string]string, beforeRead func()) (*Fleet, bool) {
+	if c.invalid = c.unified.Validate(cue.Concrete(true)); c.invalid != nil {
+		return nil, false
+	}
+	if beforeRead != nil {
+		beforeRead()
+	}
+	rf, raw, ok := read(c.unified, moved)
+	if !ok {
+		return nil, false
+	}
 	f := &Fleet{Name: rf.Name, Services: make(map[string]*Service, len(raw))}
 	f.DeployWindows = c.windows([]string{"deployWindows"}, rf.DeployWindows)
 	for name, rs := range raw {
 		f.Services[name] = c.service(name, rs)
 	}
 	c.listenClashes(f)
-	return f, c.issues
+	return f, true
 }
 
 // checkEach reports the error of validation (err, nil when there is none)

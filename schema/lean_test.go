@@ -58,11 +58,18 @@ func TestLeanSchemaDropsOnlyMessages(t *testing.T) {
 // none (its default), now and then reached in a way the light schema
 // cannot stand for.
 func TestLeanSchemaAgrees(t *testing.T) {
-	d, err := fleetDefs()
+	full, err := schemas.full()
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, lean := d.full, d.lean
+	lean, err := schemas.lean()
+	if err != nil {
+		t.Fatal(err)
+	}
+	light, err := schemas.light()
+	if err != nil {
+		t.Fatal(err)
+	}
 	lightTaken := 0
 	// Each pool: the values the schema accepts, then after "|" one it
 	// refuses.
@@ -240,19 +247,10 @@ func TestLeanSchemaAgrees(t *testing.T) {
 			t.Fatalf("instance: %v\n%s", issues, src)
 		}
 		data := newContext().BuildInstance(inst)
-		// The whole check: the fast way, and the schema's alone.
-		fastFleet, fastIssues := check(data, d, lightFleet(inst), nil)
-		slowFleet, slowIssues := check(data, defs{full: full}, false, nil)
-		if diff := cmp.Diff(slowFleet, fastFleet); diff != "" {
-			t.Fatalf("fleet (-schema +fast):\n%s\nof\n%s", diff, src)
-		}
-		// (As Load reports them: sorted, once each.)
-		if diff := cmp.Diff(invalid(slowIssues), invalid(fastIssues)); diff != "" {
-			t.Fatalf("issues (-schema +fast):\n%s\nof\n%s", diff, src)
-		}
+		checkBothWays(t, data, inst, src)
 		if lightFleet(inst) {
-			if v := data.Unify(d.light); v.Validate(cue.Concrete(true)) == nil {
-				if _, _, ok := read(v, d.moved); ok {
+			if v := data.Unify(light.fleet); v.Validate(cue.Concrete(true)) == nil {
+				if _, _, ok := read(v, light.moved); ok {
 					lightTaken++
 				}
 			}
@@ -347,10 +345,6 @@ func FuzzLeanSchema(f *testing.F) {
 	} {
 		f.Add([]byte("-- fleet.cue --\npackage fleet\n" + s + "\n"))
 	}
-	d, err := fleetDefs()
-	if err != nil {
-		f.Fatal(err)
-	}
 	f.Fuzz(func(t *testing.T, archive []byte) {
 		tree := fuzzTree(archive)
 		snap, err := Loader{MaxFileBytes: 2 << 10, MaxTotalBytes: fuzzMaxBytes}.readSnapshot(tree, fuzzDir)
@@ -365,13 +359,28 @@ func FuzzLeanSchema(f *testing.F) {
 		if data.Err() != nil {
 			return
 		}
-		fastFleet, fastIssues := check(data, d, lightFleet(inst), nil)
-		slowFleet, slowIssues := check(data, defs{full: d.full}, false, nil)
-		if diff := cmp.Diff(slowFleet, fastFleet); diff != "" {
-			t.Fatalf("fleet (-schema +fast):\n%s", diff)
-		}
-		if diff := cmp.Diff(invalid(slowIssues), invalid(fastIssues)); diff != "" {
-			t.Fatalf("issues (-schema +fast):\n%s", diff)
-		}
+		checkBothWays(t, data, inst, string(archive))
 	})
+}
+
+// checkBothWays fails t unless checking data (of inst, whose source is
+// src) the fast way gives the fleet and the issues that checking it
+// against the schema alone gives.
+func checkBothWays(t tb, data cue.Value, inst *build.Instance, src string) {
+	t.Helper()
+	fastFleet, fastIssues, err := check(data, schemas, lightFleet(inst), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowFleet, slowIssues, err := check(data, defs{full: schemas.full}, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(slowFleet, fastFleet); diff != "" {
+		t.Fatalf("fleet (-schema +fast):\n%s\nof\n%s", diff, src)
+	}
+	// (As Load reports them: sorted, once each.)
+	if diff := cmp.Diff(invalid(slowIssues), invalid(fastIssues)); diff != "" {
+		t.Fatalf("issues (-schema +fast):\n%s\nof\n%s", diff, src)
+	}
 }

@@ -150,10 +150,6 @@ func (s *snapshot) evaluate() (*Fleet, error) { return s.evaluateThen(nil) }
 // evaluateThen is evaluate that calls beforeRead once the value to read
 // is evaluated (see check).
 func (s *snapshot) evaluateThen(beforeRead func()) (*Fleet, error) {
-	d, err := fleetDefs()
-	if err != nil {
-		return nil, err
-	}
 	inst, issues := s.instance()
 	if inst == nil {
 		return nil, invalid(issues)
@@ -162,7 +158,10 @@ func (s *snapshot) evaluateThen(beforeRead func()) (*Fleet, error) {
 	if err := data.Err(); err != nil {
 		return nil, invalid(cueIssues(err, data))
 	}
-	f, issues := check(data, d, lightFleet(inst), beforeRead)
+	f, issues, err := check(data, schemas, lightFleet(inst), beforeRead)
+	if err != nil {
+		return nil, err
+	}
 	if err := invalid(issues); err != nil {
 		return nil, err
 	}

@@ -27,64 +27,71 @@ func Source() []byte {
 }
 
 // defs are the #Fleet definitions a fleet is checked against: the
-// schema's, the lean schema's and the light schema's (see lean.go), with
-// the defaults the light schema moved to the reader.
+// schema's, the lean schema's and the light schema's (see lean.go). A nil
+// one is not tried.
 type defs struct {
-	full, lean, light cue.Value
-	moved             map[string]map[string]string
+	full, lean func() (cue.Value, error)
+	light      func() (lightDef, error)
 }
 
-var compiled struct {
-	once sync.Once
-	defs defs
-	err  error
+// lightDef is the light schema's #Fleet and the defaults it moved to the
+// reader, by definition and field.
+type lightDef struct {
+	fleet cue.Value
+	moved map[string]map[string]string
 }
 
-// fleetDef returns the #Fleet definition, compiled once per process in a
-// context of its own. Values of different contexts may be unified, and a
-// cue.Value is safe for concurrent use.
-func fleetDef() (cue.Value, error) {
-	d, err := fleetDefs()
-	return d.full, err
-}
-
-// fleetDefs returns the definitions of the schema, the lean schema and
-// the light schema.
-func fleetDefs() (defs, error) {
-	compiled.once.Do(func() {
-		compiled.defs, compiled.err = compileDefs()
-	})
-	return compiled.defs, compiled.err
-}
-
-func compileDefs() (defs, error) {
-	var d defs
-	ctx := newContext()
-	def := cue.MakePath(cue.Def("#Fleet"))
-	compile := func(what string, v cue.Value) (cue.Value, error) {
-		if err := v.Validate(); err != nil {
-			return cue.Value{}, fmt.Errorf("compile %s: %s", what, cueerrors.Details(err, nil))
+// schemas are molt's, each compiled once per process, in a context of its
+// own, when it is first needed (a valid fleet needs one of the three).
+// Values of different contexts may be unified, and a cue.Value is safe
+// for concurrent use.
+var schemas = defs{
+	full: sync.OnceValues(func() (cue.Value, error) {
+		return compileDef("schema", newContext().CompileBytes(source, cue.Filename(schemaFile)))
+	}),
+	lean: sync.OnceValues(func() (cue.Value, error) {
+		f, err := leanSource(source)
+		if err != nil {
+			return cue.Value{}, fmt.Errorf("lean schema: %w", err)
 		}
-		f := v.LookupPath(def)
-		return f, f.Err()
+		return compileDef("lean schema", newContext().BuildFile(f))
+	}),
+	light: sync.OnceValues(func() (lightDef, error) {
+		f, err := leanSource(source)
+		if err != nil {
+			return lightDef{}, fmt.Errorf("light schema: %w", err)
+		}
+		moved := lightSource(f)
+		v, err := compileDef("light schema", newContext().BuildFile(f))
+		return lightDef{fleet: v, moved: moved}, err
+	}),
+}
+
+// fleetDef returns the schema's #Fleet definition.
+func fleetDef() (cue.Value, error) { return schemas.full() }
+
+// compileDef returns the #Fleet of schema v.
+func compileDef(what string, v cue.Value) (cue.Value, error) {
+	if err := v.Validate(); err != nil {
+		return cue.Value{}, fmt.Errorf("compile %s: %s", what, cueerrors.Details(err, nil))
 	}
-	var err error
-	if d.full, err = compile("schema", ctx.CompileBytes(source, cue.Filename(schemaFile))); err != nil {
-		return d, err
+	f := v.LookupPath(cue.MakePath(cue.Def("#Fleet")))
+	return f, f.Err()
+}
+
+// fast returns the definition to check a fleet against first, and the
+// defaults it moved to the reader: the light schema's when light says the
+// fleet is one it stands for, else the lean schema's (none: not tried).
+func (d defs) fast(light bool) (cue.Value, map[string]map[string]string, error) {
+	switch {
+	case light && d.light != nil:
+		l, err := d.light()
+		return l.fleet, l.moved, err
+	case d.lean != nil:
+		v, err := d.lean()
+		return v, nil, err
 	}
-	lean, err := leanSource(source)
-	if err != nil {
-		return d, fmt.Errorf("lean schema: %w", err)
-	}
-	if d.lean, err = compile("lean schema", ctx.BuildFile(lean)); err != nil {
-		return d, err
-	}
-	light, _ := leanSource(source)
-	d.moved = lightSource(light)
-	if d.light, err = compile("light schema", ctx.BuildFile(light)); err != nil {
-		return d, err
-	}
-	return d, nil
+	return cue.Value{}, nil, nil
 }
 
 // newContext returns a CUE context whose results do not depend on the
