@@ -46,25 +46,27 @@ func leanSource(src []byte) (*ast.File, error) {
 				keep = append(keep, x)
 			}
 		}
-		switch {
-		case len(keep) == 0:
-			// (Nothing but messages: left as it is.)
-		case len(keep) == 1:
+		if len(keep) == 1 {
 			// *x alone is x.
 			if u, ok := keep[0].(*ast.UnaryExpr); ok && u.Op == token.MUL {
 				keep[0] = u.X
 			}
-			c.Replace(keep[0])
-		default:
-			x := keep[0]
-			for _, y := range keep[1:] {
-				x = &ast.BinaryExpr{X: x, Op: token.OR, Y: y}
-			}
-			c.Replace(x)
+		}
+		if len(keep) > 0 { // (nothing but messages: left as it is)
+			c.Replace(disjunction(keep))
 		}
 		return true
 	})
 	return f, nil
+}
+
+// disjunction returns the disjunction of elems (at least one), in order.
+func disjunction(elems []ast.Expr) ast.Expr {
+	x := elems[0]
+	for _, y := range elems[1:] {
+		x = &ast.BinaryExpr{X: x, Op: token.OR, Y: y}
+	}
+	return x
 }
 
 // disjuncts appends the elements of disjunction x to out, in order.
@@ -175,11 +177,7 @@ func literalDefault(x ast.Expr) (lit string, rest ast.Expr, ok bool) {
 	if lit == "" || len(others) == 0 {
 		return "", nil, false
 	}
-	rest = others[0]
-	for _, y := range others[1:] {
-		rest = &ast.BinaryExpr{X: rest, Op: token.OR, Y: y}
-	}
-	return lit, rest, true
+	return lit, disjunction(others), true
 }
 
 // lightFleet reports whether the files of inst and of the packages it
