@@ -148,7 +148,7 @@ func (s *Server) exchange(ctx context.Context, w http.ResponseWriter, r *http.Re
 		b := at.backend
 		tried[n] = b.Addr
 		n++
-		ex, err := s.sendPlain(ctx, w, r, b)
+		ex, err := s.sendPlain(ctx, w, r, at)
 		if err == nil || ctx.Err() != nil {
 			return ex, err
 		}
@@ -167,11 +167,21 @@ func (s *Server) exchange(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 }
 
-// sendPlain makes one attempt at b and counts it, as send does.
-func (s *Server) sendPlain(ctx context.Context, w http.ResponseWriter, r *http.Request, b *backend) (exchanged, error) {
-	start := time.Now()
-	sl := b.gen.begin(s.stats.slotTime(start))
-	ex, err := roundTripPlain(ctx, w, r, b.up, start)
+// sendPlain makes one attempt at at.backend and counts it, as send does
+// (unless the fast exchange had begun it).
+func (s *Server) sendPlain(ctx context.Context, w http.ResponseWriter, r *http.Request, at *attempt) (exchanged, error) {
+	b := at.backend
+	var start time.Time
+	var sl *slot
+	if at.begun {
+		start, sl, at.begun = at.start, at.slot, false
+	} else {
+		start = time.Now()
+		sl = b.gen.begin(s.stats.slotTime(start))
+	}
+	sent := at.sent
+	at.sent = nil
+	ex, err := roundTripPlain(ctx, w, r, b.up, start, sent)
 	switch {
 	case err == nil:
 		b.gen.response(sl, ex.resp.StatusCode, time.Since(start))
@@ -182,17 +192,22 @@ func (s *Server) sendPlain(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 // roundTripPlain sends r on a connection to up and reads the response's
-// headers, passing 1xx responses on to w. A kept-alive connection that
+// headers, passing 1xx responses on to w; sent, if not nil, is a
+// connection r was already written to. A kept-alive connection that
 // fails before a response (the backend closed it while idle) is replaced
 // by a new one, once, and the other idle connections are dropped too.
 // Cancelling ctx (the client left) cuts the connection, now or while the
 // body is read, until stop is called.
-func roundTripPlain(ctx context.Context, w http.ResponseWriter, r *http.Request, up *upstream, now time.Time) (exchanged, error) {
-	c, err := up.pool.get(ctx, now)
+func roundTripPlain(ctx context.Context, w http.ResponseWriter, r *http.Request, up *upstream, now time.Time, sent *upConn) (exchanged, error) {
+	c, err := sent, error(nil)
+	if c == nil {
+		c, err = up.pool.get(ctx, now)
+	}
 	for err == nil {
 		stop := context.AfterFunc(ctx, c.abort)
 		var resp *http.Response
-		resp, err = c.roundTrip(w, r, up.addr)
+		resp, err = c.roundTrip(w, r, up.addr, sent != nil)
+		sent = nil
 		if err == nil {
 			return exchanged{resp: resp, conn: c, stop: stop}, nil
 		}
@@ -213,12 +228,14 @@ func (c *upConn) abort() { c.nc.SetDeadline(time.Unix(1, 0)) }
 // maxInformational bounds the 1xx responses passed on before the final one.
 const maxInformational = 5
 
-// roundTrip writes r and reads the final response's headers, passing the
-// 1xx responses before it on to w.
-func (c *upConn) roundTrip(w http.ResponseWriter, r *http.Request, addr string) (*http.Response, error) {
-	writeRequest(c.bw, r, addr)
-	if err := c.bw.Flush(); err != nil {
-		return nil, err
+// roundTrip writes r (unless written) and reads the final response's
+// headers, passing the 1xx responses before it on to w.
+func (c *upConn) roundTrip(w http.ResponseWriter, r *http.Request, addr string, written bool) (*http.Response, error) {
+	if !written {
+		writeRequest(c.bw, r, addr)
+		if err := c.bw.Flush(); err != nil {
+			return nil, err
+		}
 	}
 	for range maxInformational + 1 {
 		resp, err := http.ReadResponse(c.br, r)

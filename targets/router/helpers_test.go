@@ -41,7 +41,8 @@ func testLogger(t testing.TB) *slog.Logger {
 // testRouter is a Server running in the test process.
 type testRouter struct {
 	*Client
-	stop func() // cancels Run and waits for it; idempotent
+	server *Server
+	stop   func() // cancels Run and waits for it; idempotent
 }
 
 // startRouter runs a Server on dir until the test ends (or stop is called)
@@ -87,7 +88,7 @@ func startRouter(t testing.TB, dir string, opts ...func(*Options)) testRouter {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return testRouter{Client: c, stop: stop}
+	return testRouter{Client: c, server: s, stop: stop}
 }
 
 // testBackend is an instance: an HTTP server on 127.0.0.1 that answers

@@ -204,6 +204,11 @@ type laneConn struct {
 	bw     *bufio.Writer
 	raw    []byte     // the current request's header, as read
 	w      laneWriter // the current request's, reused
+	at     attempt    // the current request's, reused
+	watch  *watch     // the last request's, reused if its timer did not fire
+	// Scratch space of the fast exchange, reused.
+	fields, rfields []field
+	names           []byte
 }
 
 // writer returns the connection's response writer, reset for r.
@@ -281,21 +286,63 @@ func (s *Server) serveLane(l *listener, nc net.Conn) {
 			nc.Close() // closing: a request that had not begun (as net/http does)
 			return
 		}
-		nc.SetReadDeadline(time.Now().Add(laneHeaderTimeout))
-		req, ok := c.readRequest()
-		if !ok {
-			s.handOver(l, c)
+		if buf, _ := c.br.Peek(c.br.Buffered()); !bytes.Contains(buf, []byte("\r\n\r\n")) {
+			// More of the header is to come (most requests arrive
+			// whole, and keep their idle deadline until the next).
+			nc.SetReadDeadline(time.Now().Add(laneHeaderTimeout))
+		}
+		c.raw = c.raw[:0]
+		n, err := headerEnd(c.br, c.bw)
+		if err != nil {
+			s.handOver(l, c) // too long, bare line feeds, or cut short: net/http says so
 			return
 		}
-		nc.SetReadDeadline(time.Time{})
+		fast, ok := c.parseFast(n)
+		var req *http.Request
+		if !ok {
+			if req, ok = c.readRequest(n); !ok {
+				s.handOver(l, c)
+				return
+			}
+		}
 		rt, b := s.acquire(l.addr)
 		if b == nil {
 			// No route or no backend: net/http answers, as before.
 			s.handOver(l, c)
 			return
 		}
+		c.at = attempt{listen: l.addr, route: rt, backend: b}
+		at := &c.at
+		if req == nil {
+			out, keep := s.fastServe(c, n, &fast, at)
+			switch out {
+			case fastAnswered:
+				at.done()
+				if !keep {
+					return
+				}
+				continue
+			case fastHanded:
+				// The fast exchange took the header out of the
+				// buffer: it is in c.raw, and parses as a laneable
+				// request.
+				req, err = http.ReadRequest(bufio.NewReader(bytes.NewReader(c.raw)))
+			default:
+				req, ok = c.readRequest(n)
+				if !ok {
+					err = errors.New("refused by readRequest")
+				}
+			}
+			if err != nil || !laneable(req) {
+				at.done()
+				s.log.Error("lane: a request of the fast exchange is not laneable", "listen", l.addr, "err", err)
+				nc.Close()
+				return
+			}
+		}
+		nc.SetReadDeadline(time.Time{})
 		c.raw = c.raw[:0] // the lane serves it
-		if !s.laneServe(l, c, req, &attempt{listen: l.addr, route: rt, backend: b}) {
+		if !s.laneServe(l, c, req, at) {
 			return
 		}
 	}
@@ -318,15 +365,11 @@ func (s *Server) handOver(l *listener, c *laneConn) {
 	}
 }
 
-// readRequest reads the next request's header, which the lane takes
-// (ok) if the request is laneable. c.raw keeps the header as it was read,
-// for a hand-over.
-func (c *laneConn) readRequest() (*http.Request, bool) {
+// readRequest reads the next request's header, the first n bytes of the
+// buffer, which the lane takes (ok) if the request is laneable. c.raw
+// keeps the header as it was read, for a hand-over.
+func (c *laneConn) readRequest(n int) (*http.Request, bool) {
 	c.raw = c.raw[:0]
-	n, err := headerEnd(c.br, c.bw)
-	if err != nil {
-		return nil, false // too long, bare line feeds, or cut short: net/http says so
-	}
 	head, _ := c.br.Peek(n)
 	c.raw = append(c.raw, head...)
 	before := c.br.Buffered()
@@ -451,7 +494,7 @@ func (s *Server) laneServe(l *listener, c *laneConn, r *http.Request, at *attemp
 	r = r.WithContext(ctx)
 	r.RemoteAddr = c.remote
 	w := c.writer(r, r.Close)
-	watch := c.watchAfter(laneWatchAfter, cancel)
+	watch := c.watchAfter(laneWatchAfter, cancel, nil)
 	defer func() {
 		if watch.stop() {
 			c.nc.Close() // the client left
@@ -474,7 +517,12 @@ func (s *Server) laneServe(l *listener, c *laneConn, r *http.Request, at *attemp
 	return true
 }
 
-// watch is a watch of a client connection while its request waits.
+// watch is a watch of a client connection while its request waits. A
+// connection reuses its watch, and the watch's timer, from one request
+// to the next for as long as the timer is stopped before it fires (most
+// answers come before it): a timer that fired may still run its
+// function, so its watch is left to it and the next request makes a new
+// one.
 type watch struct {
 	c       *laneConn
 	timer   *time.Timer
@@ -482,26 +530,44 @@ type watch struct {
 	stopped bool          // guarded by mu: the watch must not start
 	done    chan struct{} // guarded by mu: made when the watch starts, closed when its read ends
 	gone    bool          // the connection ended
+	// What the client's leaving cancels: the request's context
+	// (cancel), or the backend connection of the fast exchange (up).
+	cancel func()
+	up     *upConn
+	reuse  bool // the timer was stopped before it fired
 }
 
 // watchAfter starts watching c's connection after d: if it ends (the
-// client left), cancel is called.
-func (c *laneConn) watchAfter(d time.Duration, cancel func()) *watch {
-	w := &watch{c: c}
-	w.timer = time.AfterFunc(d, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.stopped {
-			return
-		}
-		w.done = make(chan struct{})
-		go w.read(cancel)
-	})
+// client left), cancel is called, or up is cut (one of them nil).
+func (c *laneConn) watchAfter(d time.Duration, cancel func(), up *upConn) *watch {
+	w := c.watch
+	if w != nil && w.reuse {
+		w.stopped, w.done, w.gone, w.cancel, w.up, w.reuse = false, nil, false, cancel, up, false
+		w.timer.Reset(d)
+		return w
+	}
+	w = &watch{c: c, cancel: cancel, up: up}
+	w.timer = time.AfterFunc(d, w.start)
+	c.watch = w
 	return w
 }
 
+// start starts the watch, unless it was stopped.
+func (w *watch) start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	w.done = make(chan struct{})
+	// The connection may still have its idle deadline (the fast
+	// exchange leaves it): the watch waits for as long as the request.
+	w.c.nc.SetReadDeadline(time.Time{})
+	go w.read()
+}
+
 // read waits for a byte of the client's next request, or its end.
-func (w *watch) read(cancel func()) {
+func (w *watch) read() {
 	defer close(w.done)
 	if w.c.br.Buffered() > 0 || len(w.c.in.pending) > 0 {
 		return // the next request is already here: nothing to watch
@@ -514,13 +580,17 @@ func (w *watch) read(cancel func()) {
 	var ne net.Error
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 		w.gone = true
-		cancel()
+		if w.up != nil {
+			w.up.abort()
+		} else {
+			w.cancel()
+		}
 	}
 }
 
 // stop ends the watch and reports whether the client left.
 func (w *watch) stop() bool {
-	w.timer.Stop()
+	w.reuse = w.timer.Stop()
 	w.mu.Lock()
 	w.stopped = true
 	done := w.done

@@ -62,6 +62,24 @@ func (p *connPool) get(ctx context.Context, now time.Time) (*upConn, error) {
 	return p.dial(ctx)
 }
 
+// take returns the most recently used idle connection, or nil if there
+// is none (the fast exchange does not dial).
+func (p *connPool) take(now time.Time) *upConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleSince) < idleTimeout {
+			c.reused = true
+			return c
+		}
+		c.nc.Close()
+	}
+	return nil
+}
+
 // dial opens a new connection.
 func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	nc, err := dialer.DialContext(ctx, "tcp", p.addr)

@@ -20,6 +20,14 @@ type attempt struct {
 	listen  string
 	route   *route
 	backend *backend
+	// Left by the fast exchange for the lane (fast.go): begun says that
+	// the attempt at backend was counted, in slot, from start; sent is the
+	// backend connection the request was written to, whose response is
+	// still to be read.
+	begun bool
+	slot  *slot
+	start time.Time
+	sent  *upConn
 }
 
 type attemptKey struct{}

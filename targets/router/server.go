@@ -46,6 +46,8 @@ type Server struct {
 
 	own     ownFiles // the files under STATE/router that Run keeps (keep.go)
 	managed bool     // started by EnsureRunning (EnvManaged names the directory)
+
+	fastAnswers atomic.Int64 // requests the fast exchange answered (fast.go), for tests
 }
 
 // NewServer returns a router over opts.StateDir. It starts nothing.
