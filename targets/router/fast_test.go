@@ -74,7 +74,7 @@ var fastCases = []struct {
 	answer string // a raw answer; "" for the laneCase of the same name
 	warm   string // a raw answer to the first request of a connection, if not answer
 	// (which then asks for /warm)
-	fast   bool
+	fast bool
 }{
 	{name: "length", method: "GET", fast: true},
 	{name: "empty", method: "GET", fast: true},
