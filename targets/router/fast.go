@@ -38,7 +38,6 @@ type field struct{ name, value []byte }
 type fastReq struct {
 	method, target, host []byte
 	fields               []field // without Host
-	conn                 []field // the Connection fields
 	close                bool    // Connection: close
 	trailers             bool    // TE: trailers
 }
@@ -98,23 +97,15 @@ func parseFastRequest(head []byte, fields []field) (fastReq, bool) {
 			// net/http answers with a Cache-Control of its own.
 			return r, false
 		case fieldIs(f.name, "Connection"):
-			r.conn = append(r.conn, f)
-			if hasTokenBytes(f.value, "close") {
-				r.close = true
-			}
+			r.close = r.close || listHas(f.value, []byte("close"))
 		case fieldIs(f.name, "Te"):
-			if hasTokenBytes(f.value, "trailers") {
-				r.trailers = true
-			}
+			r.trailers = r.trailers || listHas(f.value, []byte("trailers"))
 		}
 		r.fields = append(r.fields, f)
 	}
 	if len(rest) != 0 || r.host == nil {
 		return r, false
 	}
-	// Connection lists are few and short; copy them off the field list,
-	// which the caller reuses.
-	r.conn = append([]field(nil), r.conn...)
 	return r, true
 }
 
@@ -168,31 +159,11 @@ func parseField(line []byte) (field, bool) {
 		return field{}, false
 	}
 	name := line[:colon]
-	for _, c := range name {
-		if !tokenByte(c) {
-			return field{}, false
-		}
-	}
 	value := bytes.Trim(line[colon+1:], " \t")
-	for _, c := range value {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return field{}, false
-		}
+	if !laneToken(name) || !laneValue(value) {
+		return field{}, false
 	}
 	return field{name: name, value: value}, true
-}
-
-// tokenByte reports whether c may be part of an HTTP token.
-func tokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 // fieldIs reports whether name is canon (a canonical field name), without
@@ -216,48 +187,41 @@ func lower(c byte) byte {
 	return c
 }
 
-// hasTokenBytes reports whether the comma-separated list v holds token,
+// listHas reports whether the comma-separated list v holds token,
 // compared without case.
-func hasTokenBytes(v []byte, token string) bool {
+func listHas(v, token []byte) bool {
 	for len(v) > 0 {
 		var t []byte
 		t, v, _ = bytes.Cut(v, []byte(","))
-		if fieldIs(bytes.Trim(t, " \t"), token) {
+		if bytes.EqualFold(bytes.Trim(t, " \t"), token) {
 			return true
 		}
 	}
 	return false
 }
 
-// named reports whether one of the Connection fields conn names name.
-func named(conn []field, name []byte) bool {
-	for _, f := range conn {
-		for v := f.value; len(v) > 0; {
-			var t []byte
-			t, v, _ = bytes.Cut(v, []byte(","))
-			if bytes.EqualFold(bytes.Trim(t, " \t"), name) {
-				return true
-			}
+// passedOn appends the canonical name of f to dst and reports whether f,
+// one of fields, is passed on: not a hop-by-hop field (hopHeader), and
+// not one that a Connection field of fields names. If it is not, dst is
+// returned as it was.
+func passedOn(dst []byte, f field, fields []field) ([]byte, bool) {
+	n := len(dst)
+	dst = appendCanonical(dst, f.name)
+	if hopHeader(string(dst[n:]), nil) {
+		return dst[:n], false
+	}
+	for _, c := range fields {
+		if fieldIs(c.name, "Connection") && listHas(c.value, f.name) {
+			return dst[:n], false
 		}
 	}
-	return false
+	return dst, true
 }
 
-// hopField reports whether a field of this name is not passed on: a
-// hop-by-hop field, or one that conn names.
-func hopField(name []byte, conn []field) bool {
-	for _, h := range [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
-		if fieldIs(name, h) {
-			return true
-		}
-	}
-	return len(conn) > 0 && named(conn, name)
-}
-
-// writeCanonical writes name as net/http canonicalizes a valid field name:
-// upper case at the start and after each hyphen, lower case elsewhere.
-func writeCanonical(bw *bufio.Writer, name []byte) {
+// appendCanonical appends name as net/http canonicalizes a valid field
+// name: upper case at the start and after each hyphen, lower case
+// elsewhere.
+func appendCanonical(dst, name []byte) []byte {
 	upper := true
 	for _, c := range name {
 		switch {
@@ -266,9 +230,10 @@ func writeCanonical(bw *bufio.Writer, name []byte) {
 		case !upper && 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
 		}
-		bw.WriteByte(c)
+		dst = append(dst, c)
 		upper = c == '-'
 	}
+	return dst
 }
 
 // writeFastRequest writes r to a backend as writeRequest writes the same
@@ -280,12 +245,13 @@ func writeFastRequest(bw *bufio.Writer, r *fastReq, remote string) {
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.Write(r.host)
 	bw.WriteString("\r\n")
+	var buf [64]byte
 	for _, f := range r.fields {
-		if hopField(f.name, r.conn) || fieldIs(f.name, "Forwarded") || fieldIs(f.name, "X-Forwarded-For") ||
-			fieldIs(f.name, "X-Forwarded-Host") || fieldIs(f.name, "X-Forwarded-Proto") {
+		canon, ok := passedOn(buf[:0], f, r.fields)
+		if !ok || forwardedHeader(string(canon)) {
 			continue
 		}
-		writeCanonical(bw, f.name)
+		bw.Write(canon)
 		bw.WriteString(": ")
 		bw.Write(f.value)
 		bw.WriteString("\r\n")
@@ -308,7 +274,7 @@ type fastResp struct {
 	length  int64 // Content-Length
 	close   bool  // Connection: close
 	hasDate bool
-	fields  []field // those passed on, in their order
+	fields  []field // all of them, in their order (writeFastResponse drops those not passed on)
 }
 
 // errNotFast says that a response is not one the fast exchange writes.
@@ -319,7 +285,7 @@ var errNotFast = errors.New("not a response for the fast exchange")
 // than 204 and 304, with one Content-Length, a Content-Type (unless it has
 // no body) other than server-sent events, and no Transfer-Encoding or
 // Trailer. Anything else is errNotFast.
-func parseFastResponse(head []byte, head_ bool, fields []field) (fastResp, error) {
+func parseFastResponse(head []byte, isHead bool, fields []field) (fastResp, error) {
 	var r fastResp
 	line, rest, ok := cutLine(head)
 	if !ok || len(line) < len("HTTP/1.1 200") || string(line[:9]) != "HTTP/1.1 " ||
@@ -337,7 +303,6 @@ func parseFastResponse(head []byte, head_ bool, fields []field) (fastResp, error
 	}
 	r.length = -1
 	r.fields = fields[:0]
-	var conn []field
 	var ctype []byte
 	hasType := false
 	for {
@@ -370,10 +335,7 @@ func parseFastResponse(head []byte, head_ bool, fields []field) (fastResp, error
 			}
 			hasType = true
 		case fieldIs(f.name, "Connection"):
-			conn = append(conn, f)
-			if hasTokenBytes(f.value, "close") {
-				r.close = true
-			}
+			r.close = r.close || listHas(f.value, []byte("close"))
 		case fieldIs(f.name, "Date"):
 			r.hasDate = true
 		}
@@ -382,22 +344,13 @@ func parseFastResponse(head []byte, head_ bool, fields []field) (fastResp, error
 	if len(rest) != 0 || r.length < 0 {
 		return r, errNotFast
 	}
-	if !head_ && r.length > 0 && !hasType {
+	if !isHead && r.length > 0 && !hasType {
 		return r, errNotFast // net/http would sniff one
 	}
 	const sse = "text/event-stream"
 	if len(ctype) >= len(sse) && bytes.EqualFold(ctype[:len(sse)], []byte(sse)) {
 		return r, errNotFast // flushed as it arrives
 	}
-	// Drop what is not passed on, keeping the order.
-	kept := r.fields[:0]
-	for _, f := range r.fields {
-		if hopField(f.name, conn) || fieldIs(f.name, GenerationHeader) {
-			continue
-		}
-		kept = append(kept, f)
-	}
-	r.fields = kept
 	return r, nil
 }
 
@@ -418,25 +371,20 @@ func writeFastResponse(bw *bufio.Writer, r *fastResp, gen string, closeAfter boo
 	}
 	bw.WriteString("\r\n")
 
-	// Canonical names, then an insertion sort of the fields by them
-	// (stable: the values of one name keep their order). GenerationHeader
-	// goes in its place among them.
+	// The canonical names of the fields passed on (the backend's own
+	// GenerationHeader is not), then an insertion sort of the fields by
+	// them (stable: the values of one name keep their order).
+	// GenerationHeader goes in its place among them.
 	type entry struct{ name, value []byte }
 	var small [maxFastFields]entry
 	es := small[:0]
 	names = names[:0]
 	for _, f := range r.fields {
 		start := len(names)
-		upper := true
-		for _, c := range f.name {
-			switch {
-			case upper && 'a' <= c && c <= 'z':
-				c -= 'a' - 'A'
-			case !upper && 'A' <= c && c <= 'Z':
-				c += 'a' - 'A'
-			}
-			names = append(names, c)
-			upper = c == '-'
+		var ok bool
+		if names, ok = passedOn(names, f, r.fields); !ok || bytes.Equal(names[start:], generationName) {
+			names = names[:start]
+			continue
 		}
 		// (If names grows, the names before stay valid in the array
 		// they were written to.)

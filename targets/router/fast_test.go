@@ -126,13 +126,7 @@ func TestFastAnswersAsNetHTTP(t *testing.T) {
 			case tc.answer != "":
 				b = rawBackend(t, false, tc.answer, tc.warm)
 			default:
-				i := slices.IndexFunc(laneCases, func(c struct {
-					name   string
-					method string
-					answer http.HandlerFunc
-				}) bool {
-					return c.name == tc.name
-				})
+				i := slices.IndexFunc(laneCases, func(c laneCase) bool { return c.name == tc.name })
 				b = newBackend(t, "b", "gena", laneCases[i].answer)
 			}
 			r, listen := routed(t, b)
@@ -294,24 +288,21 @@ func TestFastResendsOnAClosedConnection(t *testing.T) {
 	}
 }
 
-// TestFastClientLeaves: a client that leaves while the fast exchange waits
-// for its backend cuts the router's connection to the backend, and the
-// attempt is not a proxy error.
-func TestFastClientLeaves(t *testing.T) {
-	arrived := make(chan struct{})
-	cut := make(chan struct{})
+// waitingAtBackend starts a router in front of a backend that answers
+// "ok", but runs wait first for a request for /wait; on a lane connection
+// it sends a first request (which leaves a kept-alive backend connection
+// for the fast exchange), then a request for /wait, and returns once that
+// one has arrived at the backend.
+func waitingAtBackend(t *testing.T, wait func(*http.Request)) (testRouter, string, *rawConn) {
+	t.Helper()
+	arrived := make(chan struct{}, 1)
 	b := newBackend(t, "b", "gena", func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/wait" {
-			w.Header().Set("Content-Type", "text/plain")
-			io.WriteString(w, "ok")
-			return
+		if req.URL.Path == "/wait" {
+			arrived <- struct{}{}
+			wait(req)
 		}
-		close(arrived)
-		select {
-		case <-req.Context().Done(): // the router closed the connection
-			close(cut)
-		case <-time.After(10 * time.Second):
-		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok")
 	})
 	r, listen := routed(t, b)
 	c := dialRaw(t, listen)
@@ -319,6 +310,21 @@ func TestFastClientLeaves(t *testing.T) {
 	c.expect("GET", "ok")
 	c.send("GET /wait HTTP/1.1\r\nHost: shop.example\r\n\r\n")
 	<-arrived
+	return r, listen, c
+}
+
+// TestFastClientLeaves: a client that leaves while the fast exchange waits
+// for its backend cuts the router's connection to the backend, and the
+// attempt is not a proxy error.
+func TestFastClientLeaves(t *testing.T) {
+	cut := make(chan struct{})
+	r, _, c := waitingAtBackend(t, func(req *http.Request) {
+		select {
+		case <-req.Context().Done(): // the router closed the connection
+			close(cut)
+		case <-time.After(10 * time.Second):
+		}
+	})
 	c.nc.Close()
 	select {
 	case <-cut:
@@ -355,22 +361,8 @@ func TestFastPipelined(t *testing.T) {
 // TestFastShutdown: a request that the fast exchange serves while the
 // router shuts down is answered whole, with Connection: close.
 func TestFastShutdown(t *testing.T) {
-	arrived := make(chan struct{}, 1)
 	release := make(chan struct{})
-	b := newBackend(t, "b", "gena", func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path == "/wait" {
-			arrived <- struct{}{}
-			<-release
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "ok")
-	})
-	r, listen := routed(t, b)
-	c := dialRaw(t, listen)
-	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	c.expect("GET", "ok")
-	c.send("GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
-	<-arrived
+	r, listen, c := waitingAtBackend(t, func(*http.Request) { <-release })
 	stopped := make(chan struct{})
 	go func() { r.stop(); close(stopped) }()
 	within(t, "the listener closed", func() bool { return refused(listen) })

@@ -286,13 +286,8 @@ func (s *Server) serveLane(l *listener, nc net.Conn) {
 			nc.Close() // closing: a request that had not begun (as net/http does)
 			return
 		}
-		if buf, _ := c.br.Peek(c.br.Buffered()); !bytes.Contains(buf, []byte("\r\n\r\n")) {
-			// More of the header is to come (most requests arrive
-			// whole, and keep their idle deadline until the next).
-			nc.SetReadDeadline(time.Now().Add(laneHeaderTimeout))
-		}
 		c.raw = c.raw[:0]
-		n, err := headerEnd(c.br, c.bw)
+		n, err := c.headerEnd()
 		if err != nil {
 			s.handOver(l, c) // too long, bare line feeds, or cut short: net/http says so
 			return
@@ -383,11 +378,15 @@ func (c *laneConn) readRequest(n int) (*http.Request, bool) {
 	return req, true
 }
 
-// headerEnd returns the length of the request header at the start of br,
-// blank line included, once all of it is buffered. Before it waits for
-// more of it, it sends what bw holds (the answer to the request before,
-// held back while this one's first bytes were already there).
-func headerEnd(br *bufio.Reader, bw *bufio.Writer) (int, error) {
+// headerEnd returns the length of the request header at the start of the
+// connection's buffer, blank line included, once all of it is buffered.
+// Before it waits for more of it, it sends what bw holds (the answer to
+// the request before, held back while this one's first bytes were already
+// there), and the first time, it sets the header's deadline (a request
+// that arrives whole, as most do, keeps its idle deadline).
+func (c *laneConn) headerEnd() (int, error) {
+	br, bw := c.br, c.bw
+	waited := false
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
@@ -406,6 +405,10 @@ func headerEnd(br *bufio.Reader, bw *bufio.Writer) (int, error) {
 			if err := bw.Flush(); err != nil {
 				return 0, err
 			}
+		}
+		if !waited {
+			c.nc.SetReadDeadline(time.Now().Add(laneHeaderTimeout))
+			waited = true
 		}
 		if _, err := br.Peek(len(buf) + 1); err != nil {
 			return 0, err
@@ -458,8 +461,8 @@ func laneHost(h string) bool {
 }
 
 // laneToken reports whether k is an HTTP token (a valid field name).
-func laneToken(k string) bool {
-	if k == "" {
+func laneToken[S ~string | ~[]byte](k S) bool {
+	if len(k) == 0 {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
@@ -476,7 +479,7 @@ func laneToken(k string) bool {
 
 // laneValue reports whether v is a valid field value: no control
 // character but a tab.
-func laneValue(v string) bool {
+func laneValue[S ~string | ~[]byte](v S) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false

@@ -118,12 +118,15 @@ func (c *rawConn) expect(method, want string) {
 	}
 }
 
-// laneCases are backend answers of every framing the lane writes.
-var laneCases = []struct {
+// laneCase is a backend answer, to a request of method.
+type laneCase struct {
 	name   string
 	method string
 	answer http.HandlerFunc
-}{
+}
+
+// laneCases are backend answers of every framing the lane writes.
+var laneCases = []laneCase{
 	{"length", "GET", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", "5")

@@ -46,24 +46,14 @@ var dialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 // get returns an idle connection, the most recently used, or dials a new
 // one. Cancelling ctx abandons the dial.
 func (p *connPool) get(ctx context.Context, now time.Time) (*upConn, error) {
-	p.mu.Lock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		c := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		if now.Sub(c.idleSince) < idleTimeout {
-			p.mu.Unlock()
-			c.reused = true
-			return c, nil
-		}
-		c.nc.Close()
+	if c := p.take(now); c != nil {
+		return c, nil
 	}
-	p.mu.Unlock()
 	return p.dial(ctx)
 }
 
-// take returns the most recently used idle connection, or nil if there
-// is none (the fast exchange does not dial).
+// take returns the most recently used idle connection that has not timed
+// out, or nil if there is none (the fast exchange does not dial).
 func (p *connPool) take(now time.Time) *upConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
