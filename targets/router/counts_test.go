@@ -216,8 +216,11 @@ func TestCountsErrorRateAndLatency(t *testing.T) {
 func TestCountsProxyErrors(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	dead := newBackend(t, "dead", "gend", nil)
-	dead.srv.Close() // refuses connections from now on
+	// The listen address is taken while the dead backend still holds its
+	// port: taken after, it could be that very port, and the router
+	// would forward to itself.
 	listen := freeAddr(t)
+	dead.srv.Close() // refuses connections from now on
 	since := time.Now()
 	mustSetWeb(t, r.Client, listen, dead.backend(0))
 

@@ -178,8 +178,8 @@ func TestRetryOnDeadBackend(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	live := newBackend(t, "live", "gena", nil)
 	dead := newBackend(t, "dead", "gena", nil)
-	dead.srv.Close() // refuses connections from now on
-	listen := freeAddr(t)
+	listen := freeAddr(t) // while dead holds its port (see TestCountsProxyErrors)
+	dead.srv.Close()      // refuses connections from now on
 	mustSetWeb(t, r.Client, listen, live.backend(0), dead.backend(0))
 
 	hc := newHTTPClient(t)
