@@ -393,10 +393,13 @@ func (m *serveMetrics) observe(o reconciler.Outcome, log *slog.Logger) {
 		log.Warn("service degraded", "fleet", o.Fleet, "service", sp.Service, "revision", o.Revision, "reason", sp.DegradedReason,
 			"healthy", sp.Healthy, "replicas", sp.Replicas, "detail", sp.Degraded)
 	}
+	// A reconcile that changed nothing is logged at debug level only.
+	level := slog.LevelDebug
 	if o.Result.Provisioned+o.Result.Retired > 0 || len(o.Result.Failures) > 0 {
-		log.Info("reconciled", "reason", o.Reason, "revision", o.Revision, "result", result,
-			"provisioned", o.Result.Provisioned, "retired", o.Result.Retired, "took", o.Finished.Sub(o.Started).Round(time.Millisecond), "fleet", o.Fleet)
+		level = slog.LevelInfo
 	}
+	log.Log(context.Background(), level, "reconciled", "reason", o.Reason, "revision", o.Revision, "result", result,
+		"provisioned", o.Result.Provisioned, "retired", o.Result.Retired, "took", o.Finished.Sub(o.Started).Round(time.Millisecond), "fleet", o.Fleet)
 }
 
 // webhookCounts exports a receiver's delivery counts by event and

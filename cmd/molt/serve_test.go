@@ -419,7 +419,8 @@ func TestServeWebhookBurst(t *testing.T) {
 		repo.Commit(fmt.Sprintf("v%d", i))
 	}
 	repo.Push()
-	before := s.metric("molt_reconciles_total")
+	pushed := func() int { return strings.Count(s.logs.String(), "msg=reconciled reason=push ") }
+	before := pushed()
 	var wg sync.WaitGroup
 	for range 200 {
 		wg.Add(1)
@@ -437,7 +438,10 @@ func TestServeWebhookBurst(t *testing.T) {
 		return strings.Contains(string(b), repo.Head())
 	})
 	time.Sleep(500 * time.Millisecond)
-	if n := s.metric("molt_reconciles_total") - before; n > 2 || n < 1 {
+	// Only the reconciles the deliveries triggered count: the rollout to
+	// v6 runs others of its own (an instance turning healthy, a health
+	// watch), more of them on a loaded machine.
+	if n := pushed() - before; n > 2 || n < 1 {
 		t.Errorf("200 deliveries caused %v reconciles; want 1 or 2", n)
 	}
 	if n := s.metric("molt_webhook_deliveries_total"); n != 200 {
