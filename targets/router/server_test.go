@@ -191,6 +191,7 @@ func TestBindFailureKeepsOldRoutes(t *testing.T) {
 func TestInvalidRoutes(t *testing.T) {
 	r := startRouter(t, shortDir(t))
 	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
 	ok := targets.Backend{Instance: "i", Addr: "127.0.0.1:9", Generation: "g"}
 	web := func(r targets.Route) []targets.Route { r.Service = "web"; return []targets.Route{r} }
 	tests := []struct {
@@ -212,6 +213,13 @@ func TestInvalidRoutes(t *testing.T) {
 		{"backend without address", testFleet, web(targets.Route{Backends: []targets.Backend{{Instance: "i"}}}), "empty address"},
 		{"backend listed twice", testFleet, web(targets.Route{Backends: []targets.Backend{ok, ok}}), "listed twice"},
 		{"negative weight", testFleet, web(targets.Route{Backends: []targets.Backend{{Addr: "127.0.0.1:9", Weight: -1}}}), "negative weight"},
+		{"backend is the route's own listen address", testFleet, web(targets.Route{Listen: addr, Backends: []targets.Backend{{Instance: "i", Addr: addr}}}),
+			"backend " + addr + " is the router's own listen address (fleet " + testFleet + ", service web)"},
+		{"backend is a later route's listen address", testFleet, []targets.Route{
+			{Service: "api", Backends: []targets.Backend{{Instance: "i", Addr: addr}}}, {Service: "web", Listen: addr},
+		}, "service api: backend " + addr + " is the router's own listen address (fleet " + testFleet + ", service web)"},
+		{"loopback backend of a wildcard listen address", testFleet, web(targets.Route{Listen: "0.0.0.0:" + port,
+			Backends: []targets.Backend{{Instance: "i", Addr: "localhost:" + port}}}), "backend localhost:" + port + " is the router's own listen address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,6 +234,32 @@ func TestInvalidRoutes(t *testing.T) {
 	}
 	if !refused(addr) {
 		t.Errorf("%s bound by an invalid set", addr)
+	}
+}
+
+// TestRefusesLoopAcrossFleets: a fleet's backend may not be the listen
+// address of another fleet's route, nor may a route listen where another
+// fleet's backend is, and the refused set changes nothing.
+func TestRefusesLoopAcrossFleets(t *testing.T) {
+	r := startRouter(t, shortDir(t))
+	a := newBackend(t, "a1", "gena", nil)
+	listen := freeAddr(t)
+	mustSetWeb(t, r.Client, listen, a.backend(0))
+	old := tableOf(t, r.Client)
+
+	err := r.SetRoutes(t.Context(), "other", []targets.Route{{Service: "api", Backends: []targets.Backend{{Instance: "i", Addr: listen}}}})
+	if msg := "backend " + listen + " is the router's own listen address (fleet " + testFleet + ", service web)"; !errors.Is(err, ErrInvalidTable) || !strings.Contains(err.Error(), msg) {
+		t.Errorf("SetRoutes = %v, want ErrInvalidTable saying %q", err, msg)
+	}
+	err = r.SetRoutes(t.Context(), "other", []targets.Route{{Service: "api", Listen: a.backend(0).Addr}})
+	if msg := "backend " + a.backend(0).Addr + " is the router's own listen address (fleet other, service api)"; !errors.Is(err, ErrInvalidTable) || !strings.Contains(err.Error(), msg) {
+		t.Errorf("SetRoutes = %v, want ErrInvalidTable saying %q", err, msg)
+	}
+	if diff := cmp.Diff(old, tableOf(t, r.Client)); diff != "" {
+		t.Errorf("table changed by a refused set (-old +now):\n%s", diff)
+	}
+	if reply := mustGet(t, newHTTPClient(t), "http://"+listen); reply.body != "a1" {
+		t.Errorf("web after the refused sets answered %+v, want a1", reply)
 	}
 }
 

@@ -29,8 +29,9 @@ type Table struct {
 
 // ErrInvalidTable wraps errors of routes that no retry can fix: an empty or
 // malformed fleet or service name, a service listed twice, a bad address, a
-// negative weight, a backend listed twice in a route, or a listen address
-// that another route uses.
+// negative weight, a backend listed twice in a route, a listen address
+// that another route uses, or a backend that is a listen address of the
+// table (the router would forward to itself).
 var ErrInvalidTable = targets.ErrInvalidRoutes
 
 func emptyTable() Table { return Table{Fleets: map[string][]targets.Route{}} }
@@ -123,7 +124,63 @@ func checkRoutes(t Table, fleet string, routes []targets.Route) error {
 			used[r.Listen] = owner{fleet, r.Service}
 		}
 	}
+	// Checked once every listen address is known: a backend may name the
+	// listen address of a route listed after its own, and another fleet's
+	// backend the listen address of one of these routes.
+	check := func(name string, routes []targets.Route) error {
+		for _, r := range routes {
+			for _, b := range r.Backends {
+				if o, ok := listenedBy(used, b.Addr); ok {
+					return fmt.Errorf("%w: fleet %s: service %s: backend %s is the router's own listen address (fleet %s, service %s): the router would forward to itself",
+						ErrInvalidTable, name, r.Service, b.Addr, o.fleet, o.service)
+				}
+			}
+		}
+		return nil
+	}
+	if err := check(fleet, routes); err != nil {
+		return err
+	}
+	for _, name := range t.fleetNames() {
+		if name != fleet {
+			if err := check(name, t.Fleets[name]); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// listenedBy reports the route that listens on addr: the same host and
+// port, or the same port on a wildcard listen address when addr is a
+// loopback or wildcard one.
+func listenedBy(used map[string]owner, addr string) (owner, bool) {
+	if o, ok := used[addr]; ok {
+		return o, true
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return owner{}, false
+	}
+	if !local(host) {
+		return owner{}, false
+	}
+	for _, wild := range []string{"", "0.0.0.0", "::"} {
+		if o, ok := used[net.JoinHostPort(wild, port)]; ok {
+			return o, true
+		}
+	}
+	return owner{}, false
+}
+
+// local reports whether host is this machine whatever its interfaces: a
+// loopback or wildcard address, or localhost.
+func local(host string) bool {
+	if host == "" || host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // checkRoute checks one route, given the listen addresses already used.
