@@ -17,6 +17,7 @@ import (
 
 	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/router"
+	"github.com/molt-dev/molt/targets/router/routertest"
 )
 
 // The router comparison: molt's router and nginx, each a reverse proxy in
@@ -347,48 +348,13 @@ func routerStartNginx(h *H, ps *routerProcs, bin string, backends []string) (str
 	if err != nil {
 		return "", err
 	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // the workers write their temp files under dir
-	}
-	var servers strings.Builder
-	for _, b := range backends {
-		fmt.Fprintf(&servers, "\t\tserver %s;\n", b)
-	}
-	conf := fmt.Sprintf(`%s
-worker_processes auto;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path %[2]s/body;
-	proxy_temp_path %[2]s/proxy;
-	fastcgi_temp_path %[2]s/fastcgi;
-	uwsgi_temp_path %[2]s/uwsgi;
-	scgi_temp_path %[2]s/scgi;
-	upstream backends {
-%[3]s		keepalive 64;
-	}
-	server {
-		listen %[4]s;
-		location / {
-			proxy_pass http://backends;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host $host;
-			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Host $host;
-			proxy_set_header X-Forwarded-Proto $scheme;
-		}
-	}
-}
-`, user, dir, servers.String(), listen)
+	ng := routertest.Nginx{Dir: dir, Listen: listen, Backends: backends, Keepalive: 64}
+	conf := ng.Config()
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return "", err
 	}
-	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	cmd := exec.Command(bin, ng.Args(path)...)
 	if err := ps.start(cmd, filepath.Join(dir, "stdout.log")); err != nil {
 		return "", err
 	}

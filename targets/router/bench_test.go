@@ -1,7 +1,6 @@
 package router
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/molt-dev/molt/targets/router/routertest"
 )
 
 // BenchmarkProxy compares a small GET on loopback sent directly to a
@@ -85,44 +86,13 @@ func startNginx(b *testing.B, backend string) string {
 	}
 	dir := b.TempDir()
 	listen := freeAddr(b)
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // workers need the temp paths under dir
-	}
-	conf := fmt.Sprintf(`%s
-daemon off;
-worker_processes auto;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path %[2]s/body;
-	proxy_temp_path %[2]s/proxy;
-	fastcgi_temp_path %[2]s/fastcgi;
-	uwsgi_temp_path %[2]s/uwsgi;
-	scgi_temp_path %[2]s/scgi;
-	upstream backend {
-		server %[3]s;
-		keepalive 256;
-	}
-	server {
-		listen %[4]s;
-		location / {
-			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host $host;
-			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-		}
-	}
-}
-`, user, dir, backend, listen)
+	ng := routertest.Nginx{Dir: dir, Listen: listen, Backends: []string{backend}, Keepalive: 256}
+	conf := ng.Config()
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path)
+	cmd := exec.Command(bin, ng.Args(path)...)
 	cmd.Stdout = b.Output()
 	cmd.Stderr = b.Output()
 	if err := cmd.Start(); err != nil {
