@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/molt-dev/molt/reconciler/mdtest"
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/targets"
 )
@@ -128,37 +128,6 @@ func codeSpans(line string) []string {
 	return spans
 }
 
-// fenceState scans Markdown as CommonMark reads fenced code blocks (a
-// line of at most three spaces, then three or more backticks or tildes;
-// closed by a line of at least as many of the same character and
-// nothing else) and returns how many blocks were closed and whether one
-// is left open at the end.
-func fenceState(md string) (closed int, open bool) {
-	var char byte
-	n := 0 // length of the open fence; 0 outside one
-	for line := range strings.Lines(md) {
-		line = strings.TrimRight(line, "\r\n")
-		trimmed := strings.TrimLeft(line, " ")
-		if len(line)-len(trimmed) > 3 || trimmed == "" {
-			continue
-		}
-		c := trimmed[0]
-		if c != '`' && c != '~' {
-			continue
-		}
-		run := len(trimmed) - len(strings.TrimLeft(trimmed, string(c)))
-		rest := trimmed[run:]
-		switch {
-		case n == 0 && run >= 3 && (c == '~' || !strings.Contains(rest, "`")):
-			char, n = c, run
-		case n > 0 && c == char && run >= n && strings.TrimSpace(rest) == "":
-			closed++
-			n = 0
-		}
-	}
-	return closed, n > 0
-}
-
 func FuzzPlanRender(f *testing.F) {
 	f.Add("prod", "main@sha1:0123456789abcdef0123456789abcdef01234567", "web", "sha256:aaaaaaaaaaaa", "sha256:bbbbbbbbbbbb", "health check failed", uint8(2), uint16(0xffff), int32(3))
 	f.Add("a`b", "``", "w|x", "", "", "line\n```\nout of the fence\n", uint8(7), uint16(0x0135), int32(-1))
@@ -204,7 +173,7 @@ func FuzzPlanRender(f *testing.F) {
 			t.Fatalf("JSON does not round-trip (%v):\n%s", err, cmp.Diff(back, back2))
 		}
 		// Without invalid UTF-8 (which JSON replaces), nothing is lost.
-		if allValid(fleet, rev, service, from, to, msg) {
+		if mdtest.AllValid(fleet, rev, service, from, to, msg) {
 			if !cmp.Equal(back, p) {
 				t.Fatalf("decoded plan differs:\n%s", cmp.Diff(p, back))
 			}
@@ -229,12 +198,12 @@ func FuzzPlanRender(f *testing.F) {
 		if got := codeSpans(heading); !cmp.Equal(got, want) {
 			t.Fatalf("heading %q has code spans %q, want %q", heading, got, want)
 		}
-		if closed, open := fenceState(md); closed != 1 || open {
-			t.Fatalf("%d fenced blocks (one left open: %v), want the raw plan's only:\n%s", closed, open, clip(md))
+		if closed, open := mdtest.FenceState(md); closed != 1 || open {
+			t.Fatalf("%d fenced blocks (one left open: %v), want the raw plan's only:\n%s", closed, open, mdtest.Clip(md))
 		}
 		table, raw, ok := strings.Cut(rest, "\n<details><summary>Raw plan</summary>\n\n```\n")
 		if !ok || !strings.HasSuffix(raw, "```\n\n</details>\n") {
-			t.Fatalf("no raw plan block:\n%s", clip(md))
+			t.Fatalf("no raw plan block:\n%s", mdtest.Clip(md))
 		}
 		if got := strings.TrimSuffix(raw, "```\n\n</details>\n"); got != strings.ReplaceAll(text, "```", "ʼʼʼ") {
 			t.Fatalf("raw plan block differs from the text plan:\n%s", cmp.Diff(text, got))
@@ -244,38 +213,16 @@ func FuzzPlanRender(f *testing.F) {
 			for line := range strings.Lines(table) {
 				if strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| service |") {
 					rows++
-					if cells := tableCells(line); cells != 6 {
+					if cells := mdtest.TableCells(line); cells != 6 {
 						t.Fatalf("row of %d cells, want 6: %q", cells, line)
 					}
 				}
 			}
 			if rows != len(p.Services) {
-				t.Fatalf("%d services in %d table rows:\n%s", len(p.Services), rows, clip(table))
+				t.Fatalf("%d services in %d table rows:\n%s", len(p.Services), rows, mdtest.Clip(table))
 			}
 		}
 	})
-}
-
-// tableCells counts the cells of a table row as GitHub splits it: on
-// every pipe that no backslash precedes (inside code spans too), less
-// the row's first.
-func tableCells(row string) int {
-	n := 0
-	for i := 0; i < len(row); i++ {
-		if row[i] == '|' && (i == 0 || row[i-1] != '\\') {
-			n++
-		}
-	}
-	return n - 1
-}
-
-func allValid(ss ...string) bool {
-	for _, s := range ss {
-		if !utf8.ValidString(s) {
-			return false
-		}
-	}
-	return true
 }
 
 // oneLine is how a name is printed inside a line of Markdown.
@@ -300,20 +247,11 @@ func TestWriteMarkdownKeepsTextInPlace(t *testing.T) {
 	if want := "### molt plan for ``a`b`` at `main@sha1:0123456789ab`"; heading != want {
 		t.Errorf("heading %q, want %q", heading, want)
 	}
-	if closed, open := fenceState(md); closed != 1 || open {
+	if closed, open := mdtest.FenceState(md); closed != 1 || open {
 		t.Errorf("%d fenced blocks (open %v), want the raw plan's only:\n%s", closed, open, md)
 	}
 	want := "| w\\|x | rolling | `x\\|y` → `z` | 1 | 0 | exit 1: ``` stderr |\n"
 	if !strings.Contains(md, want) {
 		t.Errorf("no row %q in:\n%s", want, md)
 	}
-}
-
-// clip shortens a rendering for a failure message.
-func clip(s string) string {
-	const max = 1500
-	if len(s) > max {
-		return s[:max/2] + "\n[…]\n" + s[len(s)-max/2:]
-	}
-	return s
 }

@@ -4,39 +4,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-)
 
-// fenceState scans Markdown as CommonMark reads fenced code blocks (a
-// line of at most three spaces, then three or more backticks or tildes;
-// closed by a line of at least as many of the same character and
-// nothing else) and returns how many blocks were closed and whether one
-// is left open at the end. It is written apart from closeOpen, which it
-// checks.
-func fenceState(md string) (closed int, open bool) {
-	var char byte
-	n := 0 // length of the open fence; 0 outside one
-	for line := range strings.Lines(md) {
-		line = strings.TrimRight(line, "\r\n")
-		trimmed := strings.TrimLeft(line, " ")
-		if len(line)-len(trimmed) > 3 || trimmed == "" {
-			continue
-		}
-		c := trimmed[0]
-		if c != '`' && c != '~' {
-			continue
-		}
-		run := len(trimmed) - len(strings.TrimLeft(trimmed, string(c)))
-		rest := trimmed[run:]
-		switch {
-		case n == 0 && run >= 3 && (c == '~' || !strings.Contains(rest, "`")):
-			char, n = c, run
-		case n > 0 && c == char && run >= n && strings.TrimSpace(rest) == "":
-			closed++
-			n = 0
-		}
-	}
-	return closed, n > 0
-}
+	"github.com/molt-dev/molt/reconciler/mdtest"
+)
 
 // checkComment asserts what every rendered comment keeps: it fits
 // GitHub's limit, it is valid UTF-8 when its inputs are, its marker opens
@@ -46,37 +16,15 @@ func checkComment(t *testing.T, body, marker string, inputs ...string) {
 	if len(body) > MaxCommentBody {
 		t.Fatalf("comment of %d bytes, over GitHub's %d", len(body), MaxCommentBody)
 	}
-	if allValid(inputs...) && !utf8.ValidString(body) {
+	if mdtest.AllValid(inputs...) && !utf8.ValidString(body) {
 		t.Fatal("comment is not valid UTF-8")
 	}
 	if !strings.HasPrefix(body, marker+"\n") {
-		t.Fatalf("comment does not start with its marker %q: %.80q", marker, clip(body))
+		t.Fatalf("comment does not start with its marker %q: %.80q", marker, mdtest.Clip(body))
 	}
-	if _, open := fenceState(body); open {
-		t.Fatalf("comment leaves a code fence open:\n%s", clip(body))
+	if _, open := mdtest.FenceState(body); open {
+		t.Fatalf("comment leaves a code fence open:\n%s", mdtest.Clip(body))
 	}
-}
-
-func allValid(ss ...string) bool {
-	for _, s := range ss {
-		if !utf8.ValidString(s) {
-			return false
-		}
-	}
-	return true
-}
-
-// tableCells counts the cells of a table row as GitHub splits it: on
-// every pipe that no backslash precedes (inside code spans too), less
-// the row's first.
-func tableCells(row string) int {
-	n := 0
-	for i := 0; i < len(row); i++ {
-		if row[i] == '|' && (i == 0 || row[i-1] != '\\') {
-			n++
-		}
-	}
-	return n - 1
 }
 
 // cut reports whether fit cut the comment.
@@ -136,19 +84,19 @@ func FuzzPlanComment(f *testing.F) {
 				items++
 			case strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| service |"):
 				rows++
-				if cells := tableCells(line); cells != 6 {
+				if cells := mdtest.TableCells(line); cells != 6 {
 					t.Fatalf("row of %d cells, want 6: %q", cells, line)
 				}
 			}
 		}
 		if items != len(in.Issues) {
-			t.Fatalf("%d issues rendered as %d list items:\n%s", len(in.Issues), items, clip(body))
+			t.Fatalf("%d issues rendered as %d list items:\n%s", len(in.Issues), items, mdtest.Clip(body))
 		}
 		if kind%4 == 2 && rows != len(in.Services) {
-			t.Fatalf("%d services rendered as %d table rows:\n%s", len(in.Services), rows, clip(body))
+			t.Fatalf("%d services rendered as %d table rows:\n%s", len(in.Services), rows, mdtest.Clip(body))
 		}
-		if closed, _ := fenceState(body); in.PlanText != "" && closed != 1 {
-			t.Fatalf("raw plan in %d code blocks, want 1:\n%s", closed, clip(body))
+		if closed, _ := mdtest.FenceState(body); in.PlanText != "" && closed != 1 {
+			t.Fatalf("raw plan in %d code blocks, want 1:\n%s", closed, mdtest.Clip(body))
 		}
 	})
 }
@@ -173,22 +121,13 @@ func FuzzOutcomeComment(f *testing.F) {
 		for line := range strings.Lines(body) {
 			if strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| service |") {
 				rows++
-				if cells := tableCells(line); cells != 5 {
+				if cells := mdtest.TableCells(line); cells != 5 {
 					t.Fatalf("row of %d cells, want 5: %q", cells, line)
 				}
 			}
 		}
 		if rows != len(in.Services) {
-			t.Fatalf("%d services rendered as %d table rows:\n%s", len(in.Services), rows, clip(body))
+			t.Fatalf("%d services rendered as %d table rows:\n%s", len(in.Services), rows, mdtest.Clip(body))
 		}
 	})
-}
-
-// clip shortens a rendering for a failure message.
-func clip(s string) string {
-	const max = 1500
-	if len(s) > max {
-		return s[:max/2] + "\n[…]\n" + s[len(s)-max/2:]
-	}
-	return s
 }
