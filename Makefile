@@ -53,7 +53,7 @@ reliability:
 # Benchmarks are run by hand, never in CI. `make bench` runs every
 # comparison of molt with what a user would otherwise run (nginx, cue vet,
 # git clone) or with the ideal, both sides in the same run, alternating,
-# BENCH_ROUNDS rounds, and writes bench/RESULTS.md (about 12 minutes on 2
+# BENCH_ROUNDS rounds, and writes bench/RESULTS.md (4 to 7 minutes on 2
 # cores). It needs nginx, wrk and the cue CLI: `make bench-tools` installs
 # them (Debian's packages, and cue into bin/tools); `.ci/run bench` does
 # both. `make gobench` runs every Go benchmark of the tree.
