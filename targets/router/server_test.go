@@ -220,6 +220,10 @@ func TestInvalidRoutes(t *testing.T) {
 		}, "service api: backend " + addr + " is the router's own listen address (fleet " + testFleet + ", service web)"},
 		{"loopback backend of a wildcard listen address", testFleet, web(targets.Route{Listen: "0.0.0.0:" + port,
 			Backends: []targets.Backend{{Instance: "i", Addr: "localhost:" + port}}}), "backend localhost:" + port + " is the router's own listen address"},
+		{"localhost backend of a loopback listen address", testFleet, web(targets.Route{Listen: addr,
+			Backends: []targets.Backend{{Instance: "i", Addr: "localhost:" + port}}}), "backend localhost:" + port + " is the router's own listen address"},
+		{"wildcard backend of a loopback listen address", testFleet, web(targets.Route{Listen: addr,
+			Backends: []targets.Backend{{Instance: "i", Addr: "0.0.0.0:" + port}}}), "backend 0.0.0.0:" + port + " is the router's own listen address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,6 +264,18 @@ func TestRefusesLoopAcrossFleets(t *testing.T) {
 	}
 	if reply := mustGet(t, newHTTPClient(t), "http://"+listen); reply.body != "a1" {
 		t.Errorf("web after the refused sets answered %+v, want a1", reply)
+	}
+}
+
+// TestAcceptsBackendOnAnotherAddress: the same port on another loopback
+// address, or behind another host, is not the router's own.
+func TestAcceptsBackendOnAnotherAddress(t *testing.T) {
+	r := startRouter(t, shortDir(t))
+	listen := freeAddr(t)
+	_, port, _ := net.SplitHostPort(listen)
+	bs := []targets.Backend{{Instance: "a", Addr: "127.0.0.2:" + port, Generation: "g"}, {Instance: "b", Addr: "192.0.2.1:" + port, Generation: "g"}}
+	if err := r.SetRoutes(t.Context(), testFleet, []targets.Route{{Service: "web", Listen: listen, Backends: bs}}); err != nil {
+		t.Fatalf("SetRoutes = %v, want nil", err)
 	}
 }
 

@@ -152,21 +152,23 @@ func checkRoutes(t Table, fleet string, routes []targets.Route) error {
 }
 
 // listenedBy reports the route that listens on addr: the same host and
-// port, or the same port on a wildcard listen address when addr is a
-// loopback or wildcard one.
+// port; or the same port on a wildcard listen address when addr is a
+// loopback or wildcard one; or on a loopback one when addr is localhost or
+// a wildcard one (a connection to 0.0.0.0 reaches this machine).
 func listenedBy(used map[string]owner, addr string) (owner, bool) {
 	if o, ok := used[addr]; ok {
 		return o, true
 	}
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
+	if err != nil || !local(host) {
 		return owner{}, false
 	}
-	if !local(host) {
-		return owner{}, false
+	hosts := []string{"", "0.0.0.0", "::"}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		hosts = append(hosts, "127.0.0.1", "::1", "localhost")
 	}
-	for _, wild := range []string{"", "0.0.0.0", "::"} {
-		if o, ok := used[net.JoinHostPort(wild, port)]; ok {
+	for _, h := range hosts {
+		if o, ok := used[net.JoinHostPort(h, port)]; ok {
 			return o, true
 		}
 	}
