@@ -38,11 +38,11 @@ func TestLoopPreemptsForNewerRevision(t *testing.T) {
 	src := &loopSnapshots{}
 	slow := w.fleet("main@sha1:2222", "v2", "rolling", "")
 	slow.Services["web"].Rollout.MinHealthyFor = 2 * time.Second // three batches: > 6s
-	src.set(reconciler.Snapshot{Fleet: slow, Revision: "main@sha1:2222", Specs: w.exec.Specs})
+	src.set(reconciler.Snapshot{Fleet: slow, Revision: "main@sha1:2222", Specs: w.Exec.Specs})
 
 	var mu sync.Mutex
 	var outcomes []reconciler.Outcome
-	loop := &reconciler.Loop{Source: src, Executor: w.exec, OnResult: func(o reconciler.Outcome) {
+	loop := &reconciler.Loop{Source: src, Executor: w.Exec, OnResult: func(o reconciler.Outcome) {
 		mu.Lock()
 		outcomes = append(outcomes, o)
 		mu.Unlock()
@@ -57,7 +57,7 @@ func TestLoopPreemptsForNewerRevision(t *testing.T) {
 		return execCount(w.instances(), ofGeneration(h2)) >= 1
 	})
 	v3 := w.fleet("main@sha1:3333", "v3", "rolling", "")
-	src.set(reconciler.Snapshot{Fleet: v3, Revision: "main@sha1:3333", Specs: w.exec.Specs})
+	src.set(reconciler.Snapshot{Fleet: v3, Revision: "main@sha1:3333", Specs: w.Exec.Specs})
 	before := src.calls.Load()
 	for range 100 {
 		loop.Trigger("burst")

@@ -16,73 +16,21 @@ import (
 	"github.com/molt-dev/molt/reconciler"
 	"github.com/molt-dev/molt/schema"
 	"github.com/molt-dev/molt/targets"
-	"github.com/molt-dev/molt/targets/process"
-	"github.com/molt-dev/molt/targets/router"
 	"github.com/molt-dev/molt/targets/targetstest"
+	"github.com/molt-dev/molt/targets/worldtest"
 )
 
 // execWorld is a real process target and a real router (in this process)
 // in a temporary state directory, with an executor over them: the
 // reconciler's executor against the world, without the CLI around it.
 type execWorld struct {
-	t      *testing.T
-	state  string
-	port   string
-	hello  string
-	target *process.Target
-	front  *router.Client
-	exec   *reconciler.Executor
-	fleets map[string]*schema.Fleet // by revision, for rollbacks
+	*worldtest.World
+	t *testing.T
 }
 
 func newExecWorld(t *testing.T) *execWorld {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end")
-	}
-	state, err := os.MkdirTemp("", "mr") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgt, err := process.New(process.Options{Dir: filepath.Join(state, "instances")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := router.NewServer(router.Options{StateDir: state})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	rc := router.NewClient(state)
-	targetstest.Eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &execWorld{t: t, state: state, port: port, hello: targetstest.Hello(t), target: tgt, front: rc, fleets: map[string]*schema.Fleet{}}
-	w.exec = &reconciler.Executor{
-		Target: tgt, Front: rc, Prober: reconciler.NewProber(), Revisions: reconciler.NewRevisions(state, nil),
-		Tick: 50 * time.Millisecond,
-		Specs: func(_ context.Context, rev string) (*schema.Fleet, error) {
-			if f := w.fleets[rev]; f != nil {
-				return f, nil
-			}
-			return nil, fmt.Errorf("no revision %s", rev)
-		},
-	}
-	t.Cleanup(func() {
-		insts, _ := tgt.List(context.Background())
-		for _, in := range insts {
-			_ = tgt.Retire(context.Background(), in.ID)
-		}
-		cancel()
-		<-done
-		tgt.Close()
-		os.RemoveAll(state)
-	})
-	return w
+	return &execWorld{World: worldtest.New(t, nil), t: t}
 }
 
 // fleet loads a one-service fleet through the real schema loader. Only
@@ -106,12 +54,12 @@ services: web: {
 	stopGrace: "5s"
 	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "20s"%s}
 }
-`, w.hello, version, extra, w.port, strategy, keep)
+`, w.Hello, version, extra, w.Port, strategy, keep)
 	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
 	if err != nil {
 		w.t.Fatalf("load fleet: %v", err)
 	}
-	w.fleets[rev] = f
+	w.Fleets[rev] = f
 	return f
 }
 
@@ -120,7 +68,7 @@ services: web: {
 func (w *execWorld) hash(f *schema.Fleet) string {
 	w.t.Helper()
 	svc := f.Services["web"]
-	extra, err := w.target.Resolve(context.Background(), svc)
+	extra, err := w.Process.Resolve(context.Background(), svc)
 	if err != nil {
 		w.t.Fatalf("resolve: %v", err)
 	}
@@ -131,10 +79,10 @@ func (w *execWorld) hash(f *schema.Fleet) string {
 // reads (as a commit of a repository would be).
 func (w *execWorld) apply(f *schema.Fleet, rev string) reconciler.Result {
 	w.t.Helper()
-	w.fleets[rev] = f
+	w.Fleets[rev] = f
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res, err := w.exec.Apply(ctx, f, rev)
+	res, err := w.Exec.Apply(ctx, f, rev)
 	if err != nil {
 		w.t.Fatalf("apply %s: %v", rev, err)
 	}
@@ -143,7 +91,7 @@ func (w *execWorld) apply(f *schema.Fleet, rev string) reconciler.Result {
 
 func (w *execWorld) instances() []targets.Instance {
 	w.t.Helper()
-	insts, err := w.target.List(context.Background())
+	insts, err := w.Process.List(context.Background())
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -154,7 +102,7 @@ func (w *execWorld) instances() []targets.Instance {
 // in the router's routes.
 func (w *execWorld) traffic() reconciler.Traffic {
 	w.t.Helper()
-	routes, err := w.front.Routes(context.Background(), "e2e")
+	routes, err := w.Front.Routes(context.Background(), "e2e")
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -163,12 +111,12 @@ func (w *execWorld) traffic() reconciler.Traffic {
 
 // startLoad sends requests through the router until finished.
 func (w *execWorld) startLoad() *targetstest.Load {
-	return targetstest.StartLoad("127.0.0.1:"+w.port, 4, 2*time.Millisecond)
+	return targetstest.StartLoad("127.0.0.1:"+w.Port, 4, 2*time.Millisecond)
 }
 
 func (w *execWorld) answer() string {
 	w.t.Helper()
-	return execGet(w.t, "http://127.0.0.1:"+w.port+"/")
+	return execGet(w.t, "http://127.0.0.1:"+w.Port+"/")
 }
 
 func execGet(t *testing.T, url string) string {
@@ -325,7 +273,7 @@ func TestE2EDeadInstanceIsReplaced(t *testing.T) {
 	w.apply(v1, "main@sha1:dddd")
 	insts := w.instances()
 	victim := insts[0]
-	rec := filepath.Join(w.state, "instances", victim.ID, "instance.json")
+	rec := filepath.Join(w.State, "instances", victim.ID, "instance.json")
 	b, err := os.ReadFile(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +337,7 @@ func TestE2ERecycleReplacesOldInstances(t *testing.T) {
 	// Apply until none of the first instances is left: each pass replaces
 	// one; the replacements themselves age meanwhile, so stop there.
 	for {
-		res, err := w.exec.Apply(ctx, v1, "main@sha1:eeee")
+		res, err := w.Exec.Apply(ctx, v1, "main@sha1:eeee")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -19,6 +18,7 @@ import (
 	"github.com/molt-dev/molt/targets/docker/dockertest"
 	"github.com/molt-dev/molt/targets/router"
 	"github.com/molt-dev/molt/targets/targetstest"
+	"github.com/molt-dev/molt/targets/worldtest"
 )
 
 // world is the docker target behind targets.ByKind, a real router and an
@@ -37,32 +37,12 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	e := setup(t)
-	state, err := os.MkdirTemp("", "mdr") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
+	state := worldtest.StateDir(t, "mdr")
 	tgt := newTarget(t, docker.Options{})
-	srv, err := router.NewServer(router.Options{StateDir: state})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	rc := router.NewClient(state)
-	targetstest.Eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
+	rc := worldtest.StartRouter(t, state)
 	w := &world{t: t, e: e, fleet: "e2e-" + dockertest.Token(3), port: freePort(t), target: tgt, router: rc, fleets: map[string]*schema.Fleet{}}
-	w.exec = &reconciler.Executor{
-		Target: targets.ByKind{Docker: tgt}, Front: rc, Prober: reconciler.NewProber(), Revisions: reconciler.NewRevisions(state, nil),
-		Tick: 50 * time.Millisecond,
-		Specs: func(_ context.Context, rev string) (*schema.Fleet, error) {
-			if f := w.fleets[rev]; f != nil {
-				return f, nil
-			}
-			return nil, fmt.Errorf("no revision %s", rev)
-		},
-	}
-	t.Cleanup(func() {
+	w.exec = worldtest.NewExecutor(state, targets.ByKind{Docker: tgt}, rc, w.fleets)
+	t.Cleanup(func() { // (before the router stops)
 		ctx, stop := context.WithTimeout(context.Background(), time.Minute)
 		defer stop()
 		insts, _ := tgt.List(ctx)
@@ -73,9 +53,6 @@ func newWorld(t *testing.T) *world {
 				}
 			}
 		}
-		cancel()
-		<-done
-		os.RemoveAll(state)
 	})
 	return w
 }

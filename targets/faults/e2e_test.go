@@ -3,9 +3,7 @@ package faults_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -19,8 +17,8 @@ import (
 	"github.com/molt-dev/molt/targets"
 	"github.com/molt-dev/molt/targets/faults"
 	"github.com/molt-dev/molt/targets/process"
-	"github.com/molt-dev/molt/targets/router"
 	"github.com/molt-dev/molt/targets/targetstest"
+	"github.com/molt-dev/molt/targets/worldtest"
 )
 
 // totals adds up the faults injected over the test run, by kind.
@@ -51,76 +49,32 @@ func TestMain(m *testing.M) {
 // world is the real executor over real hello processes (the process
 // target, wrapped in faults) behind the real router, as molt runs them.
 type world struct {
+	*worldtest.World
 	t      *testing.T
-	port   string
-	hello  string
-	inner  *process.Target
 	faults *faults.Target
-	front  *router.Client
-	exec   *reconciler.Executor
-	fleets map[string]*schema.Fleet
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end")
-	}
-	state, err := os.MkdirTemp("", "mf") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgt, err := process.New(process.Options{Dir: filepath.Join(state, "instances")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := router.NewServer(router.Options{StateDir: state})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	rc := router.NewClient(state)
-	targetstest.Eventually(t, 5*time.Second, "router up", func() bool { return rc.Ping(context.Background()) == nil })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
-	w := &world{t: t, port: port, hello: targetstest.Hello(t), inner: tgt, faults: faults.Wrap(tgt), front: rc, fleets: map[string]*schema.Fleet{}}
-	w.exec = &reconciler.Executor{
-		Target: w.faults, Front: rc, Prober: reconciler.NewProber(), Revisions: reconciler.NewRevisions(state, nil),
-		Tick: 50 * time.Millisecond, ProvisionTimeout: 2 * time.Second,
-		Specs: func(_ context.Context, rev string) (*schema.Fleet, error) {
-			if f := w.fleets[rev]; f != nil {
-				return f, nil
-			}
-			return nil, fmt.Errorf("no revision %s", rev)
-		},
-	}
-	t.Cleanup(func() {
+	w := &world{t: t}
+	w.World = worldtest.New(t, func(tgt *process.Target) targets.Target {
+		w.faults = faults.Wrap(tgt)
+		return w.faults
+	})
+	w.Exec.ProvisionTimeout = 2 * time.Second
+	t.Cleanup(func() { // (before the world's own)
 		w.faults.Wait()
 		totals.Lock()
 		for k, n := range w.faults.Injected() {
 			totals.m[k] += n
 		}
 		totals.Unlock()
-		insts, _ := tgt.List(context.Background())
-		for _, in := range insts {
-			_ = tgt.Retire(context.Background(), in.ID)
-		}
-		cancel()
-		<-done
-		tgt.Close()
-		os.RemoveAll(state)
 	})
 	return w
 }
 
 // fleet is a one-service fleet of 3 hello instances answering VERSION,
-// through the router on w.port, with no warm previous generation.
+// through the router on w.Port, with no warm previous generation.
 func (w *world) fleet(rev, version, strategy string) *schema.Fleet {
 	w.t.Helper()
 	src := fmt.Sprintf(`
@@ -135,12 +89,12 @@ services: web: {
 	stopGrace: "5s"
 	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "60s", keepPrevious: "0s"}
 }
-`, w.hello, version, w.port, strategy)
+`, w.Hello, version, w.Port, strategy)
 	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
 	if err != nil {
 		w.t.Fatalf("load fleet: %v", err)
 	}
-	w.fleets[rev] = f
+	w.Fleets[rev] = f
 	return f
 }
 
@@ -151,7 +105,7 @@ func (w *world) reconcile(f *schema.Fleet, rev string, tries int) (reconciler.Re
 	var errs []error
 	for range tries {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		res, err := w.exec.Apply(ctx, f, rev)
+		res, err := w.Exec.Apply(ctx, f, rev)
 		cancel()
 		if err == nil && res.Converged {
 			return res, errs
@@ -175,7 +129,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 			w := newWorld(t)
 			v1 := w.fleet("main@sha1:1", "v1", strategy)
 			w.reconcile(v1, "main@sha1:1", 1)
-			load := targetstest.StartLoad("127.0.0.1:"+w.port, 4, 2*time.Millisecond)
+			load := targetstest.StartLoad("127.0.0.1:"+w.Port, 4, 2*time.Millisecond)
 
 			bound := 4 // rolling: replicas + maxSurge
 			if strategy == "blue-green" {
@@ -183,8 +137,8 @@ func TestFaultsUnderLoad(t *testing.T) {
 			}
 			var mu sync.Mutex
 			maxLive := 0
-			w.exec.OnObserve = func(string, []reconciler.Observed) {
-				insts, _ := w.inner.List(context.Background())
+			w.Exec.OnObserve = func(string, []reconciler.Observed) {
+				insts, _ := w.Process.List(context.Background())
 				live := 0
 				for _, in := range insts {
 					if in.State == targets.Running {
@@ -240,10 +194,10 @@ func TestFaultsUnderLoad(t *testing.T) {
 			if len(late) != 1 {
 				t.Fatalf("late instances %v, want one", late)
 			}
-			if inst, _ := w.inner.List(context.Background()); slices.ContainsFunc(inst, func(in targets.Instance) bool { return in.ID == late[0] }) {
+			if inst, _ := w.Process.List(context.Background()); slices.ContainsFunc(inst, func(in targets.Instance) bool { return in.ID == late[0] }) {
 				t.Errorf("the late instance %s is still there", late[0])
 			}
-			insts, err := w.inner.List(context.Background())
+			insts, err := w.Process.List(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
