@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
@@ -55,12 +54,7 @@ services: web: {
 	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "20s"%s}
 }
 `, w.Hello, version, extra, w.Port, strategy, keep)
-	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
-	if err != nil {
-		w.t.Fatalf("load fleet: %v", err)
-	}
-	w.Fleets[rev] = f
-	return f
+	return worldtest.Fleet(w.t, w.Fleets, rev, src)
 }
 
 // hash is the spec hash the executor gives the fleet's web service: the

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
@@ -40,7 +38,7 @@ func newWorld(t *testing.T) *world {
 	state := worldtest.StateDir(t, "mdr")
 	tgt := newTarget(t, docker.Options{})
 	rc := worldtest.StartRouter(t, state)
-	w := &world{t: t, e: e, fleet: "e2e-" + dockertest.Token(3), port: freePort(t), target: tgt, router: rc, fleets: map[string]*schema.Fleet{}}
+	w := &world{t: t, e: e, fleet: "e2e-" + dockertest.Token(3), port: worldtest.FreePort(t), target: tgt, router: rc, fleets: map[string]*schema.Fleet{}}
 	w.exec = worldtest.NewExecutor(state, targets.ByKind{Docker: tgt}, rc, w.fleets)
 	t.Cleanup(func() { // (before the router stops)
 		ctx, stop := context.WithTimeout(context.Background(), time.Minute)
@@ -73,12 +71,7 @@ services: web: {
 	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "30s"}
 }
 `, w.fleet, image, dockerExtra, version, w.port, strategy)
-	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
-	if err != nil {
-		w.t.Fatalf("load fleet: %v", err)
-	}
-	w.fleets[rev] = f
-	return f
+	return worldtest.Fleet(w.t, w.fleets, rev, src)
 }
 
 func (w *world) apply(f *schema.Fleet, rev string) reconciler.Result {
@@ -262,15 +255,4 @@ func TestE2EDriftReplaced(t *testing.T) {
 // startLoad sends requests through the router until finished.
 func (w *world) startLoad() *targetstest.Load {
 	return targetstest.StartLoad("127.0.0.1:"+w.port, 4, 2*time.Millisecond)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return p
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
@@ -90,12 +89,7 @@ services: web: {
 	rollout: {strategy: %q, maxSurge: 1, maxUnavailable: 0, minHealthyFor: "300ms", progressDeadline: "60s", keepPrevious: "0s"}
 }
 `, w.Hello, version, w.Port, strategy)
-	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
-	if err != nil {
-		w.t.Fatalf("load fleet: %v", err)
-	}
-	w.Fleets[rev] = f
-	return f
+	return worldtest.Fleet(w.t, w.Fleets, rev, src)
 }
 
 // reconcile applies f at rev until an Apply converges without error, as

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/molt-dev/molt/reconciler"
@@ -58,13 +59,7 @@ func New(t *testing.T, wrap func(*process.Target) targets.Target) *World {
 			_ = tgt.Retire(context.Background(), in.ID)
 		}
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
-	w := &World{State: state, Port: port, Hello: targetstest.Hello(t), Process: tgt, Front: rc, Fleets: map[string]*schema.Fleet{}}
+	w := &World{State: state, Port: FreePort(t), Hello: targetstest.Hello(t), Process: tgt, Front: rc, Fleets: map[string]*schema.Fleet{}}
 	var driven targets.Target = tgt
 	if wrap != nil {
 		driven = wrap(tgt)
@@ -120,4 +115,29 @@ func NewExecutor(state string, target targets.Target, front reconciler.Front, fl
 			return nil, fmt.Errorf("no revision %s", rev)
 		},
 	}
+}
+
+// FreePort returns a port of 127.0.0.1 that was free a moment ago.
+func FreePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// Fleet loads src, one fleet.cue, through the real schema loader and
+// keeps it in fleets as revision rev (what an executor of NewExecutor
+// reads back).
+func Fleet(t *testing.T, fleets map[string]*schema.Fleet, rev, src string) *schema.Fleet {
+	t.Helper()
+	f, err := schema.Load(fstest.MapFS{"fleet.cue": {Data: []byte(src)}}, ".")
+	if err != nil {
+		t.Fatalf("load fleet: %v", err)
+	}
+	fleets[rev] = f
+	return f
 }
