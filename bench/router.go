@@ -348,13 +348,10 @@ func routerStartNginx(h *H, ps *routerProcs, bin string, backends []string) (str
 	if err != nil {
 		return "", err
 	}
-	ng := routertest.Nginx{Dir: dir, Listen: listen, Backends: backends, Keepalive: 64}
-	conf := ng.Config()
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	cmd, err := routertest.Nginx{Dir: dir, Listen: listen, Backends: backends, Keepalive: 64}.Command(bin)
+	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command(bin, ng.Args(path)...)
 	if err := ps.start(cmd, filepath.Join(dir, "stdout.log")); err != nil {
 		return "", err
 	}

@@ -86,13 +86,10 @@ func startNginx(b *testing.B, backend string) string {
 	}
 	dir := b.TempDir()
 	listen := freeAddr(b)
-	ng := routertest.Nginx{Dir: dir, Listen: listen, Backends: []string{backend}, Keepalive: 256}
-	conf := ng.Config()
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	cmd, err := routertest.Nginx{Dir: dir, Listen: listen, Backends: []string{backend}, Keepalive: 256}.Command(bin)
+	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, ng.Args(path)...)
 	cmd.Stdout = b.Output()
 	cmd.Stderr = b.Output()
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,8 @@ package routertest
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -64,8 +66,12 @@ http {
 `, user, n.Dir, servers.String(), n.Keepalive, n.Listen)
 }
 
-// Args are the arguments that start nginx with the configuration file
-// path (written from Config), its prefix and error log in Dir.
-func (n Nginx) Args(path string) []string {
-	return []string{"-p", n.Dir, "-c", path, "-e", n.Dir + "/error.log"}
+// Command writes Config to Dir/nginx.conf and returns the command that
+// runs bin on it, with its prefix and error log in Dir.
+func (n Nginx) Command(bin string) (*exec.Cmd, error) {
+	path := filepath.Join(n.Dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(n.Config()), 0o644); err != nil {
+		return nil, err
+	}
+	return exec.Command(bin, "-p", n.Dir, "-c", path, "-e", filepath.Join(n.Dir, "error.log")), nil
 }
