@@ -111,6 +111,7 @@ func checkRoutes(t Table, fleet string, routes []targets.Route) error {
 		return fmt.Errorf("%w: %w", ErrInvalidTable, err)
 	}
 	used := t.listenOwners(fleet)
+	mine := map[string]owner{} // the listen addresses of routes
 	services := make(map[string]bool, len(routes))
 	for _, r := range routes {
 		if services[r.Service] {
@@ -122,15 +123,17 @@ func checkRoutes(t Table, fleet string, routes []targets.Route) error {
 		services[r.Service] = true
 		if r.Listen != "" {
 			used[r.Listen] = owner{fleet, r.Service}
+			mine[r.Listen] = owner{fleet, r.Service}
 		}
 	}
 	// Checked once every listen address is known: a backend may name the
-	// listen address of a route listed after its own, and another fleet's
-	// backend the listen address of one of these routes.
-	check := func(name string, routes []targets.Route) error {
+	// listen address of a route listed after its own. Another fleet's
+	// backends were checked against the other listen addresses when they
+	// were set: only those of routes are new to them.
+	check := func(name string, routes []targets.Route, listens map[string]owner) error {
 		for _, r := range routes {
 			for _, b := range r.Backends {
-				if o, ok := listenedBy(used, b.Addr); ok {
+				if o, ok := listenedBy(listens, b.Addr); ok {
 					return fmt.Errorf("%w: fleet %s: service %s: backend %s is the router's own listen address (fleet %s, service %s): the router would forward to itself",
 						ErrInvalidTable, name, r.Service, b.Addr, o.fleet, o.service)
 				}
@@ -138,12 +141,15 @@ func checkRoutes(t Table, fleet string, routes []targets.Route) error {
 		}
 		return nil
 	}
-	if err := check(fleet, routes); err != nil {
+	if err := check(fleet, routes, used); err != nil {
 		return err
+	}
+	if len(mine) == 0 {
+		return nil
 	}
 	for _, name := range t.fleetNames() {
 		if name != fleet {
-			if err := check(name, t.Fleets[name]); err != nil {
+			if err := check(name, t.Fleets[name], mine); err != nil {
 				return err
 			}
 		}
