@@ -24,6 +24,8 @@ type group struct {
 	// members are the processes that carry the instance's id, each held
 	// by a pidfd where the kernel has them.
 	members []*pidRef
+	// leaderLive says whether the leader ran at the last look (live).
+	leaderLive bool
 	// looks and ticks count the looks at the group (live) and the waits
 	// bounded by retirePoll rather than by an exit: what tests read.
 	looks, ticks int
@@ -97,6 +99,7 @@ func (g *group) signal(sig syscall.Signal) error {
 func (g *group) live() bool {
 	g.looks++
 	alive := g.leaderAlive()
+	g.leaderLive = alive
 	// A live leader is in its own group (a session leader cannot leave
 	// it) and pins its id: no scan of /proc is needed to know it lives.
 	// A group with no process at all is told by one kill(2), not a scan.
@@ -169,7 +172,11 @@ func (g *group) watch() (fds []int, held bool) {
 	pinned := g.pgid == 0
 	leaderHeld := g.leader == nil
 	for _, m := range g.members {
-		if !m.alive() {
+		isLeader := g.leader != nil && m.pid == g.leader.PID && m.start == g.leader.StartTime
+		// A leader that ended since the look still pinned the group's id
+		// then: its pidfd, readable already, has the wait look again at
+		// once rather than after a tick.
+		if !m.alive() && !(isLeader && g.leaderLive) {
 			continue
 		}
 		fd := pidfdOf(m)
@@ -181,7 +188,7 @@ func (g *group) watch() (fds []int, held bool) {
 		if m.pid == g.pgid {
 			pinned = true
 		}
-		if g.leader != nil && m.pid == g.leader.PID && m.start == g.leader.StartTime {
+		if isLeader {
 			leaderHeld = true
 		}
 	}
