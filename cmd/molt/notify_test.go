@@ -199,7 +199,12 @@ func TestNotifyReceiverDown(t *testing.T) {
 	r.mu.Unlock()
 	r.open(r.addr)
 	waitFor(t, "the four events", func() bool { got, _, _ := r.snapshot(); return len(got) >= 4 })
-	waitFor(t, "an empty queue", func() bool { return n2.pendingCount() == 0 })
+	// The queue is saved after the delivery leaves it in memory: wait for
+	// the file too.
+	waitFor(t, "an empty queue, saved", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, notifyFile))
+		return n2.pendingCount() == 0 && err == nil && !strings.Contains(string(b), `"event"`)
+	})
 	got, keys, _ := r.snapshot()
 	if want := []int64{1, 2, 3, 4}; !equalIDs(got, want) {
 		t.Errorf("received %v, want %v: once each, in order", got, want)
