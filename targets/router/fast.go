@@ -26,6 +26,11 @@ import (
 // it was consumed: the request is parsed again by net/http, and a
 // response whose header it had only looked at is read by net/http from
 // the same connection.
+//
+// Each exchange costs two reads and two writes: the request is sent by
+// the read that waits for the backend's answer, and the answer by the
+// read that waits for the client's next request (sendReader), so that
+// neither looks for bytes that cannot be there yet.
 
 // maxFastFields bounds the fields of a request or response that the fast
 // exchange takes.
@@ -507,11 +512,8 @@ func (s *Server) fastServe(c *laneConn, n int, r *fastReq, at *attempt) (out fas
 	at.slot, at.start, at.begun = b.gen.begin(s.stats.slotTime(start)), start, true
 	watch := c.watchAfter(laneWatchAfter, nil, up)
 	writeFastRequest(up.bw, r, c.remote)
-	err := up.bw.Flush()
-	hn := 0
-	if err == nil {
-		hn, err = fastHeader(up.br)
-	}
+	up.in.sendFirst(up.bw, nil) // sent by the read that waits for its answer
+	hn, err := fastHeader(up.br)
 	if watch.stop() {
 		// The client left (and the backend connection was cut): no one
 		// to answer, as in the lane.
@@ -572,7 +574,7 @@ func (s *Server) fastServe(c *laneConn, n int, r *fastReq, at *attempt) (out fas
 	} else {
 		up.nc.Close()
 	}
-	if closeAfter || c.br.Buffered() == 0 {
+	if closeAfter || c.br.Buffered() == 0 && !c.sendsLater() {
 		if err := c.bw.Flush(); err != nil {
 			c.nc.Close()
 			return fastAnswered, false

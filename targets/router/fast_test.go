@@ -373,3 +373,29 @@ func TestFastShutdown(t *testing.T) {
 	}
 	<-stopped
 }
+
+// TestFastNextRequestBeforeItsAnswer: a client that sends its next request
+// while the last one is still at the backend (before its answer, but
+// after the router read that one) gets both answers, though the read that
+// waits for the next request does not look first (sendReader): its wait
+// is bounded by laneBlindWait (and then the client loses it). Twice on
+// one connection.
+func TestFastNextRequestBeforeItsAnswer(t *testing.T) {
+	sent := make(chan struct{})
+	r, _, c := waitingAtBackend(t, func(*http.Request) { <-sent })
+	c.send("GET /next HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	close(sent)
+	c.expect("GET", "ok")
+	c.expect("GET", "ok")
+
+	sent = make(chan struct{})
+	c.send("GET /wait HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	within(t, "the request at the backend", func() bool { return webCounts(t, r.Client, testFleet)["gena"].Requests == 4 })
+	c.send("GET /next HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+	close(sent)
+	c.expect("GET", "ok")
+	c.expect("GET", "ok")
+	if got := webCounts(t, r.Client, testFleet)["gena"]; got.Status2xx != 5 {
+		t.Errorf("counts %+v, want five 2xx", got)
+	}
+}

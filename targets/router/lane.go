@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,11 @@ const laneBuffer = 4 << 10
 // left cancels the request, as it does under net/http). Most answers come
 // sooner and cost no watch.
 const laneWatchAfter = 20 * time.Millisecond
+
+// laneBlindWait bounds the wait for a client's next request that does not
+// look whether it is already there (see serveLane): what a client that
+// sends its next request before its answer waits once.
+const laneBlindWait = 50 * time.Millisecond
 
 // lane holds the connections in the lane of one listener, for a graceful
 // close like http.Server.Shutdown's.
@@ -206,6 +212,11 @@ type laneConn struct {
 	w      laneWriter // the current request's, reused
 	at     attempt    // the current request's, reused
 	watch  *watch     // the last request's, reused if its timer did not fire
+	// blind says that an answer held back in bw is sent by the read that
+	// waits for the next request (see serveLane), until the client is
+	// seen to send a request before it has its answer.
+	blind  bool
+	idleFn func() bool // marks c idle, bound once
 	// Scratch space of the fast exchange, reused.
 	fields, rfields []field
 	names           []byte
@@ -224,6 +235,7 @@ func (c *laneConn) writer(r *http.Request, closeAfter bool) *laneWriter {
 // early), or all that the lane read before a hand-over.
 type connReader struct {
 	nc      net.Conn
+	sr      *sendReader // nc's, if not nil (a lane connection's)
 	pending []byte
 }
 
@@ -232,6 +244,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 		n := copy(p, r.pending)
 		r.pending = r.pending[n:]
 		return n, nil
+	}
+	if r.sr != nil {
+		return r.sr.Read(p)
 	}
 	return r.nc.Read(p)
 }
@@ -261,8 +276,9 @@ func (s *Server) accept(l *listener) {
 // serveLane serves the requests of nc that the lane takes, and hands nc
 // over to net/http at the first it does not.
 func (s *Server) serveLane(l *listener, nc net.Conn) {
-	c := &laneConn{lane: &l.lane, nc: nc, remote: nc.RemoteAddr().String()}
-	c.in.nc = nc
+	c := &laneConn{lane: &l.lane, nc: nc, remote: nc.RemoteAddr().String(), blind: true}
+	c.in.nc, c.in.sr = nc, newSendReader(nc)
+	c.idleFn = func() bool { return l.lane.setIdle(c, true) }
 	if !l.lane.add(c) {
 		nc.Close()
 		return
@@ -271,13 +287,35 @@ func (s *Server) serveLane(l *listener, nc net.Conn) {
 	c.bw = bufio.NewWriterSize(nc, laneBuffer)
 	defer l.lane.remove(c)
 	for {
-		if !l.lane.setIdle(c, true) {
-			c.bw.Flush() // an answer held back for the next request's sake
-			nc.Close()
-			return
+		// The answer to the last request, held back in bw (fastServe),
+		// is sent by the read that waits for the next one: it can only
+		// come after its answer, and so that read does not look first
+		// (sendReader). Should the client have sent it earlier (HTTP/1.1
+		// pipelining), the wait would not see it: it is bounded by
+		// laneBlindWait, after which the read looks, and a client that
+		// is seen to do that loses the blind wait.
+		blind := c.bw.Buffered() > 0 && c.sendsLater()
+		if blind {
+			nc.SetReadDeadline(time.Now().Add(laneBlindWait))
+			c.in.sr.sendFirst(c.bw, c.idleFn) // marked idle once sent
+		} else {
+			if !l.lane.setIdle(c, true) {
+				c.bw.Flush() // an answer held back for the next request's sake
+				nc.Close()
+				return
+			}
+			nc.SetReadDeadline(time.Now().Add(laneIdleTimeout))
 		}
-		nc.SetReadDeadline(time.Now().Add(laneIdleTimeout))
-		if _, err := c.br.Peek(1); err != nil {
+		_, err := c.br.Peek(1)
+		if blind && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Sent, marked idle, and no request within laneBlindWait:
+			// wait for one as usual. One that was there already had
+			// come before its answer.
+			nc.SetReadDeadline(time.Now().Add(laneIdleTimeout))
+			_, err = c.br.Peek(1)
+			c.blind = c.in.sr.waited
+		}
+		if err != nil {
 			nc.Close()
 			return
 		}
@@ -341,6 +379,14 @@ func (s *Server) serveLane(l *listener, nc net.Conn) {
 			return
 		}
 	}
+}
+
+// sendsLater reports whether an answer held back in c.bw is sent by the
+// read that waits for the next request (see serveLane): nothing of that
+// request has been read yet, and the client has not been seen to send
+// one before its answer.
+func (c *laneConn) sendsLater() bool {
+	return c.blind && c.br.Buffered() == 0 && len(c.in.pending) == 0
 }
 
 // handOver gives c, and what was read of it, to net/http, once the

@@ -22,6 +22,7 @@ type connPool struct {
 // upConn is one connection to a backend.
 type upConn struct {
 	nc net.Conn
+	in *sendReader // br's
 	br *bufio.Reader
 	bw *bufio.Writer
 	// reused says that the connection served a request before this one:
@@ -76,7 +77,8 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upConn{nc: nc, br: bufio.NewReaderSize(nc, connBuffer), bw: bufio.NewWriterSize(nc, connBuffer)}, nil
+	in := newSendReader(nc)
+	return &upConn{nc: nc, in: in, br: bufio.NewReaderSize(in, connBuffer), bw: bufio.NewWriterSize(nc, connBuffer)}, nil
 }
 
 // put returns a connection whose exchange is complete (nothing left to

@@ -1,0 +1,42 @@
+//go:build !unix
+
+package router
+
+import (
+	"bufio"
+	"errors"
+	"net"
+)
+
+// A sendReader reads a connection for a bufio.Reader, and can send what a
+// writer holds first (see sendread_unix.go; here it only sends, then
+// reads as usual).
+type sendReader struct {
+	nc     net.Conn
+	send   *bufio.Writer
+	then   func() bool
+	waited bool // never known here
+}
+
+// errClosing ends a read whose then said no.
+var errClosing = errors.New("closing")
+
+func newSendReader(nc net.Conn) *sendReader { return &sendReader{nc: nc} }
+
+// sendFirst has the next Read send what w holds, then call then (unless
+// nil), before it reads.
+func (r *sendReader) sendFirst(w *bufio.Writer, then func() bool) { r.send, r.then = w, then }
+
+func (r *sendReader) Read(p []byte) (int, error) {
+	w, then := r.send, r.then
+	r.send, r.then = nil, nil
+	if w != nil {
+		if err := w.Flush(); err != nil {
+			return 0, err
+		}
+		if then != nil && !then() {
+			return 0, errClosing
+		}
+	}
+	return r.nc.Read(p)
+}

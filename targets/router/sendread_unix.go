@@ -1,0 +1,124 @@
+//go:build unix
+
+package router
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// A sendReader reads a connection for a bufio.Reader. Before a read it
+// can send what a writer holds (a request to a backend, an answer to a
+// client) and then wait for the connection to turn readable before it
+// reads: an answer to what was just sent cannot be there yet, so the read
+// that would only say so (EAGAIN) is not made. Go's poller forgets a
+// readiness that it saw before a read begins, so the bytes are sent from
+// inside the read (syscall.RawConn.Read), after it began: whatever
+// arrives from then on wakes it.
+type sendReader struct {
+	nc   net.Conn
+	rc   syscall.RawConn // nil if nc has none: then it sends, and reads, as usual
+	send *bufio.Writer   // for the next read only
+	then func() bool     // for the next read only: called once sent; false ends the read (errClosing)
+	// waited says that the last read found nothing to read at first and
+	// waited (or, after a send, was woken with nothing to read).
+	waited  bool
+	sending bool
+	p       []byte
+	n       int
+	err     error
+	fn      func(fd uintptr) bool // r.read, bound once
+}
+
+// errClosing ends a read whose then said no.
+var errClosing = errors.New("closing")
+
+func newSendReader(nc net.Conn) *sendReader {
+	r := &sendReader{nc: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			r.rc = rc
+		}
+	}
+	r.fn = r.read
+	return r
+}
+
+// sendFirst has the next Read send what w holds, then call then (unless
+// nil), before it waits to read.
+func (r *sendReader) sendFirst(w *bufio.Writer, then func() bool) { r.send, r.then = w, then }
+
+func (r *sendReader) Read(p []byte) (int, error) {
+	if r.rc == nil {
+		w, then := r.send, r.then
+		r.send, r.then, r.waited = nil, nil, false
+		if w != nil {
+			if err := w.Flush(); err != nil {
+				return 0, err
+			}
+			if then != nil && !then() {
+				return 0, errClosing
+			}
+		}
+		return r.nc.Read(p)
+	}
+	r.p, r.n, r.err, r.waited = p, 0, nil, false
+	r.sending = r.send != nil
+	err := r.rc.Read(r.fn)
+	if err != nil && r.sending {
+		// It ended before it began (the deadline had passed): what it
+		// was to send is sent all the same.
+		r.sending = false
+		if ferr := r.send.Flush(); ferr != nil {
+			err = ferr
+		} else if r.then != nil && !r.then() {
+			err = errClosing
+		}
+	}
+	r.send, r.then, r.p = nil, nil, nil
+	if err != nil {
+		return 0, err // closed, or the deadline passed, while it waited
+	}
+	return r.n, r.err
+}
+
+// read is the syscall.RawConn's callback: it sends first, if asked to,
+// then reads, and asks to wait (false) for as long as there is nothing to
+// read.
+func (r *sendReader) read(fd uintptr) bool {
+	if r.sending {
+		r.sending = false
+		if err := r.send.Flush(); err != nil {
+			r.err = err
+			return true
+		}
+		if r.then != nil && !r.then() {
+			r.err = errClosing
+			return true
+		}
+		return false
+	}
+	for {
+		n, err := syscall.Read(int(fd), r.p)
+		switch err {
+		case nil:
+			if n == 0 && len(r.p) > 0 {
+				r.err = io.EOF
+			}
+			r.n = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			r.waited = true
+			return false
+		default:
+			r.err = &net.OpError{Op: "read", Net: "tcp", Source: r.nc.LocalAddr(), Addr: r.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+			return true
+		}
+	}
+}
