@@ -365,14 +365,16 @@ func parseFastResponse(head []byte, isHead bool, fields []field) (fastResp, erro
 // canonical name, then Date if the backend sent none and Connection:
 // close if closeAfter. names is scratch space for the canonical names.
 func writeFastResponse(bw *bufio.Writer, r *fastResp, gen string, closeAfter bool, names []byte) []byte {
+	var code [3]byte
+	strconv.AppendInt(code[:0], int64(r.status), 10) // (three digits: parseFastResponse)
 	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(r.status))
+	bw.Write(code[:])
 	bw.WriteByte(' ')
 	if text := http.StatusText(r.status); text != "" {
 		bw.WriteString(text)
 	} else {
 		bw.WriteString("status code ")
-		bw.WriteString(strconv.Itoa(r.status))
+		bw.Write(code[:])
 	}
 	bw.WriteString("\r\n")
 

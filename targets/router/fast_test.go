@@ -94,6 +94,8 @@ var fastCases = []struct {
 			"X-Twice: 1\r\nx-twice: 2\r\n\r\nok"},
 	{name: "raw: a length with leading zeros", method: "GET", fast: true,
 		answer: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 004\r\n\r\ngone"},
+	{name: "raw: a status without a text", method: "GET", fast: true,
+		answer: "HTTP/1.1 299 Whatever\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"},
 	{name: "raw: no length, no type, empty", method: "GET", fast: true,
 		answer: "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"},
 	{name: "raw: a body larger than the buffers", method: "GET", fast: true,

@@ -54,8 +54,8 @@ const laneBlindWait = 50 * time.Millisecond
 // close like http.Server.Shutdown's.
 type lane struct {
 	mu      sync.Mutex
-	conns   map[*laneConn]bool // guarded by mu: true while idle (between requests)
-	closing bool               // guarded by mu
+	conns   map[*laneConn]struct{} // guarded by mu (and each one's idle)
+	closing bool                   // guarded by mu
 }
 
 // add enters c, unless the lane closes.
@@ -66,9 +66,9 @@ func (l *lane) add(c *laneConn) bool {
 		return false
 	}
 	if l.conns == nil {
-		l.conns = map[*laneConn]bool{}
+		l.conns = map[*laneConn]struct{}{}
 	}
-	l.conns[c] = false
+	l.conns[c] = struct{}{}
 	return true
 }
 
@@ -86,7 +86,7 @@ func (l *lane) setIdle(c *laneConn, idle bool) bool {
 	if l.closing {
 		return false
 	}
-	l.conns[c] = idle
+	c.idle = idle
 	return true
 }
 
@@ -108,8 +108,8 @@ func (l *lane) shutdown(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		left := 0
-		for c, idle := range l.conns {
-			if idle {
+		for c := range l.conns {
+			if c.idle {
 				c.nc.Close()
 				delete(l.conns, c)
 				continue
@@ -216,6 +216,7 @@ type laneConn struct {
 	// waits for the next request (see serveLane), until the client is
 	// seen to send a request before it has its answer.
 	blind  bool
+	idle   bool        // between requests; guarded by lane.mu
 	idleFn func() bool // marks c idle, bound once
 	// Scratch space of the fast exchange, reused.
 	fields, rfields []field
