@@ -23,7 +23,11 @@ import (
 // The router comparison: molt's router and nginx, each a reverse proxy in
 // front of the same three hello backends, loaded by wrk in turn.
 const (
-	routerWrkSteady    = 4 * time.Second // each steady wrk run
+	routerWrkSteady = 2 * time.Second // each steady wrk run
+	// routerSteadyRounds is how many steady runs of each side there are
+	// per round of the whole run: one wrk run on a 2-core VM can be 40 %
+	// off the next, so the medians need more of them than other figures.
+	routerSteadyRounds = 3
 	routerWrkSwitch    = 3 * time.Second // the wrk run during which the table switches, and the steady one before it
 	routerSwitchAfter  = 1 * time.Second // when, in that run, the switch starts
 	routerFleet        = "bench"
@@ -70,8 +74,8 @@ func benchRouter(h *H) error {
 	}
 	steady := map[int][2]map[string]Samples{}
 	for _, conns := range []int{16, 64} {
-		h.Logf("router: wrk at %d connections, router and nginx alternating, %d rounds", conns, h.Rounds)
-		rs, ns, err := h.Alternate(h.Rounds, run(r.url, conns), run(nginxURL, conns))
+		h.Logf("router: wrk at %d connections, router and nginx alternating, %d rounds", conns, routerSteadyRounds*h.Rounds)
+		rs, ns, err := h.Alternate(routerSteadyRounds*h.Rounds, run(r.url, conns), run(nginxURL, conns))
 		if err != nil {
 			return err
 		}
@@ -142,9 +146,10 @@ func benchRouter(h *H) error {
 		"(worker_processes auto, upstream with `keepalive 64`, proxy_http_version 1.1, `proxy_set_header Connection \"\"`, "+
 		"Host and X-Forwarded-For/Host/Proto set as the router sets them, access_log off), "+
 		"each in front of the same %d hello backends (testdata/apps/hello, GET /), round robin; "+
-		"`wrk -t2 -cN -d%s --latency` against each in turn, after a 1 s warm-up; failed requests are wrk's "+
+		"`wrk -t2 -cN -d%s --latency` against each in turn, after a 1 s warm-up, %d rounds (the steady rows: "+
+		"one run varies by up to 40 %% from the next here, more than other figures); failed requests are wrk's "+
 		"non-2xx-or-3xx responses plus its socket errors (connect, read, write, timeout).",
-		routerNginxVersion(nginxBin), routerHellosPerGen, routerWrkSteady)
+		routerNginxVersion(nginxBin), routerHellosPerGen, routerWrkSteady, routerSteadyRounds*h.Rounds)
 	h.Note("router blue-green switch: during a `wrk -t2 -c64 -d%s --latency` run, %s in, the route is set to 3 new "+
 		"backends (a new generation), the old ones drained (`Drain`) and then stopped (SIGTERM); one switch per round. "+
 		"The spike is that run's p99 over the p99 of a steady run of the same length just before it. "+
