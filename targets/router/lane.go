@@ -285,7 +285,7 @@ func (s *Server) serveLane(l *listener, nc net.Conn) {
 		return
 	}
 	c.br = bufio.NewReaderSize(&c.in, laneBuffer)
-	c.bw = bufio.NewWriterSize(nc, laneBuffer)
+	c.bw = bufio.NewWriterSize(newSockWriter(nc), laneBuffer)
 	defer l.lane.remove(c)
 	for {
 		// The answer to the last request, held back in bw (fastServe),

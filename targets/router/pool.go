@@ -78,7 +78,7 @@ func (p *connPool) dial(ctx context.Context) (*upConn, error) {
 		return nil, err
 	}
 	in := newSendReader(nc)
-	return &upConn{nc: nc, in: in, br: bufio.NewReaderSize(in, connBuffer), bw: bufio.NewWriterSize(nc, connBuffer)}, nil
+	return &upConn{nc: nc, in: in, br: bufio.NewReaderSize(in, connBuffer), bw: bufio.NewWriterSize(newSockWriter(nc), connBuffer)}, nil
 }
 
 // put returns a connection whose exchange is complete (nothing left to

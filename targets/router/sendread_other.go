@@ -5,6 +5,7 @@ package router
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 )
 
@@ -22,6 +23,10 @@ type sendReader struct {
 var errClosing = errors.New("closing")
 
 func newSendReader(nc net.Conn) *sendReader { return &sendReader{nc: nc} }
+
+// newSockWriter returns the writer of nc for a bufio.Writer: nc itself
+// here (see sendread_unix.go).
+func newSockWriter(nc net.Conn) io.Writer { return nc }
 
 // sendFirst has the next Read send what w holds, then call then (unless
 // nil), before it reads.

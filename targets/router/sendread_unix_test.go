@@ -4,6 +4,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -119,5 +120,49 @@ func TestSendReaderDeadline(t *testing.T) {
 	}
 	if _, err := io.ReadFull(server, b[:]); err != nil || string(b[:]) != "bye!" {
 		t.Fatalf("the peer read %q, %v; want bye!", b[:], err)
+	}
+}
+
+// TestSockWriter: a write larger than the socket's buffers is written
+// whole, waiting while they are full; a write to a peer that is gone
+// fails with the connection's error.
+func TestSockWriter(t *testing.T) {
+	client, server := loopbackPair(t)
+	w := newSockWriter(client)
+	if _, ok := w.(*sockWriter); !ok {
+		t.Fatalf("a TCP connection's writer is %T, want a *sockWriter", w)
+	}
+	big := make([]byte, 16<<20)
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the buffers fill first
+		b, _ := io.ReadAll(io.LimitReader(server, int64(len(big))))
+		got <- b
+	}()
+	if n, err := w.Write(big); n != len(big) || err != nil {
+		t.Fatalf("write: %d, %v; want %d, nil", n, err, len(big))
+	}
+	if b := <-got; !bytes.Equal(b, big) {
+		t.Fatalf("the peer read %d bytes, not those written", len(b))
+	}
+
+	server.Close()
+	var err error
+	for range 100 { // the first write after the peer closed may still be accepted
+		if _, err = w.Write([]byte("hello")); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "write" {
+		t.Fatalf("write to a closed peer: %v, want a write *net.OpError", err)
+	}
+	client.Close()
+	if _, err := w.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write on a closed connection: %v, want net.ErrClosed", err)
 	}
 }
