@@ -242,17 +242,18 @@ func appendCanonical(dst, name []byte) []byte {
 }
 
 // writeFastRequest writes r to a backend as writeRequest writes the same
-// request parsed by net/http (addr is never needed: r has a Host).
-func writeFastRequest(bw *bufio.Writer, r *fastReq, remote string) {
+// request parsed by net/http (addr is never needed: r has a Host). names
+// is scratch space for the canonical names.
+func writeFastRequest(bw *bufio.Writer, r *fastReq, remote string, names []byte) []byte {
 	bw.Write(r.method)
 	bw.WriteByte(' ')
 	bw.Write(r.target)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.Write(r.host)
 	bw.WriteString("\r\n")
-	var buf [64]byte
 	for _, f := range r.fields {
-		canon, ok := passedOn(buf[:0], f, r.fields)
+		canon, ok := passedOn(names[:0], f, r.fields)
+		names = canon[:0]
 		if !ok || forwardedHeader(string(canon)) {
 			continue
 		}
@@ -271,6 +272,7 @@ func writeFastRequest(bw *bufio.Writer, r *fastReq, remote string) {
 		bw.WriteString("Te: trailers\r\n")
 	}
 	bw.WriteString("\r\n")
+	return names
 }
 
 // fastResp is a response header parsed in place.
@@ -513,7 +515,7 @@ func (s *Server) fastServe(c *laneConn, n int, r *fastReq, at *attempt) (out fas
 
 	at.slot, at.start, at.begun = b.gen.begin(s.stats.slotTime(start)), start, true
 	watch := c.watchAfter(laneWatchAfter, nil, up)
-	writeFastRequest(up.bw, r, c.remote)
+	c.names = writeFastRequest(up.bw, r, c.remote, c.names)
 	up.in.sendFirst(up.bw, nil) // sent by the read that waits for its answer
 	hn, err := fastHeader(up.br)
 	if watch.stop() {
