@@ -22,6 +22,7 @@ type H struct {
 	Root   string // the repository's root
 	Molt   string // molt, built from Root for this run
 	Hello  string // testdata/apps/hello, built for this run
+	Commit string // the commit measured (see commit)
 	Tmp    string // scratch space, removed at the end
 	Rounds int    // rounds of each alternating comparison
 	Log    io.Writer

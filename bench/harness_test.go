@@ -2,6 +2,9 @@ package main
 
 import (
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -116,5 +119,44 @@ func TestRender(t *testing.T) {
 		if !strings.Contains(doc, want) {
 			t.Errorf("the results lack %q:\n%s", want, doc)
 		}
+	}
+}
+
+// TestCommit: the commit a run names says "with uncommitted changes" when
+// the tree differs from it, but not when only the results it replaces do.
+func TestCommit(t *testing.T) {
+	dir := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	write := func(name, text string) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git("init", "-q")
+	write("main.go", "package main\n")
+	write("bench/RESULTS.md", "old\n")
+	git("add", ".")
+	git("commit", "-q", "-m", "first")
+	if c := commit(dir, "bench/RESULTS.md"); len(c) != 12 {
+		t.Fatalf("clean tree: %q, want a 12-digit commit alone", c)
+	}
+	write("bench/RESULTS.md", "new\n")
+	if c := commit(dir, "bench/RESULTS.md"); strings.Contains(c, "uncommitted") {
+		t.Errorf("only the results changed: %q", c)
+	}
+	write("main.go", "package main // changed\n")
+	if c := commit(dir, "bench/RESULTS.md"); !strings.Contains(c, "with uncommitted changes") {
+		t.Errorf("a source file changed: %q, want it said", c)
 	}
 }

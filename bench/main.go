@@ -66,7 +66,7 @@ func run(out string, rounds int, only string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	h := &H{Root: root, Tmp: tmp, Rounds: rounds, Log: os.Stderr}
+	h := &H{Root: root, Tmp: tmp, Rounds: rounds, Log: os.Stderr, Commit: commit(root, out)}
 	start := time.Now()
 	h.Molt = filepath.Join(tmp, "molt")
 	h.Hello = filepath.Join(tmp, "hello")
@@ -130,7 +130,7 @@ func (h *H) render(took time.Duration, rounds int) string {
 	b.WriteString("*Ratio* is molt over the comparator; *spread* is (max − min) / median of molt's rounds, then the comparator's. ")
 	b.WriteString("*Before* is the figure in the performance issue's table, measured when it was filed (another run, same kind of machine).\n\n")
 	fmt.Fprintf(&b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- commit: %s\n", commit(h.Root))
+	fmt.Fprintf(&b, "- commit: %s\n", h.Commit)
 	fmt.Fprintf(&b, "- machine: %s\n", machine())
 	fmt.Fprintf(&b, "- %s, whole run %s\n\n", runtime.Version(), took.Round(time.Second))
 	met, missed, none := 0, 0, 0
@@ -227,13 +227,16 @@ func sig(v float64) string {
 	}
 }
 
-func commit(root string) string {
+// commit names the commit checked out in root when the run starts, and
+// says if the tree differs from it but for out, the results the run
+// replaces.
+func commit(root, out string) string {
 	b, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
 		return "unknown"
 	}
 	c := strings.TrimSpace(string(b))
-	if st, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); len(st) > 0 {
+	if st, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)"+filepath.ToSlash(out)).Output(); len(st) > 0 {
 		c += " (with uncommitted changes)"
 	}
 	return c
