@@ -4,7 +4,6 @@ package router
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 )
@@ -18,9 +17,6 @@ type sendReader struct {
 	then   func() bool
 	waited bool // never known here
 }
-
-// errClosing ends a read whose then said no.
-var errClosing = errors.New("closing")
 
 func newSendReader(nc net.Conn) *sendReader { return &sendReader{nc: nc} }
 
@@ -36,11 +32,8 @@ func (r *sendReader) Read(p []byte) (int, error) {
 	w, then := r.send, r.then
 	r.send, r.then = nil, nil
 	if w != nil {
-		if err := w.Flush(); err != nil {
+		if err := send(w, then); err != nil {
 			return 0, err
-		}
-		if then != nil && !then() {
-			return 0, errClosing
 		}
 	}
 	return r.nc.Read(p)

@@ -4,7 +4,6 @@ package router
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -35,9 +34,6 @@ type sendReader struct {
 	fn      func(fd uintptr) bool // r.read, bound once
 }
 
-// errClosing ends a read whose then said no.
-var errClosing = errors.New("closing")
-
 func newSendReader(nc net.Conn) *sendReader {
 	r := &sendReader{nc: nc}
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -58,11 +54,8 @@ func (r *sendReader) Read(p []byte) (int, error) {
 		w, then := r.send, r.then
 		r.send, r.then, r.waited = nil, nil, false
 		if w != nil {
-			if err := w.Flush(); err != nil {
+			if err := send(w, then); err != nil {
 				return 0, err
-			}
-			if then != nil && !then() {
-				return 0, errClosing
 			}
 		}
 		return r.nc.Read(p)
@@ -74,10 +67,8 @@ func (r *sendReader) Read(p []byte) (int, error) {
 		// It ended before it began (the deadline had passed): what it
 		// was to send is sent all the same.
 		r.sending = false
-		if ferr := r.send.Flush(); ferr != nil {
-			err = ferr
-		} else if r.then != nil && !r.then() {
-			err = errClosing
+		if serr := send(r.send, r.then); serr != nil {
+			err = serr
 		}
 	}
 	r.send, r.then, r.p = nil, nil, nil
@@ -93,12 +84,8 @@ func (r *sendReader) Read(p []byte) (int, error) {
 func (r *sendReader) read(fd uintptr) bool {
 	if r.sending {
 		r.sending = false
-		if err := r.send.Flush(); err != nil {
+		if err := send(r.send, r.then); err != nil {
 			r.err = err
-			return true
-		}
-		if r.then != nil && !r.then() {
-			r.err = errClosing
 			return true
 		}
 		return false
