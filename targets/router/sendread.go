@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"errors"
+	"net"
 )
 
 // errClosing ends a read whose then said no (see sendReader).
@@ -18,4 +19,15 @@ func send(w *bufio.Writer, then func() bool) error {
 		return errClosing
 	}
 	return nil
+}
+
+// sendThenRead is a sendReader's Read where it has no raw connection: it
+// sends what w holds (unless nil), calls then, and reads nc as usual.
+func sendThenRead(nc net.Conn, w *bufio.Writer, then func() bool, p []byte) (int, error) {
+	if w != nil {
+		if err := send(w, then); err != nil {
+			return 0, err
+		}
+	}
+	return nc.Read(p)
 }

@@ -31,10 +31,5 @@ func (r *sendReader) sendFirst(w *bufio.Writer, then func() bool) { r.send, r.th
 func (r *sendReader) Read(p []byte) (int, error) {
 	w, then := r.send, r.then
 	r.send, r.then = nil, nil
-	if w != nil {
-		if err := send(w, then); err != nil {
-			return 0, err
-		}
-	}
-	return r.nc.Read(p)
+	return sendThenRead(r.nc, w, then, p)
 }

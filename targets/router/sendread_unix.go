@@ -35,14 +35,23 @@ type sendReader struct {
 }
 
 func newSendReader(nc net.Conn) *sendReader {
-	r := &sendReader{nc: nc}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			r.rc = rc
-		}
-	}
+	r := &sendReader{nc: nc, rc: rawConnOf(nc)}
 	r.fn = r.read
 	return r
+}
+
+// rawConnOf returns nc's syscall.RawConn, or nil if it has none (a TLS
+// connection, a pipe in a test).
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // sendFirst has the next Read send what w holds, then call then (unless
@@ -53,12 +62,7 @@ func (r *sendReader) Read(p []byte) (int, error) {
 	if r.rc == nil {
 		w, then := r.send, r.then
 		r.send, r.then, r.waited = nil, nil, false
-		if w != nil {
-			if err := send(w, then); err != nil {
-				return 0, err
-			}
-		}
-		return r.nc.Read(p)
+		return sendThenRead(r.nc, w, then, p)
 	}
 	r.p, r.n, r.err, r.waited = p, 0, nil, false
 	r.sending = r.send != nil
@@ -130,7 +134,7 @@ func opError(op string, nc net.Conn, errno syscall.Errno) error {
 // the calls were raw.
 type sockWriter struct {
 	nc  net.Conn
-	rc  syscall.RawConn // nil if nc has none: then nc.Write writes
+	rc  syscall.RawConn
 	p   []byte
 	n   int
 	err error
@@ -138,15 +142,11 @@ type sockWriter struct {
 }
 
 func newSockWriter(nc net.Conn) io.Writer {
-	w := &sockWriter{nc: nc}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			w.rc = rc
-		}
-	}
-	if w.rc == nil {
+	rc := rawConnOf(nc)
+	if rc == nil {
 		return nc
 	}
+	w := &sockWriter{nc: nc, rc: rc}
 	w.fn = w.write
 	return w
 }
