@@ -73,9 +73,10 @@ func benchRouter(h *H) error {
 		}
 	}
 	steady := map[int][2]map[string]Samples{}
+	steadyRounds := routerSteadyRounds * h.Rounds
 	for _, conns := range []int{16, 64} {
-		h.Logf("router: wrk at %d connections, router and nginx alternating, %d rounds", conns, routerSteadyRounds*h.Rounds)
-		rs, ns, err := h.Alternate(routerSteadyRounds*h.Rounds, run(r.url, conns), run(nginxURL, conns))
+		h.Logf("router: wrk at %d connections, router and nginx alternating, %d rounds", conns, steadyRounds)
+		rs, ns, err := h.Alternate(steadyRounds, run(r.url, conns), run(nginxURL, conns))
 		if err != nil {
 			return err
 		}
@@ -149,7 +150,7 @@ func benchRouter(h *H) error {
 		"`wrk -t2 -cN -d%s --latency` against each in turn, after a 1 s warm-up, %d rounds (the steady rows: "+
 		"one run varies by up to 40 %% from the next here, more than other figures); failed requests are wrk's "+
 		"non-2xx-or-3xx responses plus its socket errors (connect, read, write, timeout).",
-		routerNginxVersion(nginxBin), routerHellosPerGen, routerWrkSteady, routerSteadyRounds*h.Rounds)
+		routerNginxVersion(nginxBin), routerHellosPerGen, routerWrkSteady, steadyRounds)
 	h.Note("router blue-green switch: during a `wrk -t2 -c64 -d%s --latency` run, %s in, the route is set to 3 new "+
 		"backends (a new generation), the old ones drained (`Drain`) and then stopped (SIGTERM); one switch per round. "+
 		"The spike is that run's p99 over the p99 of a steady run of the same length just before it. "+
